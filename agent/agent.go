@@ -1,0 +1,184 @@
+// Package agent is the workload side of the trust path: inside the TEE it
+// generates the workload's keys, binds them and the coordinator's nonce
+// into evidence, attests, and unwraps the secrets and certificate released
+// to it; keys never leave the process.
+package agent
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hpke"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"github.com/trustbound/trustbound/api"
+	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/keybroker"
+)
+
+// Identity is the key material a workload generates inside its TEE: a
+// signing key for its certificate and an HPKE key that releases are sealed
+// to.
+type Identity struct {
+	Signer *ecdsa.PrivateKey
+	HPKE   hpke.PrivateKey
+	hpke   api.HPKEKey
+}
+
+// NewIdentity generates the workload's keys.
+func NewIdentity() (*Identity, error) {
+	sk, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	hk, pub, err := keybroker.NewTEEKey()
+	if err != nil {
+		return nil, err
+	}
+	return &Identity{Signer: sk, HPKE: hk, hpke: pub}, nil
+}
+
+// RuntimeData returns the exact runtime data document binding nonce and
+// the identity's public keys, for workload.
+func (id *Identity) RuntimeData(workload, nonce string) ([]byte, error) {
+	jwk, err := api.NewJWK(api.KeyIdentity, "sig", &id.Signer.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(api.RuntimeData{Nonce: nonce, Workload: workload, Keys: []api.JWK{jwk}, HPKE: id.hpke})
+}
+
+// Evidence fetches a challenge and produces evidence from the TEE that
+// binds it and the identity's keys.
+func (id *Identity) Evidence(ctx context.Context, c *Client, tee attest.Attester, workload string) (*api.AttestRequest, error) {
+	ch, err := c.Challenge(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("challenge: %w", err)
+	}
+	rd, err := id.RuntimeData(workload, ch.Nonce)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := tee.Attest(ctx, attest.ReportDataFor(rd))
+	if err != nil {
+		return nil, fmt.Errorf("evidence from the %s TEE: %w", tee.TEE(), err)
+	}
+	ev.RuntimeData = rd
+	return &api.AttestRequest{Workload: workload, Evidence: *ev}, nil
+}
+
+// Result is what an attested workload received, in memory.
+type Result struct {
+	Token       string
+	Claims      attest.Claims
+	SPIFFEID    string
+	Certificate string // PEM
+	CA          string // PEM
+	Secrets     map[string][]byte
+	Simulated   bool
+}
+
+// Run performs the whole trust path for workload: keys, challenge,
+// evidence, attest, release, unwrap.
+func Run(ctx context.Context, c *Client, tee attest.Attester, workload string) (*Identity, *Result, error) {
+	id, err := NewIdentity()
+	if err != nil {
+		return nil, nil, err
+	}
+	req, err := id.Evidence(ctx, c, tee, workload)
+	if err != nil {
+		return nil, nil, err
+	}
+	ar, err := c.Attest(ctx, req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("attest: %w", err)
+	}
+	rel, err := c.Release(ctx, &api.ReleaseRequest{Token: ar.Token})
+	if err != nil {
+		return nil, nil, fmt.Errorf("release: %w", err)
+	}
+	res, err := id.Open(rel)
+	if err != nil {
+		return nil, nil, err
+	}
+	res.Token, res.Claims = ar.Token, ar.Claims
+	return id, res, nil
+}
+
+// Open unwraps a release with the identity's HPKE key and checks that the
+// certificate is for the identity's signing key.
+func (id *Identity) Open(rel *api.ReleaseResponse) (*Result, error) {
+	blk, _ := pem.Decode([]byte(rel.Certificate))
+	if blk == nil {
+		return nil, errors.New("release: no certificate")
+	}
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("release: certificate: %w", err)
+	}
+	if pub, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&id.Signer.PublicKey) {
+		return nil, errors.New("release: the certificate is not for this workload's key")
+	}
+	res := &Result{SPIFFEID: rel.SPIFFEID, Certificate: rel.Certificate, CA: rel.CA, Secrets: map[string][]byte{}, Simulated: rel.Simulated}
+	for _, s := range rel.Secrets {
+		if s.Info != api.SecretInfo(rel.Workload, s.Name, s.Version) {
+			return nil, fmt.Errorf("release: secret %q carries unexpected context", s.Name)
+		}
+		v, err := keybroker.Unwrap(id.HPKE, s)
+		if err != nil {
+			return nil, err
+		}
+		res.Secrets[s.Name] = v
+	}
+	return res, nil
+}
+
+var safeName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// Write stores the result under dir with owner-only permissions:
+// identity.key, identity.crt, ca.crt and secrets/<name>.
+func (id *Identity) Write(dir string, res *Result) error {
+	if err := os.MkdirAll(filepath.Join(dir, "secrets"), 0o700); err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(id.Signer)
+	if err != nil {
+		return err
+	}
+	files := map[string][]byte{
+		"identity.key": pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+		"identity.crt": []byte(res.Certificate),
+		"ca.crt":       []byte(res.CA),
+	}
+	for name, v := range res.Secrets {
+		if !safeName.MatchString(name) || name == "." || name == ".." {
+			return fmt.Errorf("refusing to write secret with unsafe name %q", name)
+		}
+		files[filepath.Join("secrets", name)] = v
+	}
+	for name, b := range files {
+		if err := writeFile0600(filepath.Join(dir, name), b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeFile0600(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,277 @@
+// Package api defines the wire types of trustbound's native HTTP API
+// (/v1/...), shared by the coordinator and the agent: plain data with
+// encoding rules, no behaviour beyond them.
+package api
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/trustbound/trustbound/attest"
+)
+
+// Paths of the native API.
+const (
+	PathChallenge = "/v1/challenge"
+	PathAttest    = "/v1/attest"
+	PathRelease   = "/v1/release"
+	PathManifest  = "/v1/manifest"
+	PathSecrets   = "/v1/secrets/" // + name
+	PathStatus    = "/v1/status"
+	PathCA        = "/v1/ca"
+	PathHealth    = "/healthz"
+)
+
+// MaxBody is the largest request body the coordinator reads.
+const MaxBody = 1 << 20
+
+// Challenge is a fresh, single-use nonce.
+type Challenge struct {
+	// Nonce is base64url (no padding) of 32 random bytes.
+	Nonce     string    `json:"nonce"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// Key IDs in RuntimeData.
+const (
+	// KeyIdentity is the TEE-held signing key that the workload
+	// certificate is issued for.
+	KeyIdentity = "tb-identity"
+)
+
+// RuntimeData is the document a workload binds into its evidence: the
+// report data is attest.ReportDataFor(the exact JSON bytes). It carries
+// the challenge nonce and the public keys the TEE generated, so that what
+// the coordinator releases can only be read, and the certificate only be
+// used, inside that TEE.
+type RuntimeData struct {
+	Nonce    string  `json:"nonce"`
+	Workload string  `json:"workload"`
+	Keys     []JWK   `json:"keys"`
+	HPKE     HPKEKey `json:"hpke"`
+}
+
+// HPKEKey is an HPKE recipient public key with its suite (RFC 9180 IDs).
+type HPKEKey struct {
+	KEM       uint16 `json:"kem"`
+	KDF       uint16 `json:"kdf"`
+	AEAD      uint16 `json:"aead"`
+	PublicKey []byte `json:"publicKey"`
+}
+
+// AttestRequest asks the coordinator to verify and appraise evidence for a
+// named workload. Evidence.RuntimeData holds the exact RuntimeData JSON.
+type AttestRequest struct {
+	Workload string          `json:"workload"`
+	Evidence attest.Evidence `json:"evidence"`
+}
+
+// AttestResponse carries the verdict as a signed token, and the claims for
+// the caller's information (the token is what counts).
+type AttestResponse struct {
+	Token     string        `json:"token"`
+	Claims    attest.Claims `json:"claims"`
+	Simulated bool          `json:"simulated"`
+}
+
+// ReleaseRequest presents an attestation token to get the workload's
+// secrets and identity.
+type ReleaseRequest struct {
+	Token string `json:"token"`
+	// Secrets, when given, names the secrets wanted; each must be granted
+	// to the workload. Empty means every granted secret.
+	Secrets []string `json:"secrets,omitempty"`
+}
+
+// ReleaseResponse carries the workload certificate for its TEE-held key and
+// every secret granted to it, each wrapped with HPKE to the TEE's key.
+type ReleaseResponse struct {
+	Workload string `json:"workload"`
+	SPIFFEID string `json:"spiffeID"`
+	// Certificate is the PEM workload certificate; CA the PEM root.
+	Certificate string          `json:"certificate"`
+	CA          string          `json:"ca"`
+	Secrets     []WrappedSecret `json:"secrets"`
+	Simulated   bool            `json:"simulated"`
+}
+
+// WrappedSecret is one secret sealed to the workload's HPKE key: Sealed is
+// the HPKE single-shot output (encapsulated key then ciphertext), with Info
+// as the HPKE info string.
+type WrappedSecret struct {
+	Name    string `json:"name"`
+	Type    string `json:"type"`
+	Version int    `json:"version"`
+	Info    string `json:"info"`
+	Sealed  []byte `json:"sealed"`
+}
+
+// SecretInfo is the HPKE info string for a secret release: it names the
+// secret, its version and the workload, so a sealed value cannot be passed
+// off as another.
+func SecretInfo(workload, name string, version int) string {
+	return fmt.Sprintf("trustbound/v1 secret %s v%d for %s", name, version, workload)
+}
+
+// SetSecretRequest is an owner's user-secret value. The value is never echoed.
+type SetSecretRequest struct {
+	Value []byte `json:"value"`
+}
+
+// SetSecretResponse reports the version stored.
+type SetSecretResponse struct {
+	Name    string `json:"name"`
+	Version int    `json:"version"`
+}
+
+// ManifestResponse is the current manifest and its identity.
+type ManifestResponse struct {
+	Digest   string          `json:"digest"`
+	Revision int64           `json:"revision"`
+	Manifest json.RawMessage `json:"manifest"`
+	Raw      []byte          `json:"raw"`
+}
+
+// SetManifestResponse reports the manifest now in force.
+type SetManifestResponse struct {
+	Digest   string `json:"digest"`
+	Revision int64  `json:"revision"`
+}
+
+// Status is the coordinator's view of its workloads.
+type Status struct {
+	ManifestDigest string           `json:"manifestDigest,omitempty"`
+	AllowSimulated bool             `json:"allowSimulated"`
+	Workloads      []WorkloadStatus `json:"workloads"`
+}
+
+// WorkloadStatus is one workload, its trust boundary and its record.
+type WorkloadStatus struct {
+	Name         string    `json:"name"`
+	Model        string    `json:"model"`
+	TEE          string    `json:"tee"`
+	Inside       []string  `json:"inside"`
+	Outside      []string  `json:"outside"`
+	Attested     int       `json:"attested"`
+	Refused      int       `json:"refused"`
+	Released     int       `json:"released"`
+	LastVerdict  string    `json:"lastVerdict,omitempty"`
+	LastAttested time.Time `json:"lastAttested,omitzero"`
+	Simulated    bool      `json:"simulated"`
+}
+
+// Problem is an RFC 7807 error body (application/problem+json).
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Error makes a Problem an error on the client side.
+func (p *Problem) Error() string {
+	if p.Detail != "" {
+		return fmt.Sprintf("%s (%d): %s", p.Title, p.Status, p.Detail)
+	}
+	return fmt.Sprintf("%s (%d)", p.Title, p.Status)
+}
+
+// JWK is the subset of RFC 7517 used for TEE-held public keys.
+type JWK struct {
+	Kid string `json:"kid"`
+	Kty string `json:"kty"`
+	Use string `json:"use,omitempty"`
+	Crv string `json:"crv,omitempty"`
+	X   string `json:"x,omitempty"`
+	Y   string `json:"y,omitempty"`
+}
+
+var b64 = base64.RawURLEncoding
+
+// NewJWK encodes an ECDSA (P-256, P-384) or Ed25519 public key.
+func NewJWK(kid, use string, pub any) (JWK, error) {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		raw, err := k.Bytes() // uncompressed point 0x04||X||Y
+		if err != nil {
+			return JWK{}, err
+		}
+		n := (len(raw) - 1) / 2
+		var crv string
+		switch k.Curve {
+		case elliptic.P256():
+			crv = "P-256"
+		case elliptic.P384():
+			crv = "P-384"
+		default:
+			return JWK{}, errors.New("jwk: unsupported curve")
+		}
+		return JWK{Kid: kid, Kty: "EC", Use: use, Crv: crv, X: b64.EncodeToString(raw[1 : 1+n]), Y: b64.EncodeToString(raw[1+n:])}, nil
+	case ed25519.PublicKey:
+		return JWK{Kid: kid, Kty: "OKP", Use: use, Crv: "Ed25519", X: b64.EncodeToString(k)}, nil
+	}
+	return JWK{}, fmt.Errorf("jwk: unsupported key type %T", pub)
+}
+
+// PublicKey decodes the key, checking that EC points are on the curve.
+func (j JWK) PublicKey() (any, error) {
+	x, err := b64.DecodeString(j.X)
+	if err != nil {
+		return nil, fmt.Errorf("jwk %q: x: %w", j.Kid, err)
+	}
+	switch {
+	case j.Kty == "EC" && (j.Crv == "P-256" || j.Crv == "P-384"):
+		y, err := b64.DecodeString(j.Y)
+		if err != nil {
+			return nil, fmt.Errorf("jwk %q: y: %w", j.Kid, err)
+		}
+		curve, size := elliptic.P256(), 32
+		if j.Crv == "P-384" {
+			curve, size = elliptic.P384(), 48
+		}
+		if len(x) != size || len(y) != size {
+			return nil, fmt.Errorf("jwk %q: coordinates must be %d bytes", j.Kid, size)
+		}
+		raw := append(append([]byte{4}, x...), y...)
+		pub, err := ecdsa.ParseUncompressedPublicKey(curve, raw)
+		if err != nil {
+			return nil, fmt.Errorf("jwk %q: %w", j.Kid, err)
+		}
+		return pub, nil
+	case j.Kty == "OKP" && j.Crv == "Ed25519":
+		if len(x) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("jwk %q: Ed25519 key must be 32 bytes", j.Kid)
+		}
+		return ed25519.PublicKey(x), nil
+	}
+	return nil, fmt.Errorf("jwk %q: unsupported kty/crv %s/%s", j.Kid, j.Kty, j.Crv)
+}
+
+// Key returns the key with the given kid.
+func (r *RuntimeData) Key(kid string) (JWK, bool) {
+	for _, k := range r.Keys {
+		if k.Kid == kid {
+			return k, true
+		}
+	}
+	return JWK{}, false
+}
+
+// ParseRuntimeData decodes runtime data strictly (no unknown fields, no
+// trailing data).
+func ParseRuntimeData(b []byte) (*RuntimeData, error) {
+	var rd RuntimeData
+	if err := DecodeStrict(b, &rd); err != nil {
+		return nil, fmt.Errorf("runtime data: %w", err)
+	}
+	if rd.Nonce == "" {
+		return nil, errors.New("runtime data: no nonce")
+	}
+	return &rd, nil
+}

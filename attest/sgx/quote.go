@@ -1,0 +1,353 @@
+// Package sgx parses Intel SGX DCAP quotes v3 strictly and verifies their PCK
+// chain and signatures into attest.Claims, without TCB or QE-identity collateral.
+package sgx
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/pem"
+	"errors"
+	"fmt"
+
+	"github.com/trustbound/trustbound/attest"
+)
+
+// Sizes and values fixed by the Intel SGX ECDSA Quote Library API, quote
+// format version 3. All integers in a quote are little-endian.
+const (
+	HeaderSize     = 48
+	ReportBodySize = 384
+	// SignedSize is the length of header || ISV enclave report body, the
+	// bytes the attestation key signs.
+	SignedSize = HeaderSize + ReportBodySize // 432
+	// signature data: ISV signature, attestation key, QE report body, QE
+	// report signature, QE auth data size, certification data type and size.
+	sigDataFixed = 64 + 64 + ReportBodySize + 64 + 2 + 2 + 4
+
+	// QuoteVersion is the only quote version this package reads.
+	QuoteVersion = 3
+	// KeyTypeECDSAP256 is attestation key type 2, ECDSA-256-with-P-256.
+	KeyTypeECDSAP256 = 2
+	// TEETypeSGX is the header's TEE type (reserved in early texts) for SGX.
+	TEETypeSGX = 0
+
+	// maxChainCerts bounds the certificates read from certification data.
+	maxChainCerts = 8
+)
+
+// Certification data types (QE certification data, "Certification Data Type").
+const (
+	CertDataPPIDCleartext = 1 // PPID in clear, CPUSVN, PCESVN, PCE ID
+	CertDataPPIDRSA2048   = 2 // PPID RSA-2048-OAEP encrypted, CPUSVN, PCESVN, PCE ID
+	CertDataPPIDRSA3072   = 3 // PPID RSA-3072-OAEP encrypted, CPUSVN, PCESVN, PCE ID
+	CertDataPCKChain      = 5 // PCK leaf, intermediate CA, root CA as concatenated PEM
+)
+
+// ppidCertDataSize is the exact length of certification data of types 1–3:
+// the (encrypted) PPID, then CPUSVN 16, PCESVN 2 and PCE ID 2.
+var ppidCertDataSize = map[uint16]int{
+	CertDataPPIDCleartext: 16 + 20,
+	CertDataPPIDRSA2048:   256 + 20,
+	CertDataPPIDRSA3072:   384 + 20,
+}
+
+// Header is the 48-byte quote header.
+type Header struct {
+	Version            uint16   // @0, 3
+	AttestationKeyType uint16   // @2, 2 = ECDSA-256-with-P-256
+	TEEType            uint32   // @4, 0 = SGX
+	QESVN              uint16   // @8
+	PCESVN             uint16   // @10
+	QEVendorID         [16]byte // @12
+	UserData           [20]byte // @28
+}
+
+// Attributes is the 16-byte SGX ATTRIBUTES field: FLAGS then XFRM.
+type Attributes struct {
+	Flags uint64
+	XFRM  uint64
+}
+
+// SGX ATTRIBUTES.FLAGS bits.
+const (
+	FlagInit         = 1 << 0
+	FlagDebug        = 1 << 1
+	FlagMode64Bit    = 1 << 2
+	FlagProvisionKey = 1 << 4
+	FlagEInitToken   = 1 << 5
+	FlagKSS          = 1 << 7
+)
+
+// Debug reports whether the enclave runs in debug mode (FLAGS.DEBUG).
+func (a Attributes) Debug() bool { return a.Flags&FlagDebug != 0 }
+
+// Bytes returns the 16 bytes as they appear in a report.
+func (a Attributes) Bytes() [16]byte {
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[0:], a.Flags)
+	binary.LittleEndian.PutUint64(b[8:], a.XFRM)
+	return b
+}
+
+// ReportBody is the 384-byte SGX enclave report body (sgx_report_body_t),
+// used for the ISV enclave and for the quoting enclave. Reserved ranges are
+// not kept: the parser requires them to be zero.
+type ReportBody struct {
+	CPUSVN       [16]byte   // @0
+	MiscSelect   uint32     // @16; reserved 12 @20
+	ISVExtProdID [16]byte   // @32
+	Attributes   Attributes // @48
+	MREnclave    [32]byte   // @64; reserved 32 @96
+	MRSigner     [32]byte   // @128; reserved 32 @160
+	ConfigID     [64]byte   // @192
+	ISVProdID    uint16     // @256
+	ISVSVN       uint16     // @258
+	ConfigSVN    uint16     // @260; reserved 42 @262
+	ISVFamilyID  [16]byte   // @304
+	ReportData   [64]byte   // @320
+}
+
+// SignatureData is the ECDSA-256 quote signature data that follows the
+// signature data length.
+type SignatureData struct {
+	// ISVSignature is r||s (big-endian) by the attestation key over
+	// header || ISV report body.
+	ISVSignature [64]byte
+	// AttestationKey is the raw P-256 public key x||y (big-endian).
+	AttestationKey [64]byte
+	// QEReport is the quoting enclave's report body, signed by the PCK key.
+	QEReport ReportBody
+	// QEReportSignature is r||s by the PCK key over the QE report body.
+	QEReportSignature [64]byte
+	// QEAuthData is hashed with the attestation key into QE report data.
+	QEAuthData []byte
+	// CertDataType is one of the CertData* constants.
+	CertDataType uint16
+	// CertData is the certification data exactly as carried.
+	CertData []byte
+}
+
+// Quote is a parsed SGX DCAP quote v3.
+type Quote struct {
+	Header    Header
+	Body      ReportBody
+	Signature SignatureData
+	// PCKChain holds the DER certificates of a type-5 certification data,
+	// in order (PCK leaf first); nil for other types.
+	PCKChain [][]byte
+	// SignedByAttestationKey is header || ISV report body (432 bytes), the
+	// range ISVSignature covers, as it appeared in the input.
+	SignedByAttestationKey []byte
+	// SignedByPCK is the 384-byte QE report body, the range
+	// QEReportSignature covers, as it appeared in the input.
+	SignedByPCK []byte
+}
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: sgx quote: %s", attest.ErrMalformed, fmt.Sprintf(format, args...))
+}
+
+// ParseQuote reads b as an SGX DCAP quote v3 with ECDSA-256 signature data.
+// It is strict: exact lengths, no trailing bytes, zero reserved fields,
+// version 3, key type 2 and TEE type SGX only; certification data must be of
+// type 1–3 (exact size) or 5 (a PEM certificate chain). Every refusal wraps
+// attest.ErrMalformed. The Quote does not alias b.
+func ParseQuote(b []byte) (*Quote, error) {
+	if len(b) < SignedSize+4+sigDataFixed {
+		return nil, malformed("%d bytes, shorter than the minimum %d", len(b), SignedSize+4+sigDataFixed)
+	}
+	b = bytes.Clone(b)
+	q := &Quote{
+		SignedByAttestationKey: b[:SignedSize:SignedSize],
+	}
+	var err error
+	if q.Header, err = parseHeader(b[:HeaderSize]); err != nil {
+		return nil, err
+	}
+	if q.Body, err = parseReportBody(b[HeaderSize:SignedSize], "ISV enclave report"); err != nil {
+		return nil, err
+	}
+	sigLen := binary.LittleEndian.Uint32(b[SignedSize:])
+	sd := b[SignedSize+4:]
+	if uint64(sigLen) != uint64(len(sd)) {
+		return nil, malformed("signature data length field is %d but %d bytes follow", sigLen, len(sd))
+	}
+	s := &q.Signature
+	copy(s.ISVSignature[:], sd[0:64])
+	copy(s.AttestationKey[:], sd[64:128])
+	q.SignedByPCK = sd[128 : 128+ReportBodySize : 128+ReportBodySize]
+	if s.QEReport, err = parseReportBody(q.SignedByPCK, "QE report"); err != nil {
+		return nil, err
+	}
+	copy(s.QEReportSignature[:], sd[512:576])
+	rest := sd[576:]
+	authLen := int(binary.LittleEndian.Uint16(rest))
+	rest = rest[2:]
+	if len(rest) < authLen+6 {
+		return nil, malformed("QE authentication data of %d bytes overruns the signature data", authLen)
+	}
+	s.QEAuthData = rest[:authLen:authLen]
+	rest = rest[authLen:]
+	s.CertDataType = binary.LittleEndian.Uint16(rest)
+	certLen := binary.LittleEndian.Uint32(rest[2:])
+	rest = rest[6:]
+	if uint64(certLen) != uint64(len(rest)) {
+		return nil, malformed("certification data size field is %d but %d bytes remain", certLen, len(rest))
+	}
+	s.CertData = rest
+	switch s.CertDataType {
+	case CertDataPPIDCleartext, CertDataPPIDRSA2048, CertDataPPIDRSA3072:
+		if want := ppidCertDataSize[s.CertDataType]; len(rest) != want {
+			return nil, malformed("certification data type %d is %d bytes, want %d", s.CertDataType, len(rest), want)
+		}
+	case CertDataPCKChain:
+		if q.PCKChain, err = splitPEMChain(rest); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, malformed("certification data type %d is not supported (want 5, a PCK certificate chain)", s.CertDataType)
+	}
+	return q, nil
+}
+
+func parseHeader(b []byte) (Header, error) {
+	h := Header{
+		Version:            binary.LittleEndian.Uint16(b[0:]),
+		AttestationKeyType: binary.LittleEndian.Uint16(b[2:]),
+		TEEType:            binary.LittleEndian.Uint32(b[4:]),
+		QESVN:              binary.LittleEndian.Uint16(b[8:]),
+		PCESVN:             binary.LittleEndian.Uint16(b[10:]),
+	}
+	copy(h.QEVendorID[:], b[12:28])
+	copy(h.UserData[:], b[28:48])
+	if h.Version != QuoteVersion {
+		return h, malformed("version %d, only version %d is supported", h.Version, QuoteVersion)
+	}
+	if h.AttestationKeyType != KeyTypeECDSAP256 {
+		return h, malformed("attestation key type %d, only %d (ECDSA-256-with-P-256) is supported", h.AttestationKeyType, KeyTypeECDSAP256)
+	}
+	if h.TEEType != TEETypeSGX {
+		return h, malformed("TEE type %#x, want %#x (SGX)", h.TEEType, TEETypeSGX)
+	}
+	return h, nil
+}
+
+// reserved ranges of a report body: offset and length.
+var reportReserved = [...][2]int{{20, 12}, {96, 32}, {160, 32}, {262, 42}}
+
+func parseReportBody(b []byte, what string) (ReportBody, error) {
+	var r ReportBody
+	if len(b) != ReportBodySize {
+		return r, malformed("%s body is %d bytes, want %d", what, len(b), ReportBodySize)
+	}
+	for _, rr := range reportReserved {
+		for i, c := range b[rr[0] : rr[0]+rr[1]] {
+			if c != 0 {
+				return r, malformed("%s: reserved byte at offset %d is %#02x, want 0", what, rr[0]+i, c)
+			}
+		}
+	}
+	copy(r.CPUSVN[:], b[0:16])
+	r.MiscSelect = binary.LittleEndian.Uint32(b[16:])
+	copy(r.ISVExtProdID[:], b[32:48])
+	r.Attributes.Flags = binary.LittleEndian.Uint64(b[48:])
+	r.Attributes.XFRM = binary.LittleEndian.Uint64(b[56:])
+	copy(r.MREnclave[:], b[64:96])
+	copy(r.MRSigner[:], b[128:160])
+	copy(r.ConfigID[:], b[192:256])
+	r.ISVProdID = binary.LittleEndian.Uint16(b[256:])
+	r.ISVSVN = binary.LittleEndian.Uint16(b[258:])
+	r.ConfigSVN = binary.LittleEndian.Uint16(b[260:])
+	copy(r.ISVFamilyID[:], b[304:320])
+	copy(r.ReportData[:], b[320:384])
+	return r, nil
+}
+
+// splitPEMChain returns the DER bytes of the CERTIFICATE blocks in data.
+// Only whitespace may separate or follow the blocks, and a single NUL (the C
+// string terminator Intel's quote provider appends) may end the data.
+func splitPEMChain(data []byte) ([][]byte, error) {
+	rest := bytes.TrimSuffix(data, []byte{0})
+	var ders [][]byte
+	for {
+		rest = bytes.TrimLeft(rest, " \t\r\n")
+		if len(rest) == 0 {
+			break
+		}
+		if !bytes.HasPrefix(rest, []byte("-----BEGIN ")) {
+			return nil, malformed("PCK certificate chain: unexpected bytes outside PEM blocks")
+		}
+		blk, after := pem.Decode(rest)
+		// pem.Decode skips a broken block and returns a later one; refuse that.
+		if blk == nil || bytes.Count(rest[:len(rest)-len(after)], []byte("-----BEGIN ")) != 1 {
+			return nil, malformed("PCK certificate chain: a PEM block does not decode")
+		}
+		if blk.Type != "CERTIFICATE" || len(blk.Headers) != 0 {
+			return nil, malformed("PCK certificate chain: PEM block %q, want CERTIFICATE without headers", blk.Type)
+		}
+		if len(ders) == maxChainCerts {
+			return nil, malformed("PCK certificate chain: more than %d certificates", maxChainCerts)
+		}
+		ders = append(ders, blk.Bytes)
+		rest = after
+	}
+	if len(ders) == 0 {
+		return nil, malformed("PCK certificate chain: no certificate")
+	}
+	return ders, nil
+}
+
+// Marshal serialises q in the quote v3 layout, from its fields (the signed
+// ranges and PCKChain are not consulted). For a quote from ParseQuote it
+// returns the parsed bytes exactly.
+func (q *Quote) Marshal() ([]byte, error) {
+	s := &q.Signature
+	if len(s.QEAuthData) > 0xffff {
+		return nil, errors.New("sgx: QE authentication data longer than 65535 bytes")
+	}
+	sigLen := uint64(sigDataFixed + len(s.QEAuthData) + len(s.CertData))
+	if sigLen > 0xffffffff {
+		return nil, errors.New("sgx: signature data longer than 2^32-1 bytes")
+	}
+	b := make([]byte, SignedSize+4, SignedSize+4+int(sigLen))
+	h := &q.Header
+	binary.LittleEndian.PutUint16(b[0:], h.Version)
+	binary.LittleEndian.PutUint16(b[2:], h.AttestationKeyType)
+	binary.LittleEndian.PutUint32(b[4:], h.TEEType)
+	binary.LittleEndian.PutUint16(b[8:], h.QESVN)
+	binary.LittleEndian.PutUint16(b[10:], h.PCESVN)
+	copy(b[12:28], h.QEVendorID[:])
+	copy(b[28:48], h.UserData[:])
+	q.Body.put(b[HeaderSize:SignedSize])
+	binary.LittleEndian.PutUint32(b[SignedSize:], uint32(sigLen))
+	b = append(b, s.ISVSignature[:]...)
+	b = append(b, s.AttestationKey[:]...)
+	var qe [ReportBodySize]byte
+	s.QEReport.put(qe[:])
+	b = append(b, qe[:]...)
+	b = append(b, s.QEReportSignature[:]...)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(s.QEAuthData)))
+	b = append(b, s.QEAuthData...)
+	b = binary.LittleEndian.AppendUint16(b, s.CertDataType)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(s.CertData)))
+	b = append(b, s.CertData...)
+	return b, nil
+}
+
+// put writes r into the 384 bytes of b, reserved bytes zero.
+func (r *ReportBody) put(b []byte) {
+	clear(b[:ReportBodySize])
+	copy(b[0:16], r.CPUSVN[:])
+	binary.LittleEndian.PutUint32(b[16:], r.MiscSelect)
+	copy(b[32:48], r.ISVExtProdID[:])
+	binary.LittleEndian.PutUint64(b[48:], r.Attributes.Flags)
+	binary.LittleEndian.PutUint64(b[56:], r.Attributes.XFRM)
+	copy(b[64:96], r.MREnclave[:])
+	copy(b[128:160], r.MRSigner[:])
+	copy(b[192:256], r.ConfigID[:])
+	binary.LittleEndian.PutUint16(b[256:], r.ISVProdID)
+	binary.LittleEndian.PutUint16(b[258:], r.ISVSVN)
+	binary.LittleEndian.PutUint16(b[260:], r.ConfigSVN)
+	copy(b[304:320], r.ISVFamilyID[:])
+	copy(b[320:384], r.ReportData[:])
+}

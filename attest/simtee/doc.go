@@ -1,0 +1,7 @@
+// Package simtee simulates TEEs for runs without TEE hardware: it mints
+// evidence in the real wire formats (an AMD SEV-SNP report, an Intel SGX DCAP
+// quote v3) signed through simulated vendor chains whose private keys are
+// public knowledge, so the real verifiers run their real code paths and only
+// the trusted root differs. Evidence from here is always labelled simulated
+// and is only accepted where the manifest sets allowSimulated.
+package simtee

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/trustbound/trustbound/agent"
+	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/attest/simtee"
+)
+
+// simFlags describe a simulated TEE: what "hardware" would have measured.
+type simFlags struct {
+	tee                                   string
+	measurement, hostData, signer, config string
+	productID, svn                        uint
+	debug                                 bool
+}
+
+func (s *simFlags) register(fs interface {
+	StringVar(*string, string, string, string)
+	UintVar(*uint, string, uint, string)
+	BoolVar(*bool, string, bool, string)
+}) {
+	fs.StringVar(&s.tee, "simulate", "", "use a SIMULATED TEE: snp or sgx (the manifest must allow simulation)")
+	fs.StringVar(&s.measurement, "sim-measurement", "", "simulated launch measurement, hex (SNP 48 bytes, SGX MRENCLAVE 32 bytes)")
+	fs.StringVar(&s.hostData, "sim-host-data", "", "simulated SNP HOST_DATA (32 bytes hex), e.g. the SHA-256 of a pod policy")
+	fs.StringVar(&s.signer, "sim-signer", "", "simulated SGX MRSIGNER (32 bytes hex)")
+	fs.StringVar(&s.config, "sim-config-id", "", "simulated SGX CONFIGID (64 bytes hex)")
+	fs.UintVar(&s.productID, "sim-product-id", 0, "simulated SGX ISVPRODID")
+	fs.UintVar(&s.svn, "sim-svn", 0, "simulated SGX ISVSVN or SNP GUEST_SVN")
+	fs.BoolVar(&s.debug, "sim-debug", false, "simulate a debuggable TEE")
+}
+
+func decodeFixed(name, s string, dst []byte) error {
+	if s == "" {
+		return nil
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(dst) {
+		return usageErr("%s must be %d bytes of hex", name, len(dst))
+	}
+	copy(dst, b)
+	return nil
+}
+
+// attester returns the TEE the agent runs in.
+func (s *simFlags) attester() (attest.Attester, error) {
+	switch s.tee {
+	case "snp":
+		t := &simtee.SNP{Debug: s.debug, GuestSVN: uint32(s.svn)}
+		if err := decodeFixed("--sim-measurement", s.measurement, t.Measurement[:]); err != nil {
+			return nil, err
+		}
+		if err := decodeFixed("--sim-host-data", s.hostData, t.HostData[:]); err != nil {
+			return nil, err
+		}
+		return t, nil
+	case "sgx":
+		if s.productID > 0xffff || s.svn > 0xffff {
+			return nil, usageErr("--sim-product-id and --sim-svn are 16-bit for SGX")
+		}
+		t := &simtee.SGX{Debug: s.debug, ProductID: uint16(s.productID), SVN: uint16(s.svn)}
+		if err := decodeFixed("--sim-measurement", s.measurement, t.MREnclave[:]); err != nil {
+			return nil, err
+		}
+		if err := decodeFixed("--sim-signer", s.signer, t.MRSigner[:]); err != nil {
+			return nil, err
+		}
+		if err := decodeFixed("--sim-config-id", s.config, t.ConfigID[:]); err != nil {
+			return nil, err
+		}
+		return t, nil
+	case "":
+		return nil, usageErr("no TEE hardware interface is supported yet: pass --simulate snp|sgx to run on a SIMULATED TEE")
+	}
+	return nil, usageErr("--simulate must be snp or sgx")
+}
+
+func cmdAgent(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("agent", stderr)
+	var cf coordinatorFlags
+	cf.register(fs)
+	var sf simFlags
+	sf.register(fs)
+	workload := fs.String("workload", "", "workload name in the manifest (required)")
+	out := fs.String("out", "trustbound-out", "directory for identity.key, identity.crt, ca.crt and secrets/ (mode 0600)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *workload == "" {
+		return usageErr("--workload is required")
+	}
+	tee, err := sf.attester()
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	id, res, err := agent.Run(ctx, c, tee, *workload)
+	if err != nil {
+		return err
+	}
+	if err := id.Write(*out, res); err != nil {
+		return err
+	}
+	label := ""
+	if res.Simulated {
+		label = " on a SIMULATED TEE"
+	}
+	fmt.Fprintf(stdout, "%s attested%s as %s\n", *workload, label, res.SPIFFEID)
+	names := make([]string, 0, len(res.Secrets))
+	for n := range res.Secrets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(stdout, "  secret %s (%d bytes) -> %s/secrets/%s\n", n, len(res.Secrets[n]), *out, n)
+	}
+	fmt.Fprintf(stdout, "  certificate and key -> %s/identity.crt, %s/identity.key\n", *out, *out)
+	return nil
+}

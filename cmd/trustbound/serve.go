@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/trustbound/trustbound/attest/formats"
+	"github.com/trustbound/trustbound/coordinator"
+	"github.com/trustbound/trustbound/keybroker"
+	"github.com/trustbound/trustbound/store"
+)
+
+type serverOptions struct {
+	dataDir  string
+	listen   string
+	hosts    []string
+	logger   *slog.Logger
+	tokenTTL time.Duration
+	nonceTTL time.Duration
+	now      func() time.Time
+}
+
+// server is a running coordinator behind HTTPS.
+type server struct {
+	coord *coordinator.Coordinator
+	url   string
+	caPEM []byte
+	http  *http.Server
+	st    store.Store
+	done  chan error
+}
+
+// startServer opens the data directory (store, data key), builds the
+// coordinator and serves it over TLS with a certificate from its own CA.
+func startServer(ctx context.Context, o serverOptions) (*server, error) {
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	dataKey, err := loadOrCreateDataKey(filepath.Join(o.dataDir, "data.key"))
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := keybroker.NewSealer(dataKey)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.OpenBolt(filepath.Join(o.dataDir, "store.db"), store.BoltOptions{})
+	if err != nil {
+		return nil, err
+	}
+	reg, err := formats.Registry()
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	if len(o.hosts) == 0 {
+		o.hosts = []string{host}
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			o.hosts = append(o.hosts, "localhost")
+		}
+	}
+	url := "https://" + net.JoinHostPort(o.hosts[0], port)
+	coord, err := coordinator.New(ctx, coordinator.Config{
+		Store: st, Sealer: sealer, Verifiers: reg, Issuer: url, Logger: o.logger,
+		TokenTTL: o.tokenTTL, NonceTTL: o.nonceTTL, Now: o.now,
+	})
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
+	tlsKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	certDER, err := coord.ServerCertificate(tlsKey, o.hosts)
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: coord.CA().Raw})
+	if err := os.WriteFile(filepath.Join(o.dataDir, "ca.pem"), caPEM, 0o644); err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
+	s := &server{coord: coord, url: url, caPEM: caPEM, st: st, done: make(chan error, 1)}
+	s.http = &http.Server{
+		Handler:           coord.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(o.logger.Handler(), slog.LevelWarn),
+		TLSConfig: &tls.Config{
+			MinVersion:   tls.VersionTLS13,
+			Certificates: []tls.Certificate{{Certificate: [][]byte{certDER, coord.CA().Raw}, PrivateKey: tlsKey}},
+		},
+	}
+	go func() { s.done <- s.http.ServeTLS(ln, "", "") }()
+	return s, nil
+}
+
+// shutdown stops accepting requests, lets those in flight finish (within
+// ctx) and closes the store.
+func (s *server) shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	if cerr := s.st.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// loadOrCreateDataKey reads the 32-byte data key that seals the store, or
+// creates it (mode 0600) on first start.
+func loadOrCreateDataKey(path string) ([]byte, error) {
+	k, err := os.ReadFile(path)
+	if err == nil {
+		if len(k) != keybroker.DataKeySize {
+			return nil, fmt.Errorf("data key %s: want %d bytes, got %d", path, keybroker.DataKeySize, len(k))
+		}
+		return k, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	k = make([]byte, keybroker.DataKeySize)
+	if _, err := rand.Read(k); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Write(k); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return k, f.Close()
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageErr("--log-level: %v", err)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	dataDir := fs.String("data", "trustbound-data", "data directory (store, data key, ca.pem)")
+	listen := fs.String("listen", "127.0.0.1:8443", "address to serve HTTPS on")
+	hosts := fs.String("hosts", "", "comma-separated names and IPs for the TLS certificate (default: the listen host)")
+	tokenTTL := fs.Duration("token-ttl", 5*time.Minute, "lifetime of attestation tokens")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	var hs []string
+	if *hosts != "" {
+		hs = strings.Split(*hosts, ",")
+	}
+	s, err := startServer(ctx, serverOptions{dataDir: *dataDir, listen: *listen, hosts: hs, logger: logger, tokenTTL: *tokenTTL})
+	if err != nil {
+		return err
+	}
+	logger.Info("coordinator serving", "url", s.url, "ca", filepath.Join(*dataDir, "ca.pem"))
+	fmt.Fprintf(stdout, "trustbound coordinator at %s (CA certificate: %s)\n", s.url, filepath.Join(*dataDir, "ca.pem"))
+	select {
+	case <-ctx.Done():
+	case err := <-s.done:
+		s.done <- err
+	}
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.shutdown(sctx)
+}

@@ -1,0 +1,333 @@
+// Package coordinator is the trustbound service: it composes verification
+// (attest), appraisal (policy), tokens, the key broker and the workload CA
+// behind one HTTP API, keeps its state in a store, and is the only place
+// that maps errors to HTTP status codes.
+package coordinator
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/identity"
+	"github.com/trustbound/trustbound/keybroker"
+	"github.com/trustbound/trustbound/manifest"
+	"github.com/trustbound/trustbound/store"
+	"github.com/trustbound/trustbound/token"
+)
+
+// Config is everything the coordinator is built from. Store, Sealer and
+// Verifiers are required; the rest have defaults.
+type Config struct {
+	Store     store.Store
+	Sealer    *keybroker.Sealer
+	Verifiers *attest.Registry
+	// Issuer is the iss of tokens, normally the coordinator's URL.
+	Issuer string
+	// TrustDomain of the CA when it is first created (the manifest's trust
+	// domain names workload identities).
+	Now      func() time.Time
+	Logger   *slog.Logger
+	NonceTTL time.Duration // default 2 minutes
+	TokenTTL time.Duration // default 5 minutes
+	CertTTL  time.Duration // default 1 hour
+	// MaxChallenges bounds outstanding challenges (default 65536).
+	MaxChallenges int
+}
+
+// Coordinator is the running service state.
+type Coordinator struct {
+	cfg    Config
+	now    func() time.Time
+	log    *slog.Logger
+	nonces *nonces
+	// service is the CA of the coordinator's own TLS certificate;
+	// workload CAs (one per SPIFFE trust domain) are made on first use.
+	service *identity.CA
+	tokens  *token.Issuer
+	broker  *keybroker.Broker
+
+	mu      sync.RWMutex
+	current *manifestState // nil until an owner sets one
+	status  map[string]*workloadRecord
+	cas     map[string]*identity.CA // trust domain → workload CA
+}
+
+type manifestState struct {
+	Raw      []byte             `json:"raw"`
+	Digest   string             `json:"digest"`
+	SetBy    string             `json:"setBy"`
+	SetAt    time.Time          `json:"setAt"`
+	Revision int64              `json:"-"`
+	parsed   *manifest.Manifest `json:"-"`
+}
+
+type workloadRecord struct {
+	attested, refused, released int
+	lastVerdict                 string
+	lastAttested                time.Time
+	simulated                   bool
+}
+
+// serviceTrustDomain names the coordinator's own CA.
+const serviceTrustDomain = "trustbound-coordinator"
+
+const (
+	keyCAPrefix = "coordinator/ca/"
+	keyTokenKey = "coordinator/token-key"
+	keyManifest = "manifest/current"
+)
+
+// New builds a coordinator on its store: it loads (or, on first start,
+// creates) the CA and the token key, sealed under the data key, and the
+// manifest in force.
+func New(ctx context.Context, cfg Config) (*Coordinator, error) {
+	if cfg.Store == nil || cfg.Sealer == nil || cfg.Verifiers == nil {
+		return nil, errors.New("coordinator: store, sealer and verifiers are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.NonceTTL == 0 {
+		cfg.NonceTTL = 2 * time.Minute
+	}
+	if cfg.TokenTTL == 0 {
+		cfg.TokenTTL = 5 * time.Minute
+	}
+	if cfg.CertTTL == 0 {
+		cfg.CertTTL = time.Hour
+	}
+	if cfg.MaxChallenges == 0 {
+		cfg.MaxChallenges = 1 << 16
+	}
+	if cfg.Issuer == "" {
+		cfg.Issuer = "trustbound"
+	}
+	c := &Coordinator{cfg: cfg, now: cfg.Now, log: cfg.Logger, nonces: newNonces(cfg.NonceTTL, cfg.MaxChallenges), status: map[string]*workloadRecord{}, cas: map[string]*identity.CA{}}
+	var err error
+	if c.service, err = c.caFor(ctx, serviceTrustDomain); err != nil {
+		return nil, err
+	}
+	tk, err := c.loadTokenKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c.tokens, err = token.NewIssuer(tk, cfg.Issuer, cfg.TokenTTL); err != nil {
+		return nil, err
+	}
+	c.broker = keybroker.New(cfg.Store, cfg.Sealer, secretCerts{c})
+	if err := c.loadManifest(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// sealedGetOrCreate returns the sealed value at key, creating it with make
+// on first use (compare-and-swap, so two starting coordinators agree).
+func (c *Coordinator) sealedGetOrCreate(ctx context.Context, key string, make func() ([]byte, error)) ([]byte, error) {
+	kv, err := c.cfg.Store.Get(ctx, key)
+	if err == nil {
+		return c.cfg.Sealer.Open(key, kv.Value)
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	pt, err := make()
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := c.cfg.Sealer.Seal(key, pt)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := store.Put(ctx, c.cfg.Store, key, sealed, 0); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return c.sealedGetOrCreate(ctx, key, make)
+		}
+		return nil, err
+	}
+	return pt, nil
+}
+
+// caFor returns the CA of a trust domain, creating it (sealed in the
+// store) on first use.
+func (c *Coordinator) caFor(ctx context.Context, trustDomain string) (*identity.CA, error) {
+	c.mu.RLock()
+	ca := c.cas[trustDomain]
+	c.mu.RUnlock()
+	if ca != nil {
+		return ca, nil
+	}
+	pt, err := c.sealedGetOrCreate(ctx, keyCAPrefix+trustDomain, func() ([]byte, error) {
+		ca, err := identity.NewCA(trustDomain, c.now())
+		if err != nil {
+			return nil, err
+		}
+		certPEM, keyPEM, err := ca.MarshalPEM()
+		if err != nil {
+			return nil, err
+		}
+		return append(certPEM, keyPEM...), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: CA for %s: %w", trustDomain, err)
+	}
+	certBlock, rest := pem.Decode(pt)
+	if certBlock == nil {
+		return nil, fmt.Errorf("coordinator: stored CA for %s is corrupt", trustDomain)
+	}
+	if ca, err = identity.LoadCA(pem.EncodeToMemory(certBlock), rest); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.cas[trustDomain] = ca
+	c.mu.Unlock()
+	return ca, nil
+}
+
+// secretCerts issues the certificates of x509 secrets from the workload CA
+// of the manifest in force.
+type secretCerts struct{ c *Coordinator }
+
+func (s secretCerts) IssueSecretCert(subject string, dnsNames []string, key crypto.Signer, now time.Time, ttl time.Duration) ([]byte, error) {
+	ms := s.c.manifestInForce()
+	if ms == nil {
+		return nil, errors.New("coordinator: no manifest")
+	}
+	ca, err := s.c.caFor(context.Background(), ms.parsed.TrustDomain)
+	if err != nil {
+		return nil, err
+	}
+	return ca.IssueSecretCert(subject, dnsNames, key, now, ttl)
+}
+
+func (c *Coordinator) loadTokenKey(ctx context.Context) (*ecdsa.PrivateKey, error) {
+	pt, err := c.sealedGetOrCreate(ctx, keyTokenKey, func() ([]byte, error) {
+		k, err := token.GenerateKey()
+		if err != nil {
+			return nil, err
+		}
+		return x509.MarshalPKCS8PrivateKey(k)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: token key: %w", err)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(pt)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: token key: %w", err)
+	}
+	ek, ok := k.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, errors.New("coordinator: token key is not ECDSA")
+	}
+	return ek, nil
+}
+
+func (c *Coordinator) loadManifest(ctx context.Context) error {
+	kv, err := c.cfg.Store.Get(ctx, keyManifest)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var st manifestState
+	if err := json.Unmarshal(kv.Value, &st); err != nil {
+		return fmt.Errorf("coordinator: stored manifest: %w", err)
+	}
+	m, err := manifest.Parse(st.Raw)
+	if err != nil {
+		return fmt.Errorf("coordinator: stored manifest: %w", err)
+	}
+	if err := m.Validate(); err != nil {
+		return fmt.Errorf("coordinator: stored manifest: %w", err)
+	}
+	st.parsed, st.Revision = m, kv.Revision
+	c.current = &st
+	return nil
+}
+
+// manifestInForce returns the current manifest, or nil.
+func (c *Coordinator) manifestInForce() *manifestState {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.current
+}
+
+// ErrUnauthorized is wrapped when a request lacks an owner's authority.
+var ErrUnauthorized = errors.New("not authorized by an owner of the manifest")
+
+// setManifest installs a new manifest signed by owner, if the revision of
+// the one in force is still prevRev.
+func (c *Coordinator) setManifest(ctx context.Context, raw []byte, m *manifest.Manifest, owner string, prev *manifestState) (*manifestState, error) {
+	st := &manifestState{Raw: raw, Digest: manifest.Digest(raw), SetBy: owner, SetAt: c.now().UTC(), parsed: m}
+	val, err := json.Marshal(st)
+	if err != nil {
+		return nil, err
+	}
+	var expect int64
+	if prev != nil {
+		expect = prev.Revision
+	}
+	rev, err := c.cfg.Store.Apply(ctx,
+		store.Op{Key: keyManifest, Value: val, Expect: expect},
+		// History is keyed by the revision it replaced: unique, since the
+		// compare-and-swap above lets one change per revision through.
+		store.Op{Key: fmt.Sprintf("manifest/history/%020d", expect), Value: val, Expect: 0},
+	)
+	if err != nil {
+		return nil, err
+	}
+	st.Revision = rev
+	c.mu.Lock()
+	c.current = st
+	c.mu.Unlock()
+	return st, nil
+}
+
+func (c *Coordinator) record(workload string, f func(*workloadRecord)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.status[workload]
+	if r == nil {
+		r = &workloadRecord{}
+		c.status[workload] = r
+	}
+	f(r)
+}
+
+// CA returns the root certificate of the coordinator's own (TLS) CA.
+func (c *Coordinator) CA() *x509.Certificate { return c.service.Root() }
+
+// WorkloadCA returns the root certificate of a trust domain's workload CA.
+func (c *Coordinator) WorkloadCA(ctx context.Context, trustDomain string) (*x509.Certificate, error) {
+	ca, err := c.caFor(ctx, trustDomain)
+	if err != nil {
+		return nil, err
+	}
+	return ca.Root(), nil
+}
+
+// ServerCertificate issues the coordinator's own TLS certificate from its CA.
+func (c *Coordinator) ServerCertificate(key *ecdsa.PrivateKey, hosts []string) ([]byte, error) {
+	return issueServer(c.service, key, hosts, c.now())
+}
+
+func digest(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}

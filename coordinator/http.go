@@ -1,0 +1,437 @@
+package coordinator
+
+import (
+	"crypto/ecdsa"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/trustbound/trustbound/api"
+	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/deploy"
+	"github.com/trustbound/trustbound/identity"
+	"github.com/trustbound/trustbound/keybroker"
+	"github.com/trustbound/trustbound/manifest"
+	"github.com/trustbound/trustbound/policy"
+	"github.com/trustbound/trustbound/store"
+	"github.com/trustbound/trustbound/token"
+)
+
+// Handler returns the native HTTP API.
+func (c *Coordinator) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+api.PathHealth, func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("POST "+api.PathChallenge, c.handleChallenge)
+	mux.HandleFunc("GET "+api.PathChallenge, c.handleChallenge)
+	mux.HandleFunc("POST "+api.PathAttest, c.handleAttest)
+	mux.HandleFunc("POST "+api.PathRelease, c.handleRelease)
+	mux.HandleFunc("GET "+api.PathManifest, c.handleGetManifest)
+	mux.HandleFunc("PUT "+api.PathManifest, c.handleSetManifest)
+	mux.HandleFunc("PUT "+api.PathSecrets+"{name}", c.handleSetSecret)
+	mux.HandleFunc("GET "+api.PathStatus, c.handleStatus)
+	mux.HandleFunc("GET "+api.PathCA, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		_ = pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: c.service.Root().Raw})
+	})
+	return mux
+}
+
+// problem writes an RFC 7807 error. Details are error texts, which never
+// carry secret values.
+func (c *Coordinator) problem(w http.ResponseWriter, r *http.Request, status int, title string, err error) {
+	c.log.Warn("request refused", "method", r.Method, "path", r.URL.Path, "status", status, "reason", title, "err", err)
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	p := api.Problem{Type: "urn:trustbound:error:" + slug(title), Title: title, Status: status}
+	if err != nil {
+		p.Detail = err.Error()
+	}
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+func slug(s string) string {
+	b := []byte(s)
+	for i, ch := range b {
+		if !('a' <= ch && ch <= 'z' || '0' <= ch && ch <= '9') {
+			if 'A' <= ch && ch <= 'Z' {
+				b[i] = ch + 'a' - 'A'
+			} else {
+				b[i] = '-'
+			}
+		}
+	}
+	return string(b)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// readBody reads at most api.MaxBody bytes.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, api.MaxBody))
+	if err != nil {
+		return nil, fmt.Errorf("reading request body (at most %d bytes): %w", api.MaxBody, err)
+	}
+	return b, nil
+}
+
+func (c *Coordinator) handleChallenge(w http.ResponseWriter, r *http.Request) {
+	nonce, exp, err := c.nonces.issue(c.now())
+	if err != nil {
+		c.problem(w, r, http.StatusServiceUnavailable, "Challenge unavailable", err)
+		return
+	}
+	writeJSON(w, api.Challenge{Nonce: nonce, ExpiresAt: exp.UTC()})
+}
+
+func (c *Coordinator) handleAttest(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r)
+	if err != nil {
+		c.problem(w, r, http.StatusRequestEntityTooLarge, "Request too large", err)
+		return
+	}
+	var req api.AttestRequest
+	if err := api.DecodeStrict(body, &req); err != nil {
+		c.problem(w, r, http.StatusBadRequest, "Malformed request", err)
+		return
+	}
+	ms := c.manifestInForce()
+	if ms == nil {
+		c.problem(w, r, http.StatusConflict, "No manifest", errors.New("no manifest is set; an owner must set one first"))
+		return
+	}
+	wl, ok := ms.parsed.Workload(req.Workload)
+	if !ok {
+		c.problem(w, r, http.StatusNotFound, "Unknown workload", fmt.Errorf("workload %q is not in the manifest", req.Workload))
+		return
+	}
+	resp, status, title, err := c.attest(r, ms, wl, &req)
+	if err != nil {
+		c.record(wl.Name, func(rec *workloadRecord) { rec.refused++; rec.lastVerdict = "refused: " + title })
+		c.problem(w, r, status, title, err)
+		return
+	}
+	c.record(wl.Name, func(rec *workloadRecord) {
+		rec.attested++
+		rec.lastVerdict = "affirming"
+		rec.lastAttested = c.now().UTC()
+		rec.simulated = resp.Simulated
+	})
+	c.log.Info("attested", "workload", wl.Name, "tee", resp.Claims.TEE, "simulated", resp.Simulated)
+	writeJSON(w, resp)
+}
+
+// attest is the trust path for one request: nonce, verification, binding,
+// appraisal, token. It returns the HTTP status and title of a refusal.
+func (c *Coordinator) attest(r *http.Request, ms *manifestState, wl *manifest.Workload, req *api.AttestRequest) (*api.AttestResponse, int, string, error) {
+	now := c.now()
+	rd, err := api.ParseRuntimeData(req.Evidence.RuntimeData)
+	if err != nil {
+		return nil, http.StatusBadRequest, "Malformed runtime data", err
+	}
+	if rd.Workload != wl.Name {
+		return nil, http.StatusBadRequest, "Malformed runtime data", fmt.Errorf("runtime data names workload %q, request names %q", rd.Workload, wl.Name)
+	}
+	// The nonce is used up before anything else, so a failed attempt
+	// cannot be retried with it.
+	if err := c.nonces.consume(rd.Nonce, now); err != nil {
+		return nil, http.StatusUnauthorized, "Stale or replayed nonce", err
+	}
+	claims, err := c.cfg.Verifiers.Verify(r.Context(), &req.Evidence, attest.Options{Now: now, AllowSimulated: ms.parsed.AllowSimulated})
+	if err != nil {
+		status := http.StatusForbidden
+		if errors.Is(err, attest.ErrMalformed) || errors.Is(err, attest.ErrUnknownFormat) {
+			status = http.StatusBadRequest
+		}
+		return nil, status, "Evidence refused", err
+	}
+	if err := attest.BindsRuntimeData(claims.ReportData, req.Evidence.RuntimeData); err != nil {
+		return nil, http.StatusForbidden, "Evidence refused", err
+	}
+	idKey, ok := rd.Key(api.KeyIdentity)
+	if !ok {
+		return nil, http.StatusBadRequest, "Malformed runtime data", fmt.Errorf("runtime data has no %q key", api.KeyIdentity)
+	}
+	if _, err := idKey.PublicKey(); err != nil {
+		return nil, http.StatusBadRequest, "Malformed runtime data", err
+	}
+	if _, err := keybroker.RecipientKey(rd.HPKE); err != nil {
+		return nil, http.StatusBadRequest, "Malformed runtime data", err
+	}
+	verdict, err := policy.Appraise(claims, ms.parsed, wl)
+	if err != nil {
+		return nil, http.StatusForbidden, "Appraisal denied", err
+	}
+	tok, err := c.tokens.Issue(token.Claims{
+		Nonce:          rd.Nonce,
+		VerifierID:     map[string]string{"developer": "trustbound", "build": "trustbound/v1"},
+		Submods:        map[string]token.Submod{"tee": {Status: verdict.Status, PolicyID: "manifest:" + ms.Digest}},
+		Workload:       wl.Name,
+		Model:          string(wl.Model),
+		Simulated:      claims.Simulated,
+		ManifestDigest: ms.Digest,
+		EvidenceDigest: digest(req.Evidence.Data),
+		TEE:            *claims,
+		Runtime:        token.Runtime{Keys: rd.Keys, HPKE: rd.HPKE},
+	}, now)
+	if err != nil {
+		return nil, http.StatusInternalServerError, "Token not issued", err
+	}
+	return &api.AttestResponse{Token: tok, Claims: *claims, Simulated: claims.Simulated}, 0, "", nil
+}
+
+func (c *Coordinator) handleRelease(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r)
+	if err != nil {
+		c.problem(w, r, http.StatusRequestEntityTooLarge, "Request too large", err)
+		return
+	}
+	var req api.ReleaseRequest
+	if err := api.DecodeStrict(body, &req); err != nil {
+		c.problem(w, r, http.StatusBadRequest, "Malformed request", err)
+		return
+	}
+	now := c.now()
+	tc, err := c.tokens.Verify(req.Token, now)
+	if err != nil {
+		c.problem(w, r, http.StatusUnauthorized, "Token refused", err)
+		return
+	}
+	ms := c.manifestInForce()
+	if ms == nil || ms.Digest != tc.ManifestDigest {
+		c.problem(w, r, http.StatusUnauthorized, "Token refused", errors.New("the token was issued under another manifest than the one in force; attest again"))
+		return
+	}
+	wl, ok := ms.parsed.Workload(tc.Workload)
+	if !ok {
+		c.problem(w, r, http.StatusUnauthorized, "Token refused", fmt.Errorf("workload %q is no longer in the manifest", tc.Workload))
+		return
+	}
+	granted := ms.parsed.SecretsFor(wl.Name)
+	secrets := granted
+	if len(req.Secrets) > 0 {
+		secrets = nil
+		for _, name := range req.Secrets {
+			i := slices.IndexFunc(granted, func(s manifest.Secret) bool { return s.Name == name })
+			if i < 0 {
+				c.problem(w, r, http.StatusForbidden, "Secret not granted", fmt.Errorf("secret %q is not granted to workload %q", name, wl.Name))
+				return
+			}
+			secrets = append(secrets, granted[i])
+		}
+	}
+	idJWK, _ := (&api.RuntimeData{Keys: tc.Runtime.Keys}).Key(api.KeyIdentity)
+	idPub, err := idJWK.PublicKey()
+	if err != nil {
+		c.problem(w, r, http.StatusUnauthorized, "Token refused", err)
+		return
+	}
+	spiffe, err := identity.SPIFFEID(ms.parsed.TrustDomain, string(wl.Model), wl.Name)
+	if err != nil {
+		c.problem(w, r, http.StatusInternalServerError, "Identity not issued", err)
+		return
+	}
+	ca, err := c.caFor(r.Context(), ms.parsed.TrustDomain)
+	if err != nil {
+		c.problem(w, r, http.StatusInternalServerError, "Identity not issued", err)
+		return
+	}
+	certDER, err := ca.IssueWorkload(identity.WorkloadRequest{
+		PublicKey: idPub, TrustDomain: ms.parsed.TrustDomain, Model: string(wl.Model), Workload: wl.Name,
+		Simulated: tc.Simulated, NotBefore: now, TTL: c.cfg.CertTTL,
+	})
+	if err != nil {
+		c.problem(w, r, http.StatusInternalServerError, "Identity not issued", err)
+		return
+	}
+	wrapped, err := c.broker.Release(r.Context(), keybroker.Release{
+		Workload: wl.Name, EvidenceDigest: tc.EvidenceDigest, TokenID: tc.ID, Simulated: tc.Simulated,
+	}, secrets, tc.Runtime.HPKE, now)
+	if err != nil {
+		status := http.StatusInternalServerError
+		if errors.Is(err, keybroker.ErrNoValue) {
+			status = http.StatusConflict
+		}
+		if errors.Is(err, store.ErrConflict) {
+			// The same token released twice at the same instant.
+			status = http.StatusConflict
+		}
+		c.problem(w, r, status, "Release failed", err)
+		return
+	}
+	c.record(wl.Name, func(rec *workloadRecord) { rec.released++ })
+	c.log.Info("released", "workload", wl.Name, "secrets", len(wrapped), "simulated", tc.Simulated)
+	writeJSON(w, api.ReleaseResponse{
+		Workload:    wl.Name,
+		SPIFFEID:    spiffe.String(),
+		Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER})),
+		CA:          string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Root().Raw})),
+		Secrets:     wrapped,
+		Simulated:   tc.Simulated,
+	})
+}
+
+func (c *Coordinator) handleGetManifest(w http.ResponseWriter, r *http.Request) {
+	ms := c.manifestInForce()
+	if ms == nil {
+		c.problem(w, r, http.StatusNotFound, "No manifest", errors.New("no manifest is set"))
+		return
+	}
+	js, err := json.Marshal(ms.parsed)
+	if err != nil {
+		c.problem(w, r, http.StatusInternalServerError, "Manifest unavailable", err)
+		return
+	}
+	writeJSON(w, api.ManifestResponse{Digest: ms.Digest, Revision: ms.Revision, Manifest: js, Raw: ms.Raw})
+}
+
+// ownerAuthority checks a TB-Owner signature over the request by one of
+// owners, using up its nonce. It returns the owner's name.
+func (c *Coordinator) ownerAuthority(r *http.Request, body []byte, owners []manifest.Owner) (string, error) {
+	a, err := api.ParseOwnerAuth(r.Header.Get("Authorization"))
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrUnauthorized, err)
+	}
+	if err := c.nonces.consume(a.Nonce, c.now()); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrUnauthorized, err)
+	}
+	i := slices.IndexFunc(owners, func(o manifest.Owner) bool { return o.Name == a.Name })
+	if i < 0 {
+		return "", fmt.Errorf("%w: %q is not an owner", ErrUnauthorized, a.Name)
+	}
+	pub, err := owners[i].Key()
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrUnauthorized, err)
+	}
+	if err := api.VerifyOwner(pub, api.OwnerPayload(r.Method, r.URL.Path, a.Nonce, body), a.Sig); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrUnauthorized, err)
+	}
+	return a.Name, nil
+}
+
+func (c *Coordinator) handleSetManifest(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r)
+	if err != nil {
+		c.problem(w, r, http.StatusRequestEntityTooLarge, "Request too large", err)
+		return
+	}
+	m, err := manifest.Parse(body)
+	if err == nil {
+		err = m.Validate()
+	}
+	if err != nil {
+		c.problem(w, r, http.StatusBadRequest, "Invalid manifest", err)
+		return
+	}
+	prev := c.manifestInForce()
+	// The owners of the manifest in force decide; the very first manifest
+	// is accepted when one of its own owners signed it.
+	owners := m.Owners
+	if prev != nil {
+		owners = prev.parsed.Owners
+	}
+	owner, err := c.ownerAuthority(r, body, owners)
+	if err != nil {
+		c.problem(w, r, http.StatusUnauthorized, "Owner signature required", err)
+		return
+	}
+	st, err := c.setManifest(r.Context(), body, m, owner, prev)
+	if err != nil {
+		status := http.StatusInternalServerError
+		if errors.Is(err, store.ErrConflict) {
+			status = http.StatusConflict
+		}
+		c.problem(w, r, status, "Manifest not set", err)
+		return
+	}
+	c.log.Info("manifest set", "owner", owner, "digest", st.Digest, "revision", st.Revision)
+	writeJSON(w, api.SetManifestResponse{Digest: st.Digest, Revision: st.Revision})
+}
+
+func (c *Coordinator) handleSetSecret(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r)
+	if err != nil {
+		c.problem(w, r, http.StatusRequestEntityTooLarge, "Request too large", err)
+		return
+	}
+	ms := c.manifestInForce()
+	if ms == nil {
+		c.problem(w, r, http.StatusConflict, "No manifest", errors.New("no manifest is set"))
+		return
+	}
+	owner, err := c.ownerAuthority(r, body, ms.parsed.Owners)
+	if err != nil {
+		c.problem(w, r, http.StatusUnauthorized, "Owner signature required", err)
+		return
+	}
+	name := r.PathValue("name")
+	i := slices.IndexFunc(ms.parsed.Secrets, func(s manifest.Secret) bool { return s.Name == name })
+	if i < 0 {
+		c.problem(w, r, http.StatusNotFound, "Unknown secret", fmt.Errorf("secret %q is not in the manifest", name))
+		return
+	}
+	var req api.SetSecretRequest
+	if err := api.DecodeStrict(body, &req); err != nil {
+		c.problem(w, r, http.StatusBadRequest, "Malformed request", errors.New("body must be {\"value\": <base64>}"))
+		return
+	}
+	v, err := c.broker.SetUser(r.Context(), ms.parsed.Secrets[i], req.Value, c.now())
+	if err != nil {
+		c.problem(w, r, http.StatusBadRequest, "Secret not set", err)
+		return
+	}
+	c.log.Info("secret set", "owner", owner, "secret", name, "version", v)
+	writeJSON(w, api.SetSecretResponse{Name: name, Version: v})
+}
+
+func (c *Coordinator) handleStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, c.Status())
+}
+
+// Status reports the workloads of the manifest in force, their trust
+// boundaries and what happened to them.
+func (c *Coordinator) Status() api.Status {
+	var st api.Status
+	ms := c.manifestInForce()
+	if ms == nil {
+		return st
+	}
+	st.ManifestDigest, st.AllowSimulated = ms.Digest, ms.parsed.AllowSimulated
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, wl := range ms.parsed.Workloads {
+		ws := api.WorkloadStatus{Name: wl.Name, Model: string(wl.Model), TEE: string(wl.TEE)}
+		if b, err := deploy.BoundaryOf(wl.Model, wl.TEE); err == nil {
+			ws.Inside, ws.Outside = b.Inside, b.Outside
+		}
+		if rec := c.status[wl.Name]; rec != nil {
+			ws.Attested, ws.Refused, ws.Released = rec.attested, rec.refused, rec.released
+			ws.LastVerdict, ws.LastAttested, ws.Simulated = rec.lastVerdict, rec.lastAttested, rec.simulated
+		}
+		st.Workloads = append(st.Workloads, ws)
+	}
+	return st
+}
+
+// issueServer makes the coordinator's TLS certificate for hosts (names or
+// IP addresses).
+func issueServer(ca *identity.CA, key *ecdsa.PrivateKey, hosts []string, now time.Time) ([]byte, error) {
+	var names []string
+	var ips []net.IP
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			names = append(names, h)
+		}
+	}
+	return ca.IssueServer(&key.PublicKey, names, ips, now, 90*24*time.Hour)
+}

@@ -1,0 +1,65 @@
+package keybroker
+
+import (
+	"crypto/ecdh"
+	"crypto/hpke"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/trustbound/trustbound/api"
+)
+
+// The HPKE suites a TEE key may name (RFC 9180 and draft-ietf-hpke-pq IDs).
+// The KEM is the TEE's choice among these; KDF and AEAD are fixed.
+var (
+	SuiteKDF  = hpke.HKDFSHA256()
+	SuiteAEAD = hpke.AES256GCM()
+	// KEMs lists the accepted KEMs: the ML-KEM-768 + X25519 hybrid
+	// (post-quantum safe, the agent's default), X25519 and P-256.
+	KEMs = []hpke.KEM{hpke.MLKEM768X25519(), hpke.DHKEM(ecdh.X25519()), hpke.DHKEM(ecdh.P256())}
+)
+
+// ErrSuite means the TEE key names an HPKE suite trustbound does not use.
+var ErrSuite = errors.New("keybroker: unsupported HPKE suite")
+
+// RecipientKey parses a TEE's HPKE key, checking its suite.
+func RecipientKey(k api.HPKEKey) (hpke.PublicKey, error) {
+	if k.KDF != SuiteKDF.ID() || k.AEAD != SuiteAEAD.ID() {
+		return nil, fmt.Errorf("%w: kdf 0x%04x aead 0x%04x", ErrSuite, k.KDF, k.AEAD)
+	}
+	i := slices.IndexFunc(KEMs, func(m hpke.KEM) bool { return m.ID() == k.KEM })
+	if i < 0 {
+		return nil, fmt.Errorf("%w: kem 0x%04x", ErrSuite, k.KEM)
+	}
+	pub, err := KEMs[i].NewPublicKey(k.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("keybroker: TEE HPKE key: %w", err)
+	}
+	return pub, nil
+}
+
+// Wrap seals plaintext to the TEE's HPKE key with info as context.
+func Wrap(to hpke.PublicKey, info string, plaintext []byte) ([]byte, error) {
+	return hpke.Seal(to, SuiteKDF, SuiteAEAD, []byte(info), plaintext)
+}
+
+// NewTEEKey generates an HPKE key pair inside the TEE with the default
+// (hybrid post-quantum) KEM, returning the private key and its wire form.
+func NewTEEKey() (hpke.PrivateKey, api.HPKEKey, error) {
+	kem := KEMs[0]
+	priv, err := kem.GenerateKey()
+	if err != nil {
+		return nil, api.HPKEKey{}, err
+	}
+	return priv, api.HPKEKey{KEM: kem.ID(), KDF: SuiteKDF.ID(), AEAD: SuiteAEAD.ID(), PublicKey: priv.PublicKey().Bytes()}, nil
+}
+
+// Unwrap opens a released secret inside the TEE.
+func Unwrap(priv hpke.PrivateKey, s api.WrappedSecret) ([]byte, error) {
+	pt, err := hpke.Open(priv, SuiteKDF, SuiteAEAD, []byte(s.Info), s.Sealed)
+	if err != nil {
+		return nil, fmt.Errorf("keybroker: secret %q does not open with this TEE's key: %w", s.Name, err)
+	}
+	return pt, nil
+}

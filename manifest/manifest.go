@@ -1,0 +1,104 @@
+// Package manifest defines the deployment manifest — owners, workloads of all
+// three deployment models with their reference values, and secrets with their
+// grants — and parses and validates it strictly; it never talks to a TEE.
+package manifest
+
+import (
+	"github.com/trustbound/trustbound/attest"
+)
+
+// Model is a deployment model: where the trust boundary runs.
+type Model string
+
+// The three deployment models.
+const (
+	ConfidentialVM        Model = "confidential-vm"
+	Enclave               Model = "enclave"
+	ConfidentialContainer Model = "confidential-container"
+)
+
+// SecretType says how a secret comes to exist.
+type SecretType string
+
+// The secret types.
+const (
+	// Symmetric is a key the coordinator generates (Bits long, default 256).
+	Symmetric SecretType = "symmetric"
+	// KeyPair is an asymmetric key pair the coordinator generates
+	// (Algorithm "ec-p256" by default, or "rsa-2048", "rsa-3072", "ed25519").
+	KeyPair SecretType = "keypair"
+	// User is a value an owner sets through the API; it is never in the manifest.
+	User SecretType = "user"
+	// X509 is a certificate with its private key, issued by the coordinator's
+	// CA for the names in Subject and DNSNames.
+	X509 SecretType = "x509"
+)
+
+// Manifest is one document that declares every workload, its reference
+// values and its secrets, for all three deployment models.
+type Manifest struct {
+	// Version is the schema version; 1.
+	Version int `json:"version"`
+	// TrustDomain is the SPIFFE trust domain of issued identities.
+	TrustDomain string `json:"trustDomain"`
+	// AllowSimulated lets simulated TEEs attest. Tokens and certificates
+	// issued to them say simulated. Never set it in production.
+	AllowSimulated bool       `json:"allowSimulated,omitempty"`
+	Owners         []Owner    `json:"owners"`
+	Workloads      []Workload `json:"workloads"`
+	Secrets        []Secret   `json:"secrets,omitempty"`
+}
+
+// Owner may change the manifest and set user secrets, proving it with a
+// signature by PublicKey (PEM, ECDSA P-256/P-384 or Ed25519).
+type Owner struct {
+	Name      string `json:"name"`
+	PublicKey string `json:"publicKey"`
+}
+
+// Workload is one attestable workload.
+type Workload struct {
+	Name      string     `json:"name"`
+	Model     Model      `json:"model"`
+	TEE       attest.TEE `json:"tee"`
+	Reference Reference  `json:"reference"`
+}
+
+// Reference are the values a workload's claims must match. An empty field
+// does not constrain; the manifest validator insists on enough of them for
+// each model that a workload is pinned.
+type Reference struct {
+	// Measurements are the accepted launch measurements (SNP MEASUREMENT,
+	// SGX MRENCLAVE, TDX MRTD); any one matches.
+	Measurements []attest.Hex `json:"measurements,omitempty"`
+	// Signer is the expected SGX MRSIGNER or SNP author/ID key digest.
+	Signer attest.Hex `json:"signer,omitempty"`
+	// ProductID is the expected SGX ISVPRODID.
+	ProductID *uint16 `json:"productID,omitempty"`
+	// MinSVN is the lowest accepted SGX ISVSVN or SNP GUEST_SVN.
+	MinSVN *uint32 `json:"minSVN,omitempty"`
+	// HostData is the expected SNP HOST_DATA / TDX MRCONFIGID / SGX
+	// CONFIGID: for a confidential container, the SHA-256 of its pod policy.
+	HostData attest.Hex `json:"hostData,omitempty"`
+	// Debug allows a debuggable TEE. Default false: debug TEEs are refused.
+	Debug bool `json:"debug,omitempty"`
+	// AcceptedTCB lists the vendor TCB statuses accepted when the verifier
+	// evaluated the TCB. Default: UpToDate only.
+	AcceptedTCB []string `json:"acceptedTCB,omitempty"`
+}
+
+// Secret is something the coordinator releases to attested workloads.
+type Secret struct {
+	Name string     `json:"name"`
+	Type SecretType `json:"type"`
+	// Bits is the length of a symmetric key (128, 192, 256; default 256).
+	Bits int `json:"bits,omitempty"`
+	// Algorithm of a keypair or x509 secret: "ec-p256" (default),
+	// "ec-p384", "ed25519", "rsa-2048", "rsa-3072".
+	Algorithm string `json:"algorithm,omitempty"`
+	// Subject (common name) and DNSNames of an x509 secret.
+	Subject  string   `json:"subject,omitempty"`
+	DNSNames []string `json:"dnsNames,omitempty"`
+	// GrantedTo names the workloads that may receive the secret.
+	GrantedTo []string `json:"grantedTo"`
+}

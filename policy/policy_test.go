@@ -1,0 +1,126 @@
+package policy
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/manifest"
+)
+
+func u16(v uint16) *uint16 { return &v }
+func u32(v uint32) *uint32 { return &v }
+
+func bytesOf(b byte, n int) attest.Hex { return attest.Hex(strings.Repeat(string([]byte{b}), n)) }
+
+func sgxWorkload() *manifest.Workload {
+	return &manifest.Workload{Name: "signer", Model: manifest.Enclave, TEE: attest.SGX, Reference: manifest.Reference{
+		Measurements: []attest.Hex{bytesOf(1, 32), bytesOf(2, 32)},
+		Signer:       bytesOf(3, 32),
+		ProductID:    u16(7),
+		MinSVN:       u32(2),
+	}}
+}
+
+func sgxClaims() *attest.Claims {
+	return &attest.Claims{TEE: attest.SGX, Measurement: bytesOf(2, 32), Signer: bytesOf(3, 32), ProductID: 7, SVN: 2,
+		TCB: attest.TCB{Evaluated: true, Status: "UpToDate"}}
+}
+
+func TestAppraiseAffirms(t *testing.T) {
+	v, err := Appraise(sgxClaims(), &manifest.Manifest{}, sgxWorkload())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Status != "affirming" || v.Workload != "signer" || v.Model != manifest.Enclave || v.Simulated {
+		t.Errorf("verdict %+v", v)
+	}
+}
+
+func TestAppraiseViolations(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		edit   func(*attest.Claims, *manifest.Manifest, *manifest.Workload)
+		fields []string
+	}{
+		{"wrong tee", func(c *attest.Claims, _ *manifest.Manifest, _ *manifest.Workload) { c.TEE = attest.SEVSNP }, []string{"tee"}},
+		{"measurement", func(c *attest.Claims, _ *manifest.Manifest, _ *manifest.Workload) { c.Measurement = bytesOf(9, 32) }, []string{"measurements"}},
+		{"signer", func(c *attest.Claims, _ *manifest.Manifest, _ *manifest.Workload) { c.Signer = bytesOf(9, 32) }, []string{"signer"}},
+		{"product", func(c *attest.Claims, _ *manifest.Manifest, _ *manifest.Workload) { c.ProductID = 8 }, []string{"productID"}},
+		{"svn", func(c *attest.Claims, _ *manifest.Manifest, _ *manifest.Workload) { c.SVN = 1 }, []string{"minSVN"}},
+		{"debug", func(c *attest.Claims, _ *manifest.Manifest, _ *manifest.Workload) { c.Debug = true }, []string{"debug"}},
+		{"host data", func(c *attest.Claims, _ *manifest.Manifest, w *manifest.Workload) {
+			w.Reference.HostData = bytesOf(5, 64)
+		}, []string{"hostData"}},
+		{"tcb status", func(c *attest.Claims, _ *manifest.Manifest, _ *manifest.Workload) { c.TCB.Status = "OutOfDate" }, []string{"acceptedTCB"}},
+		{"tcb not evaluated", func(c *attest.Claims, _ *manifest.Manifest, _ *manifest.Workload) { c.TCB = attest.TCB{} }, []string{"acceptedTCB"}},
+		{"simulated not allowed", func(c *attest.Claims, _ *manifest.Manifest, _ *manifest.Workload) { c.Simulated = true }, []string{"allowSimulated"}},
+		{"several at once", func(c *attest.Claims, _ *manifest.Manifest, _ *manifest.Workload) {
+			c.Measurement = bytesOf(9, 32)
+			c.Debug = true
+			c.SVN = 0
+		}, []string{"measurements", "minSVN", "debug"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, m, w := sgxClaims(), &manifest.Manifest{}, sgxWorkload()
+			tc.edit(c, m, w)
+			v, err := Appraise(c, m, w)
+			if v != nil || !errors.Is(err, ErrDenied) {
+				t.Fatalf("want denial, got %v, %v", v, err)
+			}
+			var got []string
+			for _, v := range violations(err) {
+				got = append(got, v.Field)
+			}
+			if strings.Join(got, ",") != strings.Join(tc.fields, ",") {
+				t.Errorf("violations %v, want %v (%v)", got, tc.fields, err)
+			}
+		})
+	}
+}
+
+func TestSimulatedAllowedNeedsNoTCB(t *testing.T) {
+	c := sgxClaims()
+	c.Simulated, c.TCB = true, attest.TCB{}
+	v, err := Appraise(c, &manifest.Manifest{AllowSimulated: true}, sgxWorkload())
+	if err != nil || !v.Simulated {
+		t.Fatalf("simulated evidence under allowSimulated: %v, %+v", err, v)
+	}
+}
+
+func TestDebugAllowedWhenDeclared(t *testing.T) {
+	c, w := sgxClaims(), sgxWorkload()
+	c.Debug, w.Reference.Debug = true, true
+	if _, err := Appraise(c, &manifest.Manifest{}, w); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNothingToAppraise(t *testing.T) {
+	if _, err := Appraise(nil, &manifest.Manifest{}, sgxWorkload()); !errors.Is(err, ErrDenied) {
+		t.Fatalf("nil claims: %v", err)
+	}
+}
+
+// violations lists the *Violation leaves of an error tree, in order.
+func violations(err error) []*Violation {
+	var out []*Violation
+	var walk func(error)
+	walk = func(e error) {
+		if v, ok := e.(*Violation); ok {
+			out = append(out, v)
+			return
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() []error }:
+			for _, x := range u.Unwrap() {
+				walk(x)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	return out
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian machine with Go.
+set -euo pipefail
+need=()
+command -v go >/dev/null || { echo "Go 1.26 is required (https://go.dev/dl)"; exit 1; }
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}"
+  else sudo apt-get update -qq && sudo apt-get install -y -qq "${need[@]}"; fi
+fi
+go mod download
