@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/trustbound/trustbound/agent"
@@ -153,8 +152,7 @@ func quickstart(ctx context.Context, out io.Writer, dir string, logger *slog.Log
 		return errors.New("a tampered workload (wrong measurement) was served")
 	}
 	fmt.Fprintf(out, "   tampered %s (wrong measurement): refused: %v\n", first.Name, err)
-	b, _ := deploy.BoundaryOf(first.Model, first.TEE)
-	rows = append(rows, qsRow{workload: first.Name + " (tampered)", model: string(first.Model), tee: string(first.TEE) + " (simulated)", inside: strings.Join(b.Inside, "; "), outside: strings.Join(b.Outside, "; "), verdict: "refused: wrong measurement"})
+	rows = append(rows, qsRow{workload: first.Name + " (tampered)", model: string(first.Model), tee: string(first.TEE) + " (simulated)", verdict: "refused: wrong measurement"})
 
 	honest, err := simulatedFor(first, false)
 	if err != nil {
@@ -177,17 +175,10 @@ func quickstart(ctx context.Context, out io.Writer, dir string, logger *slog.Log
 		return fmt.Errorf("a replayed nonce was not refused as such: %v", err)
 	}
 	fmt.Fprintf(out, "   %s replaying evidence with a used nonce: refused: %v\n", first.Name, err)
-	rows = append(rows, qsRow{workload: first.Name + " (replay)", model: string(first.Model), tee: string(first.TEE) + " (simulated)", inside: strings.Join(b.Inside, "; "), outside: strings.Join(b.Outside, "; "), verdict: "refused: replayed nonce"})
+	rows = append(rows, qsRow{workload: first.Name + " (replay)", model: string(first.Model), tee: string(first.TEE) + " (simulated)", verdict: "refused: replayed nonce"})
 
 	fmt.Fprintln(out)
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "WORKLOAD\tMODEL\tTEE\tINSIDE THE BOUNDARY\tOUTSIDE THE BOUNDARY\tVERDICT")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.workload, r.model, r.tee, r.inside, r.outside, r.verdict)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
+	printVerdicts(out, rows)
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, "Done. 'trustbound serve', 'trustbound agent' and 'trustbound status' run the same path as separate processes (see README).")
 	return nil
@@ -230,4 +221,22 @@ func simulatedFor(w manifest.Workload, tampered bool) (attest.Attester, error) {
 		return t, nil
 	}
 	return nil, fmt.Errorf("workload %s: no simulated %s TEE", w.Name, w.TEE)
+}
+
+// printVerdicts prints the closing table: one row per workload and
+// attempt, each workload followed by who is inside and outside its trust
+// boundary.
+func printVerdicts(out io.Writer, rows []qsRow) {
+	w := [3]int{len("WORKLOAD"), len("MODEL"), len("TEE")}
+	for _, r := range rows {
+		w[0], w[1], w[2] = max(w[0], len(r.workload)), max(w[1], len(r.model)), max(w[2], len(r.tee))
+	}
+	line := func(a, b, c, d string) { fmt.Fprintf(out, "%-*s  %-*s  %-*s  %s\n", w[0], a, w[1], b, w[2], c, d) }
+	line("WORKLOAD", "MODEL", "TEE", "VERDICT")
+	for _, r := range rows {
+		line(r.workload, r.model, r.tee, r.verdict)
+		if r.inside != "" {
+			fmt.Fprintf(out, "    inside the boundary:  %s\n    outside the boundary: %s\n", r.inside, r.outside)
+		}
+	}
 }

@@ -47,7 +47,7 @@ type server struct {
 
 // startServer opens the data directory (store, data key), builds the
 // coordinator and serves it over TLS with a certificate from its own CA.
-func startServer(ctx context.Context, o serverOptions) (*server, error) {
+func startServer(ctx context.Context, o serverOptions) (_ *server, err error) {
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -59,21 +59,32 @@ func startServer(ctx context.Context, o serverOptions) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	reg, err := formats.Registry()
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.OpenBolt(filepath.Join(o.dataDir, "store.db"), store.BoltOptions{})
 	if err != nil {
 		return nil, err
 	}
-	reg, err := formats.Registry()
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
+	defer func() {
+		if err != nil {
+			st.Close()
+		}
+	}()
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
-	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	defer func() {
+		if err != nil {
+			ln.Close()
+		}
+	}()
+	host, port, err := net.SplitHostPort(ln.Addr().String())
+	if err != nil {
+		return nil, err
+	}
 	if len(o.hosts) == 0 {
 		o.hosts = []string{host}
 		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
@@ -86,24 +97,20 @@ func startServer(ctx context.Context, o serverOptions) (*server, error) {
 		TokenTTL: o.tokenTTL, NonceTTL: o.nonceTTL, Now: o.now,
 	})
 	if err != nil {
-		ln.Close()
-		st.Close()
 		return nil, err
 	}
+	// The TLS key lives only in memory: each start gets a fresh one,
+	// certified by the coordinator's CA.
 	tlsKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
 	}
 	certDER, err := coord.ServerCertificate(tlsKey, o.hosts)
 	if err != nil {
-		ln.Close()
-		st.Close()
 		return nil, err
 	}
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: coord.CA().Raw})
 	if err := os.WriteFile(filepath.Join(o.dataDir, "ca.pem"), caPEM, 0o644); err != nil {
-		ln.Close()
-		st.Close()
 		return nil, err
 	}
 	s := &server{coord: coord, url: url, caPEM: caPEM, st: st, done: make(chan error, 1)}
