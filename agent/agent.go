@@ -18,9 +18,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"time"
 
 	"github.com/trustbound/trustbound/api"
 	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/identity"
 	"github.com/trustbound/trustbound/keybroker"
 )
 
@@ -105,7 +107,7 @@ func Run(ctx context.Context, c *Client, tee attest.Attester, workload string) (
 	if err != nil {
 		return nil, nil, fmt.Errorf("release: %w", err)
 	}
-	res, err := id.Open(rel)
+	res, err := id.Open(rel, time.Now())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -113,19 +115,29 @@ func Run(ctx context.Context, c *Client, tee attest.Attester, workload string) (
 	return id, res, nil
 }
 
-// Open unwraps a release with the identity's HPKE key and checks that the
-// certificate is for the identity's signing key.
-func (id *Identity) Open(rel *api.ReleaseResponse) (*Result, error) {
-	blk, _ := pem.Decode([]byte(rel.Certificate))
-	if blk == nil {
-		return nil, errors.New("release: no certificate")
-	}
-	cert, err := x509.ParseCertificate(blk.Bytes)
+// Open unwraps a release with the identity's HPKE key, and checks that the
+// certificate is an X.509-SVID for the identity's signing key, issued by the
+// CA in the release and naming the SPIFFE ID the release states.
+func (id *Identity) Open(rel *api.ReleaseResponse, now time.Time) (*Result, error) {
+	cert, err := parseCertPEM(rel.Certificate)
 	if err != nil {
 		return nil, fmt.Errorf("release: certificate: %w", err)
 	}
 	if pub, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&id.Signer.PublicKey) {
 		return nil, errors.New("release: the certificate is not for this workload's key")
+	}
+	root, err := parseCertPEM(rel.CA)
+	if err != nil {
+		return nil, fmt.Errorf("release: CA: %w", err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(root)
+	got, err := identity.VerifySVID([]*x509.Certificate{cert}, identity.VerifyOptions{Roots: roots, Now: now, Usage: x509.ExtKeyUsageClientAuth})
+	if err != nil {
+		return nil, fmt.Errorf("release: %w", err)
+	}
+	if got.String() != rel.SPIFFEID {
+		return nil, fmt.Errorf("release: certificate names %s, release says %s", got, rel.SPIFFEID)
 	}
 	res := &Result{SPIFFEID: rel.SPIFFEID, Certificate: rel.Certificate, CA: rel.CA, Secrets: map[string][]byte{}, Simulated: rel.Simulated}
 	for _, s := range rel.Secrets {
@@ -141,6 +153,14 @@ func (id *Identity) Open(rel *api.ReleaseResponse) (*Result, error) {
 	return res, nil
 }
 
+func parseCertPEM(s string) (*x509.Certificate, error) {
+	blk, _ := pem.Decode([]byte(s))
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, errors.New("no PEM certificate")
+	}
+	return x509.ParseCertificate(blk.Bytes)
+}
+
 var safeName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 
 // Write stores the result under dir with owner-only permissions:
@@ -148,6 +168,12 @@ var safeName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 func (id *Identity) Write(dir string, res *Result) error {
 	if err := os.MkdirAll(filepath.Join(dir, "secrets"), 0o700); err != nil {
 		return err
+	}
+	// An existing directory may have looser permissions: tighten them.
+	for _, d := range []string{dir, filepath.Join(dir, "secrets")} {
+		if err := os.Chmod(d, 0o700); err != nil {
+			return err
+		}
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(id.Signer)
 	if err != nil {

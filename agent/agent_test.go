@@ -6,8 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trustbound/trustbound/api"
+	"github.com/trustbound/trustbound/identity"
+	"github.com/trustbound/trustbound/keybroker"
 )
 
 func TestRuntimeDataBindsKeysAndNonce(t *testing.T) {
@@ -39,16 +42,76 @@ func TestRuntimeDataBindsKeysAndNonce(t *testing.T) {
 	}
 }
 
-func TestOpenRefusesACertificateForAnotherKey(t *testing.T) {
+// release builds what a coordinator would send id: an SVID from ca and
+// one secret sealed to id's HPKE key.
+func release(t *testing.T, ca *identity.CA, id *Identity, now time.Time) *api.ReleaseResponse {
+	t.Helper()
+	der, err := ca.IssueWorkload(identity.WorkloadRequest{PublicKey: &id.Signer.PublicKey, TrustDomain: "example.org", Model: "enclave", Workload: "w", NotBefore: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := keybroker.RecipientKey(id.hpke)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := api.SecretInfo("w", "s", 1)
+	sealed, err := keybroker.Wrap(pub, info, []byte("v"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &api.ReleaseResponse{
+		Workload: "w", SPIFFEID: "spiffe://example.org/enclave/w",
+		Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		CA:          string(ca.RootPEM()),
+		Secrets:     []api.WrappedSecret{{Name: "s", Type: "user", Version: 1, Info: info, Sealed: sealed}},
+	}
+}
+
+func TestOpen(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	ca, _ := identity.NewCA("example.org", now.Add(-time.Hour))
+	other, _ := identity.NewCA("example.org", now.Add(-time.Hour))
 	a, _ := NewIdentity()
 	b, _ := NewIdentity()
-	// A self-made certificate for b's key is enough: Open must look at the key.
-	cert := selfSigned(t, b)
-	if _, err := a.Open(&api.ReleaseResponse{Workload: "w", Certificate: cert}); err == nil || !strings.Contains(err.Error(), "not for this workload's key") {
-		t.Fatalf("want refusal, got %v", err)
+
+	res, err := a.Open(release(t, ca, a, now), now)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := b.Open(&api.ReleaseResponse{Workload: "w", Certificate: cert, Secrets: []api.WrappedSecret{{Name: "s", Info: "forged", Version: 1}}}); err == nil {
-		t.Fatal("a secret with a foreign HPKE context was accepted")
+	if string(res.Secrets["s"]) != "v" || res.SPIFFEID != "spiffe://example.org/enclave/w" {
+		t.Errorf("result %+v", res)
+	}
+	for name, tc := range map[string]struct {
+		rel  *api.ReleaseResponse
+		at   time.Time
+		want string
+	}{
+		"certificate for another key": {release(t, ca, b, now), now, "not for this workload's key"},
+		"CA is not the issuer": {func() *api.ReleaseResponse {
+			r := release(t, other, a, now)
+			r.CA = string(ca.RootPEM())
+			return r
+		}(), now, "release:"},
+		"SPIFFE ID differs": {func() *api.ReleaseResponse {
+			r := release(t, ca, a, now)
+			r.SPIFFEID = "spiffe://example.org/enclave/x"
+			return r
+		}(), now, "release says"},
+		"expired certificate": {release(t, ca, a, now), now.Add(2 * time.Hour), "release:"},
+		"foreign secret context": {func() *api.ReleaseResponse {
+			r := release(t, ca, a, now)
+			r.Secrets[0].Info = "forged"
+			return r
+		}(), now, "unexpected context"},
+		"secret sealed to another TEE": {func() *api.ReleaseResponse {
+			r := release(t, ca, a, now)
+			r.Secrets = release(t, ca, b, now).Secrets
+			return r
+		}(), now, "does not open"},
+	} {
+		if _, err := a.Open(tc.rel, tc.at); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: want refusal containing %q, got %v", name, tc.want, err)
+		}
 	}
 }
 

@@ -46,9 +46,12 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, hdr h
 		return err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
 		return err
+	}
+	if len(b) > maxResponse {
+		return fmt.Errorf("%s %s: response larger than %d bytes", method, path, maxResponse)
 	}
 	if resp.StatusCode/100 != 2 {
 		p := &api.Problem{}
@@ -96,55 +99,79 @@ func (c *Client) Release(ctx context.Context, req *api.ReleaseRequest) (*api.Rel
 	return &out, nil
 }
 
-// Status reads the coordinator's status.
-func (c *Client) Status(ctx context.Context) (*api.Status, error) {
+// Owner is an owner of the manifest in force: its name and signing key.
+type Owner struct {
+	Name string
+	Key  crypto.Signer
+}
+
+// Status reads the coordinator's status (owners only).
+func (c *Client) Status(ctx context.Context, o Owner) (*api.Status, error) {
 	var out api.Status
-	if err := c.do(ctx, http.MethodGet, api.PathStatus, nil, nil, &out); err != nil {
+	if err := c.ownerDo(ctx, o, http.MethodGet, api.PathStatus, nil, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
-// Manifest reads the manifest in force.
-func (c *Client) Manifest(ctx context.Context) (*api.ManifestResponse, error) {
+// Manifest reads the manifest in force (owners only).
+func (c *Client) Manifest(ctx context.Context, o Owner) (*api.ManifestResponse, error) {
 	var out api.ManifestResponse
-	if err := c.do(ctx, http.MethodGet, api.PathManifest, nil, nil, &out); err != nil {
+	if err := c.ownerDo(ctx, o, http.MethodGet, api.PathManifest, nil, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
+}
+
+// Audit lists the recorded releases (owners only).
+func (c *Client) Audit(ctx context.Context, o Owner) ([]api.AuditRecord, error) {
+	var out []api.AuditRecord
+	if err := c.ownerDo(ctx, o, http.MethodGet, api.PathAudit, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // ownerDo sends an owner-signed request: it fetches a challenge and signs
 // method, path, nonce and body.
-func (c *Client) ownerDo(ctx context.Context, owner string, key crypto.Signer, method, path string, body []byte, out any) error {
+func (c *Client) ownerDo(ctx context.Context, o Owner, method, path string, body []byte, hdr http.Header, out any) error {
 	ch, err := c.Challenge(ctx)
 	if err != nil {
 		return err
 	}
-	auth, err := api.SignOwner(owner, key, method, path, ch.Nonce, body)
+	auth, err := api.SignOwner(o.Name, o.Key, method, path, ch.Nonce, body)
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, method, path, body, http.Header{"Authorization": {auth}}, out)
+	h := http.Header{"Authorization": {auth}}
+	for k, v := range hdr {
+		h[k] = v
+	}
+	return c.do(ctx, method, path, body, h, out)
 }
 
-// SetManifest installs a manifest, signed by an owner.
-func (c *Client) SetManifest(ctx context.Context, owner string, key crypto.Signer, raw []byte) (*api.SetManifestResponse, error) {
+// SetManifest installs a manifest, signed by an owner. The very first
+// manifest also needs the coordinator's bootstrap token; later ones pass nil.
+func (c *Client) SetManifest(ctx context.Context, o Owner, raw, bootstrap []byte) (*api.SetManifestResponse, error) {
+	var hdr http.Header
+	if len(bootstrap) > 0 {
+		hdr = http.Header{api.HeaderBootstrap: {string(bootstrap)}}
+	}
 	var out api.SetManifestResponse
-	if err := c.ownerDo(ctx, owner, key, http.MethodPut, api.PathManifest, raw, &out); err != nil {
+	if err := c.ownerDo(ctx, o, http.MethodPut, api.PathManifest, raw, hdr, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
 // SetSecret sets a new version of a user secret, signed by an owner.
-func (c *Client) SetSecret(ctx context.Context, owner string, key crypto.Signer, name string, value []byte) (*api.SetSecretResponse, error) {
+func (c *Client) SetSecret(ctx context.Context, o Owner, name string, value []byte) (*api.SetSecretResponse, error) {
 	b, err := json.Marshal(api.SetSecretRequest{Value: value})
 	if err != nil {
 		return nil, err
 	}
 	var out api.SetSecretResponse
-	if err := c.ownerDo(ctx, owner, key, http.MethodPut, api.PathSecrets+name, b, &out); err != nil {
+	if err := c.ownerDo(ctx, o, http.MethodPut, api.PathSecrets+name, b, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -18,15 +18,20 @@ import (
 
 // Paths of the native API.
 const (
-	PathChallenge = "/v1/challenge"
-	PathAttest    = "/v1/attest"
-	PathRelease   = "/v1/release"
-	PathManifest  = "/v1/manifest"
-	PathSecrets   = "/v1/secrets/" // + name
-	PathStatus    = "/v1/status"
-	PathCA        = "/v1/ca"
-	PathHealth    = "/healthz"
+	PathChallenge   = "/v1/challenge"
+	PathAttest      = "/v1/attest"
+	PathRelease     = "/v1/release"
+	PathManifest    = "/v1/manifest"
+	PathSecrets     = "/v1/secrets/" // + name
+	PathStatus      = "/v1/status"
+	PathCA          = "/v1/ca"           // the coordinator's own (TLS) CA
+	PathTrustBundle = "/v1/trust-bundle" // the workload CA of the manifest in force
+	PathAudit       = "/v1/audit"
+	PathHealth      = "/healthz"
 )
+
+// HeaderBootstrap carries the bootstrap token with the first manifest.
+const HeaderBootstrap = "Trustbound-Bootstrap"
 
 // MaxBody is the largest request body the coordinator reads.
 const MaxBody = 1 << 20
@@ -164,6 +169,18 @@ type WorkloadStatus struct {
 	LastVerdict  string    `json:"lastVerdict,omitempty"`
 	LastAttested time.Time `json:"lastAttested,omitzero"`
 	Simulated    bool      `json:"simulated"`
+}
+
+// AuditRecord is one recorded release: who received which secret version,
+// on which evidence, when — never the value.
+type AuditRecord struct {
+	At             time.Time `json:"at"`
+	Workload       string    `json:"workload"`
+	Secret         string    `json:"secret"`
+	Version        int       `json:"version"`
+	EvidenceDigest string    `json:"evidenceDigest"`
+	TokenID        string    `json:"tokenID"`
+	Simulated      bool      `json:"simulated"`
 }
 
 // Problem is an RFC 7807 error body (application/problem+json).

@@ -71,6 +71,9 @@ func (h *Hex) UnmarshalText(b []byte) error {
 type Claims struct {
 	TEE    TEE    `json:"tee"`
 	Format Format `json:"format"`
+	// Model is the deployment model of the workload the claims were
+	// appraised for (policy sets it; evidence alone does not say it).
+	Model string `json:"model,omitempty"`
 	// Simulated is true when the evidence chained to a simulated vendor root
 	// (attest/simtee). Simulated claims prove nothing about hardware.
 	Simulated bool `json:"simulated"`
@@ -91,6 +94,12 @@ type Claims struct {
 	HostData Hex `json:"hostData,omitempty"`
 	// ReportData is the 64 bytes the workload bound into the evidence.
 	ReportData Hex `json:"reportData"`
+	// VMPL is the SNP virtual machine privilege level that requested the
+	// report (0 is the most privileged); nil for other TEEs.
+	VMPL *uint32 `json:"vmpl,omitempty"`
+	// MigrationAgent is true when the SNP guest policy lets a migration
+	// agent (MIGRATE_MA) move the guest, and with it its memory.
+	MigrationAgent bool `json:"migrationAgent,omitempty"`
 	// TCB describes the platform's trusted computing base as far as the
 	// verifier evaluated it.
 	TCB TCB `json:"tcb"`

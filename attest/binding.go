@@ -2,7 +2,6 @@ package attest
 
 import (
 	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/subtle"
 	"fmt"
 )
@@ -17,22 +16,16 @@ func ReportDataFor(runtimeData []byte) [64]byte {
 	return rd
 }
 
-// BindsRuntimeData reports whether reportData binds runtimeData under one of
-// the rules in use by attesters in the field: SHA-256 or SHA-384 zero-padded
-// to 64 bytes, or SHA-512. The comparison is constant-time.
+// BindsRuntimeData reports whether reportData is ReportDataFor(runtimeData),
+// compared in constant time. Other binding rules (the SHA-384/512 ones of
+// some attesters) are added with the surface that needs them, not before.
 func BindsRuntimeData(reportData, runtimeData []byte) error {
 	if len(reportData) != 64 {
 		return fmt.Errorf("%w: report data is %d bytes, want 64", ErrBinding, len(reportData))
 	}
-	s256 := sha256.Sum256(runtimeData)
-	s384 := sha512.Sum384(runtimeData)
-	s512 := sha512.Sum512(runtimeData)
-	for _, h := range [][]byte{s256[:], s384[:], s512[:]} {
-		var want [64]byte
-		copy(want[:], h)
-		if subtle.ConstantTimeCompare(want[:], reportData) == 1 {
-			return nil
-		}
+	want := ReportDataFor(runtimeData)
+	if subtle.ConstantTimeCompare(want[:], reportData) != 1 {
+		return ErrBinding
 	}
-	return ErrBinding
+	return nil
 }

@@ -6,11 +6,8 @@ package coordinator
 
 import (
 	"context"
-	"crypto"
 	"crypto/ecdsa"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -35,15 +32,22 @@ type Config struct {
 	Verifiers *attest.Registry
 	// Issuer is the iss of tokens, normally the coordinator's URL.
 	Issuer string
-	// TrustDomain of the CA when it is first created (the manifest's trust
-	// domain names workload identities).
-	Now      func() time.Time
+	// BootstrapToken is the secret the very first manifest must present
+	// (header Trustbound-Bootstrap) besides its owner's signature, so that
+	// whoever reaches a fresh coordinator first cannot make themselves its
+	// owner. Required; `trustbound serve` keeps it in <data>/bootstrap.token.
+	BootstrapToken []byte
+	Now            func() time.Time
 	Logger   *slog.Logger
 	NonceTTL time.Duration // default 2 minutes
 	TokenTTL time.Duration // default 5 minutes
 	CertTTL  time.Duration // default 1 hour
 	// MaxChallenges bounds outstanding challenges (default 65536).
 	MaxChallenges int
+	// ChallengeRate and ChallengeBurst bound the challenges one client
+	// address may take (default 20/s, burst 40).
+	ChallengeRate  float64
+	ChallengeBurst int
 }
 
 // Coordinator is the running service state.
@@ -51,7 +55,8 @@ type Coordinator struct {
 	cfg    Config
 	now    func() time.Time
 	log    *slog.Logger
-	nonces *nonces
+	nonces  *nonces
+	limiter *limiter
 	// service is the CA of the coordinator's own TLS certificate;
 	// workload CAs (one per SPIFFE trust domain) are made on first use.
 	service *identity.CA
@@ -80,11 +85,13 @@ type workloadRecord struct {
 	simulated                   bool
 }
 
-// serviceTrustDomain names the coordinator's own CA.
+// serviceTrustDomain names the coordinator's own CA. It is stored apart
+// from the workload CAs, so no manifest can make workloads share it.
 const serviceTrustDomain = "trustbound-coordinator"
 
 const (
-	keyCAPrefix = "coordinator/ca/"
+	keyServiceCA = "coordinator/service-ca"
+	keyCAPrefix  = "coordinator/ca/"
 	keyTokenKey = "coordinator/token-key"
 	keyManifest = "manifest/current"
 )
@@ -95,6 +102,9 @@ const (
 func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	if cfg.Store == nil || cfg.Sealer == nil || cfg.Verifiers == nil {
 		return nil, errors.New("coordinator: store, sealer and verifiers are required")
+	}
+	if len(cfg.BootstrapToken) < 16 {
+		return nil, errors.New("coordinator: a bootstrap token of at least 16 bytes is required")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -117,9 +127,16 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	if cfg.Issuer == "" {
 		cfg.Issuer = "trustbound"
 	}
-	c := &Coordinator{cfg: cfg, now: cfg.Now, log: cfg.Logger, nonces: newNonces(cfg.NonceTTL, cfg.MaxChallenges), status: map[string]*workloadRecord{}, cas: map[string]*identity.CA{}}
+	if cfg.ChallengeRate == 0 {
+		cfg.ChallengeRate = 20
+	}
+	if cfg.ChallengeBurst == 0 {
+		cfg.ChallengeBurst = 40
+	}
+	c := &Coordinator{cfg: cfg, now: cfg.Now, log: cfg.Logger, nonces: newNonces(cfg.NonceTTL, cfg.MaxChallenges),
+		limiter: newLimiter(cfg.ChallengeRate, cfg.ChallengeBurst, 4096), status: map[string]*workloadRecord{}, cas: map[string]*identity.CA{}}
 	var err error
-	if c.service, err = c.caFor(ctx, serviceTrustDomain); err != nil {
+	if c.service, err = c.loadCA(ctx, keyServiceCA, serviceTrustDomain); err != nil {
 		return nil, err
 	}
 	tk, err := c.loadTokenKey(ctx)
@@ -129,7 +146,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	if c.tokens, err = token.NewIssuer(tk, cfg.Issuer, cfg.TokenTTL); err != nil {
 		return nil, err
 	}
-	c.broker = keybroker.New(cfg.Store, cfg.Sealer, secretCerts{c})
+	c.broker = keybroker.New(cfg.Store, cfg.Sealer)
 	if err := c.loadManifest(ctx); err != nil {
 		return nil, err
 	}
@@ -163,8 +180,8 @@ func (c *Coordinator) sealedGetOrCreate(ctx context.Context, key string, make fu
 	return pt, nil
 }
 
-// caFor returns the CA of a trust domain, creating it (sealed in the
-// store) on first use.
+// caFor returns the workload CA of a trust domain, creating it (sealed in
+// the store) on first use.
 func (c *Coordinator) caFor(ctx context.Context, trustDomain string) (*identity.CA, error) {
 	c.mu.RLock()
 	ca := c.cas[trustDomain]
@@ -172,7 +189,19 @@ func (c *Coordinator) caFor(ctx context.Context, trustDomain string) (*identity.
 	if ca != nil {
 		return ca, nil
 	}
-	pt, err := c.sealedGetOrCreate(ctx, keyCAPrefix+trustDomain, func() ([]byte, error) {
+	ca, err := c.loadCA(ctx, keyCAPrefix+trustDomain, trustDomain)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.cas[trustDomain] = ca
+	c.mu.Unlock()
+	return ca, nil
+}
+
+// loadCA loads the CA sealed at key, creating it on first use.
+func (c *Coordinator) loadCA(ctx context.Context, key, trustDomain string) (*identity.CA, error) {
+	pt, err := c.sealedGetOrCreate(ctx, key, func() ([]byte, error) {
 		ca, err := identity.NewCA(trustDomain, c.now())
 		if err != nil {
 			return nil, err
@@ -190,29 +219,7 @@ func (c *Coordinator) caFor(ctx context.Context, trustDomain string) (*identity.
 	if certBlock == nil {
 		return nil, fmt.Errorf("coordinator: stored CA for %s is corrupt", trustDomain)
 	}
-	if ca, err = identity.LoadCA(pem.EncodeToMemory(certBlock), rest); err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	c.cas[trustDomain] = ca
-	c.mu.Unlock()
-	return ca, nil
-}
-
-// secretCerts issues the certificates of x509 secrets from the workload CA
-// of the manifest in force.
-type secretCerts struct{ c *Coordinator }
-
-func (s secretCerts) IssueSecretCert(subject string, dnsNames []string, key crypto.Signer, now time.Time, ttl time.Duration) ([]byte, error) {
-	ms := s.c.manifestInForce()
-	if ms == nil {
-		return nil, errors.New("coordinator: no manifest")
-	}
-	ca, err := s.c.caFor(context.Background(), ms.parsed.TrustDomain)
-	if err != nil {
-		return nil, err
-	}
-	return ca.IssueSecretCert(subject, dnsNames, key, now, ttl)
+	return identity.LoadCA(pem.EncodeToMemory(certBlock), rest)
 }
 
 func (c *Coordinator) loadTokenKey(ctx context.Context) (*ecdsa.PrivateKey, error) {
@@ -325,9 +332,4 @@ func (c *Coordinator) WorkloadCA(ctx context.Context, trustDomain string) (*x509
 // ServerCertificate issues the coordinator's own TLS certificate from its CA.
 func (c *Coordinator) ServerCertificate(key *ecdsa.PrivateKey, hosts []string) ([]byte, error) {
 	return issueServer(c.service, key, hosts, c.now())
-}
-
-func digest(b []byte) string {
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
 }

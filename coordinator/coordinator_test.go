@@ -70,8 +70,9 @@ func newHarness(t *testing.T, edit func(*manifest.Manifest)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
-	c, err := coordinator.New(context.Background(), coordinator.Config{Store: st, Sealer: sealer, Verifiers: reg, Now: clk.now, Issuer: "https://coordinator.test"})
+	// The agent checks certificates at the real time, so the coordinator starts there.
+	clk := &clock{t: time.Now().UTC()}
+	c, err := coordinator.New(context.Background(), coordinator.Config{Store: st, Sealer: sealer, Verifiers: reg, Now: clk.now, Issuer: "https://coordinator.test", BootstrapToken: []byte(testBootstrap)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,11 +84,16 @@ func newHarness(t *testing.T, edit func(*manifest.Manifest)) *harness {
 	if edit != nil {
 		edit(h.m)
 	}
-	if _, err := h.client.SetManifest(context.Background(), h.m.Owners[0].Name, h.owner, rawManifest(t, h.m)); err != nil {
+	if _, err := h.client.SetManifest(context.Background(), h.ownerOf(), rawManifest(t, h.m), []byte(testBootstrap)); err != nil {
 		t.Fatalf("setting manifest: %v", err)
 	}
 	return h
 }
+
+const testBootstrap = "bootstrap-token-of-the-test"
+
+// ownerOf is the manifest's owner as the client signs for it.
+func (h *harness) ownerOf() agent.Owner { return agent.Owner{Name: h.m.Owners[0].Name, Key: h.owner} }
 
 func sampleManifest(t *testing.T, pub *ecdsa.PublicKey) *manifest.Manifest {
 	t.Helper()
@@ -121,26 +127,11 @@ func (h *harness) workload(name string) manifest.Workload {
 
 // tee returns a simulated TEE measuring what the manifest declares for w.
 func tee(w manifest.Workload) attest.Attester {
-	ref := w.Reference
-	switch w.TEE {
-	case attest.SEVSNP:
-		t := &simtee.SNP{}
-		copy(t.Measurement[:], ref.Measurements[0])
-		copy(t.HostData[:], ref.HostData)
-		return t
-	case attest.SGX:
-		t := &simtee.SGX{}
-		copy(t.MREnclave[:], ref.Measurements[0])
-		copy(t.MRSigner[:], ref.Signer)
-		if ref.ProductID != nil {
-			t.ProductID = *ref.ProductID
-		}
-		if ref.MinSVN != nil {
-			t.SVN = uint16(*ref.MinSVN)
-		}
-		return t
+	t, err := agent.SimulatedFor(w)
+	if err != nil {
+		panic(err)
 	}
-	panic("no simulated TEE for " + w.TEE)
+	return t
 }
 
 func (h *harness) setUserSecrets() map[string][]byte {
@@ -149,7 +140,7 @@ func (h *harness) setUserSecrets() map[string][]byte {
 	for _, s := range h.m.Secrets {
 		if s.Type == manifest.User {
 			v := []byte("value-of-" + s.Name)
-			if _, err := h.client.SetSecret(context.Background(), h.m.Owners[0].Name, h.owner, s.Name, v); err != nil {
+			if _, err := h.client.SetSecret(context.Background(), h.ownerOf(), s.Name, v); err != nil {
 				h.t.Fatal(err)
 			}
 			vals[s.Name] = v
@@ -357,18 +348,18 @@ func TestRefusals(t *testing.T) {
 		m2.AllowSimulated = false
 		raw := rawManifest(t, &m2)
 		stranger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		_, err := h.client.SetManifest(ctx, h.m.Owners[0].Name, stranger, raw)
+		_, err := h.client.SetManifest(ctx, agent.Owner{Name: h.m.Owners[0].Name, Key: stranger}, raw, nil)
 		wantProblem(t, err, http.StatusUnauthorized, "does not verify")
-		_, err = h.client.SetManifest(ctx, "mallory", stranger, raw)
+		_, err = h.client.SetManifest(ctx, agent.Owner{Name: "mallory", Key: stranger}, raw, nil)
 		wantProblem(t, err, http.StatusUnauthorized, "not an owner")
 		// A new manifest naming the stranger as owner does not help: the
 		// owners of the manifest in force decide.
 		strangerPub, _ := x509.MarshalPKIXPublicKey(&stranger.PublicKey)
 		m2.Owners = []manifest.Owner{{Name: "mallory", PublicKey: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: strangerPub}))}}
-		_, err = h.client.SetManifest(ctx, "mallory", stranger, rawManifest(t, &m2))
+		_, err = h.client.SetManifest(ctx, agent.Owner{Name: "mallory", Key: stranger}, rawManifest(t, &m2), []byte(testBootstrap))
 		wantProblem(t, err, http.StatusUnauthorized, "not an owner")
 		// Nothing changed.
-		got, err := h.client.Manifest(ctx)
+		got, err := h.client.Manifest(ctx, h.ownerOf())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -376,7 +367,7 @@ func TestRefusals(t *testing.T) {
 			t.Error("the manifest changed without an owner's authority")
 		}
 		// The real owner can change it.
-		if _, err := h.client.SetManifest(ctx, h.m.Owners[0].Name, h.owner, raw); err != nil {
+		if _, err := h.client.SetManifest(ctx, h.ownerOf(), raw, nil); err != nil {
 			t.Fatalf("owner could not change the manifest: %v", err)
 		}
 	})
@@ -430,7 +421,7 @@ func TestRefusals(t *testing.T) {
 		}
 		m2 := *h.m
 		m2.TrustDomain = "changed.example"
-		if _, err := h.client.SetManifest(ctx, h.m.Owners[0].Name, h.owner, rawManifest(t, &m2)); err != nil {
+		if _, err := h.client.SetManifest(ctx, h.ownerOf(), rawManifest(t, &m2), nil); err != nil {
 			t.Fatal(err)
 		}
 		_, err = h.client.Release(ctx, &api.ReleaseRequest{Token: ar.Token})

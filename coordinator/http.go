@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"crypto/ecdsa"
+	"crypto/subtle"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -35,10 +36,12 @@ func (c *Coordinator) Handler() http.Handler {
 	mux.HandleFunc("PUT "+api.PathManifest, c.handleSetManifest)
 	mux.HandleFunc("PUT "+api.PathSecrets+"{name}", c.handleSetSecret)
 	mux.HandleFunc("GET "+api.PathStatus, c.handleStatus)
+	mux.HandleFunc("GET "+api.PathAudit, c.handleAudit)
 	mux.HandleFunc("GET "+api.PathCA, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		_ = pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: c.service.Root().Raw})
 	})
+	mux.HandleFunc("GET "+api.PathTrustBundle, c.handleTrustBundle)
 	return mux
 }
 
@@ -74,16 +77,32 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// readBody reads at most api.MaxBody bytes.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// readBody reads at most api.MaxBody bytes; on failure it writes the
+// refusal and returns false.
+func (c *Coordinator) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, api.MaxBody))
 	if err != nil {
-		return nil, fmt.Errorf("reading request body (at most %d bytes): %w", api.MaxBody, err)
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			c.problem(w, r, http.StatusRequestEntityTooLarge, "Request too large", fmt.Errorf("the body may be at most %d bytes", api.MaxBody))
+		} else {
+			c.problem(w, r, http.StatusBadRequest, "Unreadable request", err)
+		}
+		return nil, false
 	}
-	return b, nil
+	return b, true
 }
 
 func (c *Coordinator) handleChallenge(w http.ResponseWriter, r *http.Request) {
+	client, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		client = r.RemoteAddr
+	}
+	if !c.limiter.allow(client, c.now()) {
+		w.Header().Set("Retry-After", "1")
+		c.problem(w, r, http.StatusTooManyRequests, "Too many challenges", errors.New("this client takes challenges too fast; retry shortly"))
+		return
+	}
 	nonce, exp, err := c.nonces.issue(c.now())
 	if err != nil {
 		c.problem(w, r, http.StatusServiceUnavailable, "Challenge unavailable", err)
@@ -93,9 +112,8 @@ func (c *Coordinator) handleChallenge(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Coordinator) handleAttest(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r)
-	if err != nil {
-		c.problem(w, r, http.StatusRequestEntityTooLarge, "Request too large", err)
+	body, ok := c.readBody(w, r)
+	if !ok {
 		return
 	}
 	var req api.AttestRequest
@@ -170,6 +188,7 @@ func (c *Coordinator) attest(r *http.Request, ms *manifestState, wl *manifest.Wo
 	if err != nil {
 		return nil, http.StatusForbidden, "Appraisal denied", err
 	}
+	claims.Model = string(verdict.Model)
 	tok, err := c.tokens.Issue(token.Claims{
 		Nonce:          rd.Nonce,
 		VerifierID:     map[string]string{"developer": "trustbound", "build": "trustbound/v1"},
@@ -178,7 +197,7 @@ func (c *Coordinator) attest(r *http.Request, ms *manifestState, wl *manifest.Wo
 		Model:          string(wl.Model),
 		Simulated:      claims.Simulated,
 		ManifestDigest: ms.Digest,
-		EvidenceDigest: digest(req.Evidence.Data),
+		EvidenceDigest: manifest.Digest(req.Evidence.Data),
 		TEE:            *claims,
 		Runtime:        token.Runtime{Keys: rd.Keys, HPKE: rd.HPKE},
 	}, now)
@@ -189,9 +208,8 @@ func (c *Coordinator) attest(r *http.Request, ms *manifestState, wl *manifest.Wo
 }
 
 func (c *Coordinator) handleRelease(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r)
-	if err != nil {
-		c.problem(w, r, http.StatusRequestEntityTooLarge, "Request too large", err)
+	body, ok := c.readBody(w, r)
+	if !ok {
 		return
 	}
 	var req api.ReleaseRequest
@@ -205,6 +223,8 @@ func (c *Coordinator) handleRelease(w http.ResponseWriter, r *http.Request) {
 		c.problem(w, r, http.StatusUnauthorized, "Token refused", err)
 		return
 	}
+	// One manifest state decides the whole release; recording it is
+	// conditional on that state still being in force.
 	ms := c.manifestInForce()
 	if ms == nil || ms.Digest != tc.ManifestDigest {
 		c.problem(w, r, http.StatusUnauthorized, "Token refused", errors.New("the token was issued under another manifest than the one in force; attest again"))
@@ -234,11 +254,6 @@ func (c *Coordinator) handleRelease(w http.ResponseWriter, r *http.Request) {
 		c.problem(w, r, http.StatusUnauthorized, "Token refused", err)
 		return
 	}
-	spiffe, err := identity.SPIFFEID(ms.parsed.TrustDomain, string(wl.Model), wl.Name)
-	if err != nil {
-		c.problem(w, r, http.StatusInternalServerError, "Identity not issued", err)
-		return
-	}
 	ca, err := c.caFor(r.Context(), ms.parsed.TrustDomain)
 	if err != nil {
 		c.problem(w, r, http.StatusInternalServerError, "Identity not issued", err)
@@ -252,19 +267,28 @@ func (c *Coordinator) handleRelease(w http.ResponseWriter, r *http.Request) {
 		c.problem(w, r, http.StatusInternalServerError, "Identity not issued", err)
 		return
 	}
-	wrapped, err := c.broker.Release(r.Context(), keybroker.Release{
-		Workload: wl.Name, EvidenceDigest: tc.EvidenceDigest, TokenID: tc.ID, Simulated: tc.Simulated,
-	}, secrets, tc.Runtime.HPKE, now)
+	spiffe, err := identity.SPIFFEID(ms.parsed.TrustDomain, string(wl.Model), wl.Name)
 	if err != nil {
-		status := http.StatusInternalServerError
-		if errors.Is(err, keybroker.ErrNoValue) {
+		c.problem(w, r, http.StatusInternalServerError, "Identity not issued", err)
+		return
+	}
+	wrapped, err := c.broker.Release(r.Context(), keybroker.ReleaseRequest{
+		Record:     keybroker.Release{Workload: wl.Name, EvidenceDigest: tc.EvidenceDigest, TokenID: tc.ID, Simulated: tc.Simulated},
+		Secrets:    secrets,
+		To:         tc.Runtime.HPKE,
+		Now:        now,
+		Certs:      ca,
+		Conditions: []store.Op{{Key: keyManifest, Expect: ms.Revision, Check: true}},
+	})
+	if err != nil {
+		status, title := http.StatusInternalServerError, "Release failed"
+		switch {
+		case errors.Is(err, keybroker.ErrNoValue), errors.Is(err, keybroker.ErrTypeChanged):
 			status = http.StatusConflict
+		case errors.Is(err, store.ErrConflict):
+			status, title = http.StatusConflict, "Release failed: the manifest changed meanwhile; attest again"
 		}
-		if errors.Is(err, store.ErrConflict) {
-			// The same token released twice at the same instant.
-			status = http.StatusConflict
-		}
-		c.problem(w, r, status, "Release failed", err)
+		c.problem(w, r, status, title, err)
 		return
 	}
 	c.record(wl.Name, func(rec *workloadRecord) { rec.released++ })
@@ -277,20 +301,6 @@ func (c *Coordinator) handleRelease(w http.ResponseWriter, r *http.Request) {
 		Secrets:     wrapped,
 		Simulated:   tc.Simulated,
 	})
-}
-
-func (c *Coordinator) handleGetManifest(w http.ResponseWriter, r *http.Request) {
-	ms := c.manifestInForce()
-	if ms == nil {
-		c.problem(w, r, http.StatusNotFound, "No manifest", errors.New("no manifest is set"))
-		return
-	}
-	js, err := json.Marshal(ms.parsed)
-	if err != nil {
-		c.problem(w, r, http.StatusInternalServerError, "Manifest unavailable", err)
-		return
-	}
-	writeJSON(w, api.ManifestResponse{Digest: ms.Digest, Revision: ms.Revision, Manifest: js, Raw: ms.Raw})
 }
 
 // ownerAuthority checks a TB-Owner signature over the request by one of
@@ -317,10 +327,53 @@ func (c *Coordinator) ownerAuthority(r *http.Request, body []byte, owners []mani
 	return a.Name, nil
 }
 
-func (c *Coordinator) handleSetManifest(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r)
+// ownerOnly checks that a request without a body carries the authority of
+// an owner of the manifest in force, writing the refusal if not.
+func (c *Coordinator) ownerOnly(w http.ResponseWriter, r *http.Request) (*manifestState, bool) {
+	ms := c.manifestInForce()
+	if ms == nil {
+		c.problem(w, r, http.StatusNotFound, "No manifest", errors.New("no manifest is set"))
+		return nil, false
+	}
+	if _, err := c.ownerAuthority(r, nil, ms.parsed.Owners); err != nil {
+		c.problem(w, r, http.StatusUnauthorized, "Owner signature required", err)
+		return nil, false
+	}
+	return ms, true
+}
+
+func (c *Coordinator) handleGetManifest(w http.ResponseWriter, r *http.Request) {
+	ms, ok := c.ownerOnly(w, r)
+	if !ok {
+		return
+	}
+	js, err := json.Marshal(ms.parsed)
 	if err != nil {
-		c.problem(w, r, http.StatusRequestEntityTooLarge, "Request too large", err)
+		c.problem(w, r, http.StatusInternalServerError, "Manifest unavailable", err)
+		return
+	}
+	writeJSON(w, api.ManifestResponse{Digest: ms.Digest, Revision: ms.Revision, Manifest: js, Raw: ms.Raw})
+}
+
+func (c *Coordinator) handleSetManifest(w http.ResponseWriter, r *http.Request) {
+	body, ok := c.readBody(w, r)
+	if !ok {
+		return
+	}
+	prev := c.manifestInForce()
+	var owner string
+	if prev != nil {
+		// The owners of the manifest in force decide, before anything of
+		// the new document is parsed.
+		var err error
+		if owner, err = c.ownerAuthority(r, body, prev.parsed.Owners); err != nil {
+			c.problem(w, r, http.StatusUnauthorized, "Owner signature required", err)
+			return
+		}
+	} else if subtle.ConstantTimeCompare([]byte(r.Header.Get(api.HeaderBootstrap)), c.cfg.BootstrapToken) != 1 {
+		// The first manifest needs the operator's bootstrap token.
+		c.problem(w, r, http.StatusUnauthorized, "Bootstrap token required",
+			errors.New("the first manifest must carry the coordinator's bootstrap token (header "+api.HeaderBootstrap+"; see bootstrap.token in its data directory)"))
 		return
 	}
 	m, err := manifest.Parse(body)
@@ -331,17 +384,12 @@ func (c *Coordinator) handleSetManifest(w http.ResponseWriter, r *http.Request) 
 		c.problem(w, r, http.StatusBadRequest, "Invalid manifest", err)
 		return
 	}
-	prev := c.manifestInForce()
-	// The owners of the manifest in force decide; the very first manifest
-	// is accepted when one of its own owners signed it.
-	owners := m.Owners
-	if prev != nil {
-		owners = prev.parsed.Owners
-	}
-	owner, err := c.ownerAuthority(r, body, owners)
-	if err != nil {
-		c.problem(w, r, http.StatusUnauthorized, "Owner signature required", err)
-		return
+	if prev == nil {
+		// ...and the signature of one of its own owners.
+		if owner, err = c.ownerAuthority(r, body, m.Owners); err != nil {
+			c.problem(w, r, http.StatusUnauthorized, "Owner signature required", err)
+			return
+		}
 	}
 	st, err := c.setManifest(r.Context(), body, m, owner, prev)
 	if err != nil {
@@ -357,9 +405,8 @@ func (c *Coordinator) handleSetManifest(w http.ResponseWriter, r *http.Request) 
 }
 
 func (c *Coordinator) handleSetSecret(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r)
-	if err != nil {
-		c.problem(w, r, http.StatusRequestEntityTooLarge, "Request too large", err)
+	body, ok := c.readBody(w, r)
+	if !ok {
 		return
 	}
 	ms := c.manifestInForce()
@@ -385,7 +432,11 @@ func (c *Coordinator) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 	}
 	v, err := c.broker.SetUser(r.Context(), ms.parsed.Secrets[i], req.Value, c.now())
 	if err != nil {
-		c.problem(w, r, http.StatusBadRequest, "Secret not set", err)
+		status := http.StatusBadRequest
+		if errors.Is(err, keybroker.ErrTypeChanged) {
+			status = http.StatusConflict
+		}
+		c.problem(w, r, status, "Secret not set", err)
 		return
 	}
 	c.log.Info("secret set", "owner", owner, "secret", name, "version", v)
@@ -393,7 +444,39 @@ func (c *Coordinator) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Coordinator) handleStatus(w http.ResponseWriter, r *http.Request) {
+	if _, ok := c.ownerOnly(w, r); !ok {
+		return
+	}
 	writeJSON(w, c.Status())
+}
+
+func (c *Coordinator) handleAudit(w http.ResponseWriter, r *http.Request) {
+	if _, ok := c.ownerOnly(w, r); !ok {
+		return
+	}
+	recs, err := c.broker.Audit(r.Context())
+	if err != nil {
+		c.problem(w, r, http.StatusInternalServerError, "Audit unavailable", err)
+		return
+	}
+	writeJSON(w, recs)
+}
+
+// handleTrustBundle serves the workload CA of the manifest in force: what
+// relying parties verify workload certificates (X.509-SVIDs) against.
+func (c *Coordinator) handleTrustBundle(w http.ResponseWriter, r *http.Request) {
+	ms := c.manifestInForce()
+	if ms == nil {
+		c.problem(w, r, http.StatusNotFound, "No manifest", errors.New("no manifest is set"))
+		return
+	}
+	ca, err := c.caFor(r.Context(), ms.parsed.TrustDomain)
+	if err != nil {
+		c.problem(w, r, http.StatusInternalServerError, "Trust bundle unavailable", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	_ = pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: ca.Root().Raw})
 }
 
 // Status reports the workloads of the manifest in force, their trust

@@ -19,6 +19,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -311,10 +312,10 @@ func (c *CA) IssueServer(pub crypto.PublicKey, dnsNames []string, ips []net.IP, 
 // x509, whose key the coordinator generated on purpose and will release to
 // the workloads granted the secret. The certificate says so (OU "manifest
 // secret", no SPIFFE ID, so it can never pass as an X.509-SVID). subject
-// becomes the common name (1-64 printable characters); dnsNames may include
-// one leading wildcard label. Extended key usage is serverAuth and
-// clientAuth; valid from now-1m to now+ttl, a ttl of zero meaning
-// DefaultSecretTTL.
+// becomes the common name; when it is empty, dnsNames[0] does.
+// CheckSecretCertNames states the rules for both. Extended key usage is
+// serverAuth and clientAuth; valid from now-1m to now+ttl, a ttl of zero
+// meaning DefaultSecretTTL.
 func (c *CA) IssueSecretCert(subject string, dnsNames []string, key crypto.Signer, now time.Time, ttl time.Duration) ([]byte, error) {
 	if key == nil {
 		return nil, fmt.Errorf("identity: issue secret cert: %w", ErrUnsupportedKey)
@@ -327,14 +328,15 @@ func (c *CA) IssueSecretCert(subject string, dnsNames []string, key crypto.Signe
 	if ttl, err = resolveTTL(ttl, DefaultSecretTTL, MaxSecretTTL); err != nil {
 		return nil, fmt.Errorf("identity: issue secret cert: %w", err)
 	}
-	if err := checkSubject(subject); err != nil {
+	if err := CheckSecretCertNames(subject, dnsNames); err != nil {
 		return nil, fmt.Errorf("identity: issue secret cert: %w", err)
 	}
-	if err := checkDNSNames(dnsNames, true); err != nil {
-		return nil, fmt.Errorf("identity: issue secret cert: %w", err)
+	cn := subject
+	if cn == "" {
+		cn = dnsNames[0]
 	}
 	tmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: subject, Organization: []string{organization}, OrganizationalUnit: []string{ouSecret}},
+		Subject:               pkix.Name{CommonName: cn, Organization: []string{organization}, OrganizationalUnit: []string{ouSecret}},
 		DNSNames:              dnsNames,
 		BasicConstraintsValid: true,
 		KeyUsage:              usage,
@@ -342,7 +344,7 @@ func (c *CA) IssueSecretCert(subject string, dnsNames []string, key crypto.Signe
 	}
 	der, err := c.sign(tmpl, pub, now, ttl)
 	if err != nil {
-		return nil, fmt.Errorf("identity: issue secret cert %q: %w", subject, err)
+		return nil, fmt.Errorf("identity: issue secret cert %q: %w", cn, err)
 	}
 	return der, nil
 }
@@ -454,13 +456,16 @@ func checkDNSName(name string, wildcard bool) error {
 	if name == "" || len(name) > 253 {
 		return fmt.Errorf("length %d, want 1 to 253", len(name))
 	}
+	if lower := strings.ToLower(name); lower != name {
+		return fmt.Errorf("upper case is not allowed: write %q", lower)
+	}
 	labels := strings.Split(name, ".")
 	if labels[0] == "*" {
 		if !wildcard {
 			return fmt.Errorf("wildcards are not allowed here")
 		}
 		if len(labels) < 3 {
-			return fmt.Errorf("a wildcard needs at least two labels after it")
+			return fmt.Errorf("a wildcard needs at least two labels after it (*.example.org, not *.org)")
 		}
 		labels = labels[1:]
 	}
@@ -480,17 +485,74 @@ func checkDNSName(name string, wildcard bool) error {
 	return nil
 }
 
-func checkSubject(s string) error {
-	if s == "" || len(s) > 64 {
-		return fmt.Errorf("%w: subject of %d bytes, want 1 to 64", ErrInvalidRequest, len(s))
+// maxCommonName is the upper bound of an X.509 common name (RFC 5280
+// ub-common-name).
+const maxCommonName = 64
+
+// The parameters of CheckSecretCertNames, as a SecretNameError names them.
+const (
+	ParamSubject  = "subject"
+	ParamDNSNames = "dnsNames"
+)
+
+// SecretNameError is one name of an x509 secret that CheckSecretCertNames
+// refuses. It wraps ErrInvalidRequest.
+type SecretNameError struct {
+	// Param is the parameter at fault: ParamSubject, ParamDNSNames (then
+	// Index is the position in dnsNames), or "" when no name was given.
+	Param string
+	Index int
+	// Msg says what is wrong and how to fix it.
+	Msg string
+}
+
+func (e *SecretNameError) Error() string {
+	switch e.Param {
+	case "":
+		return e.Msg
+	case ParamDNSNames:
+		return fmt.Sprintf("%s[%d]: %s", e.Param, e.Index, e.Msg)
 	}
-	if !utf8.ValidString(s) {
-		return fmt.Errorf("%w: subject is not UTF-8", ErrInvalidRequest)
+	return e.Param + ": " + e.Msg
+}
+
+// Unwrap returns ErrInvalidRequest.
+func (e *SecretNameError) Unwrap() error { return ErrInvalidRequest }
+
+// CheckSecretCertNames reports whether IssueSecretCert accepts subject and
+// dnsNames, so that a manifest can be checked before any certificate is
+// issued. The rules: at least one of the two is given; subject, if given,
+// is 1 to 64 bytes of printable UTF-8 (it becomes the common name); if it
+// is empty, dnsNames[0] becomes the common name and must be at most 64
+// bytes; each DNS name is lower case, RFC 1123 labels, at most 253 bytes,
+// no trailing dot, optionally with a leading "*" label followed by at least
+// two labels. It returns every problem, each a *SecretNameError, joined
+// with errors.Join; nil when the names are fine.
+func CheckSecretCertNames(subject string, dnsNames []string) error {
+	var errs []error
+	add := func(param string, index int, format string, args ...any) {
+		errs = append(errs, &SecretNameError{Param: param, Index: index, Msg: fmt.Sprintf(format, args...)})
 	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return fmt.Errorf("%w: subject %q has non-printable %q", ErrInvalidRequest, s, r)
+	switch {
+	case subject == "" && len(dnsNames) == 0:
+		add("", 0, "no subject and no DNS names: give a subject (the common name), dnsNames, or both")
+	case subject == "" && len(dnsNames[0]) > maxCommonName:
+		add(ParamSubject, 0, "no subject, so the first DNS name would be the common name, but it is %d bytes and a common name is at most %d: set a subject", len(dnsNames[0]), maxCommonName)
+	case subject == "":
+	case len(subject) > maxCommonName:
+		add(ParamSubject, 0, "subject is %d bytes; a common name is at most %d", len(subject), maxCommonName)
+	case !utf8.ValidString(subject):
+		add(ParamSubject, 0, "subject is not valid UTF-8")
+	default:
+		if i := strings.IndexFunc(subject, func(r rune) bool { return !unicode.IsPrint(r) }); i >= 0 {
+			r, _ := utf8.DecodeRuneInString(subject[i:])
+			add(ParamSubject, 0, "subject %q has the non-printable character %q", subject, r)
 		}
 	}
-	return nil
+	for i, name := range dnsNames {
+		if err := checkDNSName(name, true); err != nil {
+			add(ParamDNSNames, i, "%q is not a DNS name for a certificate: %v", name, err)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -522,15 +522,88 @@ func TestIssueSecretCert(t *testing.T) {
 		ttl     time.Duration
 		want    error
 	}{
-		{"empty subject", "", nil, key, 0, ErrInvalidRequest},
+		{"no subject and no DNS names", "", nil, key, 0, ErrInvalidRequest},
 		{"control character", "a\nb", nil, key, 0, ErrInvalidRequest},
 		{"long subject", strings.Repeat("a", 65), nil, key, 0, ErrInvalidRequest},
 		{"bare wildcard", "tls", []string{"*.org"}, key, 0, ErrInvalidRequest},
+		{"wildcard on a TLD", "tls", []string{"*.com"}, key, 0, ErrInvalidRequest},
+		{"upper-case DNS name", "tls", []string{"Web.example.org"}, key, 0, ErrInvalidRequest},
+		{"first DNS name too long to be the common name", "", []string{strings.Repeat("a", 61) + ".org"}, key, 0, ErrInvalidRequest},
 		{"TTL too long", "tls", nil, key, MaxSecretTTL + time.Hour, ErrInvalidRequest},
 		{"no key", "tls", nil, nil, 0, ErrUnsupportedKey},
 	} {
 		if _, err := ca.IssueSecretCert(tc.subject, tc.dns, tc.key, now, tc.ttl); !errors.Is(err, tc.want) {
 			t.Errorf("%s: IssueSecretCert = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestIssueSecretCertWithoutSubject(t *testing.T) {
+	ca := newCA(t)
+	der, err := ca.IssueSecretCert("", []string{"web.example.org", "*.web.example.org"}, p256(t), now, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := parse(t, der)
+	if c.Subject.CommonName != "web.example.org" {
+		t.Errorf("CommonName = %q, want the first DNS name", c.Subject.CommonName)
+	}
+	if !slices.Equal(c.DNSNames, []string{"web.example.org", "*.web.example.org"}) {
+		t.Errorf("DNSNames = %v", c.DNSNames)
+	}
+}
+
+// TestCheckSecretCertNames checks that each refusal names the parameter at
+// fault, so that a manifest validator can point at the field, and that a
+// 64-byte subject and a 64-byte first DNS name are still accepted.
+func TestCheckSecretCertNames(t *testing.T) {
+	type fault struct {
+		param string
+		index int
+	}
+	for _, tc := range []struct {
+		name    string
+		subject string
+		dns     []string
+		want    []fault
+	}{
+		{"subject only", "web tls", nil, nil},
+		{"DNS names only", "", []string{"web.example.org"}, nil},
+		{"64-byte subject", strings.Repeat("a", 64), nil, nil},
+		{"64-byte first DNS name without subject", "", []string{strings.Repeat("a", 60) + ".org"}, nil},
+		{"wildcard", "", []string{"*.web.example.org"}, nil},
+		{"nothing", "", nil, []fault{{"", 0}}},
+		{"65-byte subject", strings.Repeat("a", 65), nil, []fault{{ParamSubject, 0}}},
+		{"65-byte first DNS name without subject", "", []string{strings.Repeat("a", 61) + ".org"}, []fault{{ParamSubject, 0}}},
+		{"non-printable subject", "a\tb", nil, []fault{{ParamSubject, 0}}},
+		{"invalid UTF-8 subject", "a\xffb", nil, []fault{{ParamSubject, 0}}},
+		{"upper case", "tls", []string{"web.example.org", "API.example.org"}, []fault{{ParamDNSNames, 1}}},
+		{"wildcard on a TLD", "tls", []string{"*.com"}, []fault{{ParamDNSNames, 0}}},
+		{"wildcard not first", "tls", []string{"a.*.example.org"}, []fault{{ParamDNSNames, 0}}},
+		{"trailing dot", "tls", []string{"example.org."}, []fault{{ParamDNSNames, 0}}},
+		{"several", strings.Repeat("a", 65), []string{"*.com", "ok.example.org", "A.example.org"}, []fault{{ParamSubject, 0}, {ParamDNSNames, 0}, {ParamDNSNames, 2}}},
+	} {
+		err := CheckSecretCertNames(tc.subject, tc.dns)
+		if tc.want == nil {
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrInvalidRequest) {
+			t.Errorf("%s: %v, want ErrInvalidRequest", tc.name, err)
+			continue
+		}
+		var got []fault
+		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+			var ne *SecretNameError
+			if !errors.As(e, &ne) || ne.Msg == "" {
+				t.Fatalf("%s: %T %v, want a *SecretNameError with a message", tc.name, e, e)
+			}
+			got = append(got, fault{ne.Param, ne.Index})
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: faults %v, want %v (%v)", tc.name, got, tc.want, err)
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/trustbound/trustbound/api"
@@ -25,25 +26,34 @@ import (
 	"github.com/trustbound/trustbound/store"
 )
 
-// CertIssuer issues the certificates of x509 secrets.
+// CertIssuer issues the certificates of x509 secrets: the workload CA of the
+// manifest's trust domain (*identity.CA). The subject becomes the common
+// name; when it is empty, dnsNames[0] does.
 type CertIssuer interface {
 	IssueSecretCert(subject string, dnsNames []string, key crypto.Signer, now time.Time, ttl time.Duration) ([]byte, error)
+	Root() *x509.Certificate
 }
 
-// Broker keeps secrets in a store, sealed under the data key.
+// Broker keeps secrets in a store, sealed under the data key. Each secret
+// keeps every version it ever had: a version number is never reused, so
+// the HPKE context of a release (api.SecretInfo) names one value only.
 type Broker struct {
 	st     store.Store
 	sealer *Sealer
-	certs  CertIssuer
 }
 
 // New returns a broker over st.
-func New(st store.Store, sealer *Sealer, certs CertIssuer) *Broker {
-	return &Broker{st: st, sealer: sealer, certs: certs}
+func New(st store.Store, sealer *Sealer) *Broker {
+	return &Broker{st: st, sealer: sealer}
 }
 
 // ErrNoValue means a user secret has not been set by an owner yet.
 var ErrNoValue = errors.New("keybroker: user secret has no value yet (an owner must set it)")
+
+// ErrTypeChanged means the manifest gives a secret another type than the
+// one its stored versions have. The broker neither converts nor discards a
+// secret's history: the manifest must give the new secret a new name.
+var ErrTypeChanged = errors.New("keybroker: secret type changed")
 
 type secretState struct {
 	Type     manifest.SecretType `json:"type"`
@@ -56,10 +66,30 @@ type secretVersion struct {
 	Created time.Time `json:"created"`
 }
 
+// latest returns the newest version, or nil if there is none.
+func (s *secretState) latest() *secretVersion {
+	if s == nil || len(s.Versions) == 0 {
+		return nil
+	}
+	return &s.Versions[len(s.Versions)-1]
+}
+
+// add appends value as the next version and returns its number.
+func (s *secretState) add(value []byte, now time.Time) int {
+	v := 1
+	if l := s.latest(); l != nil {
+		v = l.Version + 1
+	}
+	s.Versions = append(s.Versions, secretVersion{Version: v, Value: value, Created: now.UTC()})
+	return v
+}
+
 func secretKey(name string) string { return "secrets/" + name }
 
-func (b *Broker) load(ctx context.Context, name string) (*secretState, int64, error) {
-	kv, err := b.st.Get(ctx, secretKey(name))
+// load returns the stored state of a secret (nil if it has none) and its
+// store revision, refusing state of another type than the manifest's.
+func (b *Broker) load(ctx context.Context, s manifest.Secret) (*secretState, int64, error) {
+	kv, err := b.st.Get(ctx, secretKey(s.Name))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, 0, nil
 	}
@@ -70,11 +100,15 @@ func (b *Broker) load(ctx context.Context, name string) (*secretState, int64, er
 	if err != nil {
 		return nil, 0, err
 	}
-	var s secretState
-	if err := json.Unmarshal(pt, &s); err != nil {
-		return nil, 0, fmt.Errorf("keybroker: secret %q: %w", name, err)
+	var st secretState
+	if err := json.Unmarshal(pt, &st); err != nil {
+		return nil, 0, fmt.Errorf("keybroker: secret %q: %w", s.Name, err)
 	}
-	return &s, kv.Revision, nil
+	if st.Type != s.Type {
+		return nil, 0, fmt.Errorf("%w: secret %q is stored as %s but the manifest now says %s: give the new secret a new name",
+			ErrTypeChanged, s.Name, st.Type, s.Type)
+	}
+	return &st, kv.Revision, nil
 }
 
 func (b *Broker) save(ctx context.Context, name string, s *secretState, expect int64) error {
@@ -91,6 +125,7 @@ func (b *Broker) save(ctx context.Context, name string, s *secretState, expect i
 }
 
 // SetUser stores a new version of a user secret and returns its number.
+// It returns ErrTypeChanged if the name is stored with another type.
 func (b *Broker) SetUser(ctx context.Context, s manifest.Secret, value []byte, now time.Time) (int, error) {
 	if s.Type != manifest.User {
 		return 0, fmt.Errorf("keybroker: secret %q is %s; only user secrets are set by owners", s.Name, s.Type)
@@ -99,15 +134,14 @@ func (b *Broker) SetUser(ctx context.Context, s manifest.Secret, value []byte, n
 		return 0, errors.New("keybroker: empty secret value")
 	}
 	for {
-		st, rev, err := b.load(ctx, s.Name)
+		st, rev, err := b.load(ctx, s)
 		if err != nil {
 			return 0, err
 		}
 		if st == nil {
 			st = &secretState{Type: s.Type}
 		}
-		v := len(st.Versions) + 1
-		st.Versions = append(st.Versions, secretVersion{Version: v, Value: value, Created: now.UTC()})
+		v := st.add(value, now)
 		err = b.save(ctx, s.Name, st, rev)
 		if errors.Is(err, store.ErrConflict) {
 			continue
@@ -116,38 +150,91 @@ func (b *Broker) SetUser(ctx context.Context, s manifest.Secret, value []byte, n
 	}
 }
 
-// Current returns the latest version of a secret, generating the first one
-// for coordinator-made types.
-func (b *Broker) Current(ctx context.Context, s manifest.Secret, now time.Time) (int, []byte, error) {
+// Current returns the latest version of a secret. It generates the first
+// version of coordinator-made types, and a new version of an x509 secret
+// whose certificate is past two thirds of its lifetime at now, does not
+// verify against certs.Root() at now (expired, or issued by another CA), or
+// no longer has the manifest's names or key algorithm. Older versions are
+// kept. certs is needed for x509 secrets only. It returns ErrNoValue for a
+// user secret not set yet and ErrTypeChanged if the name is stored with
+// another type.
+func (b *Broker) Current(ctx context.Context, s manifest.Secret, certs CertIssuer, now time.Time) (int, []byte, error) {
+	if s.Type == manifest.X509 && certs == nil {
+		return 0, nil, fmt.Errorf("keybroker: secret %q is x509 but no certificate issuer was given", s.Name)
+	}
 	for {
-		st, rev, err := b.load(ctx, s.Name)
+		st, rev, err := b.load(ctx, s)
 		if err != nil {
 			return 0, nil, err
 		}
-		if st != nil && st.Type == s.Type && len(st.Versions) > 0 {
-			v := st.Versions[len(st.Versions)-1]
-			return v.Version, v.Value, nil
+		if l := st.latest(); l != nil {
+			renew := false
+			if s.Type == manifest.X509 {
+				if renew, err = needsRenewal(s, l.Value, certs.Root(), now); err != nil {
+					return 0, nil, err
+				}
+			}
+			if !renew {
+				return l.Version, l.Value, nil
+			}
 		}
 		if s.Type == manifest.User {
 			return 0, nil, fmt.Errorf("%w: %q", ErrNoValue, s.Name)
 		}
-		value, err := b.generate(s, now)
+		value, err := generate(s, certs, now)
 		if err != nil {
 			return 0, nil, err
 		}
-		st = &secretState{Type: s.Type, Versions: []secretVersion{{Version: 1, Value: value, Created: now.UTC()}}}
+		if st == nil {
+			st = &secretState{Type: s.Type}
+		}
+		v := st.add(value, now)
 		err = b.save(ctx, s.Name, st, rev)
 		if errors.Is(err, store.ErrConflict) {
-			continue // another release generated it first: use theirs
+			continue // another release wrote first: use theirs
 		}
 		if err != nil {
 			return 0, nil, err
 		}
-		return 1, value, nil
+		return v, value, nil
 	}
 }
 
-func (b *Broker) generate(s manifest.Secret, now time.Time) ([]byte, error) {
+// needsRenewal reports whether the stored certificate of an x509 secret
+// must be replaced: past two thirds of its lifetime, not valid under root
+// at now, or no longer matching the manifest's names and algorithm.
+func needsRenewal(s manifest.Secret, value []byte, root *x509.Certificate, now time.Time) (bool, error) {
+	if root == nil {
+		return false, fmt.Errorf("keybroker: secret %q: the certificate issuer has no root", s.Name)
+	}
+	block, _ := pem.Decode(value)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return false, fmt.Errorf("keybroker: secret %q: stored value does not start with a certificate", s.Name)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return false, fmt.Errorf("keybroker: secret %q: stored certificate: %w", s.Name, err)
+	}
+	lifetime := cert.NotAfter.Sub(cert.NotBefore)
+	if !now.Before(cert.NotBefore.Add(lifetime / 3 * 2)) {
+		return true, nil
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(root)
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return true, nil
+	}
+	cn := s.Subject
+	if cn == "" && len(s.DNSNames) > 0 {
+		cn = s.DNSNames[0]
+	}
+	if cert.Subject.CommonName != cn || !slices.Equal(cert.DNSNames, s.DNSNames) {
+		return true, nil
+	}
+	return keyAlgorithm(cert.PublicKey) != algorithm(s), nil
+}
+
+func generate(s manifest.Secret, certs CertIssuer, now time.Time) ([]byte, error) {
 	switch s.Type {
 	case manifest.Symmetric:
 		bits := s.Bits
@@ -158,19 +245,19 @@ func (b *Broker) generate(s manifest.Secret, now time.Time) ([]byte, error) {
 		_, err := rand.Read(k)
 		return k, err
 	case manifest.KeyPair:
-		key, err := generateKey(s.Algorithm)
+		key, err := generateKey(algorithm(s))
 		if err != nil {
 			return nil, err
 		}
 		return privateKeyPEM(key)
 	case manifest.X509:
-		key, err := generateKey(s.Algorithm)
+		key, err := generateKey(algorithm(s))
 		if err != nil {
 			return nil, err
 		}
-		der, err := b.certs.IssueSecretCert(s.Subject, s.DNSNames, key, now, 0)
+		der, err := certs.IssueSecretCert(s.Subject, s.DNSNames, key, now, 0)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("keybroker: secret %q: %w", s.Name, err)
 		}
 		kp, err := privateKeyPEM(key)
 		if err != nil {
@@ -181,9 +268,35 @@ func (b *Broker) generate(s manifest.Secret, now time.Time) ([]byte, error) {
 	return nil, fmt.Errorf("keybroker: secret %q: type %q cannot be generated", s.Name, s.Type)
 }
 
+// algorithm returns the key algorithm of a keypair or x509 secret.
+func algorithm(s manifest.Secret) string {
+	if s.Algorithm == "" {
+		return "ec-p256"
+	}
+	return s.Algorithm
+}
+
+// keyAlgorithm names pub as a manifest algorithm, "" if none fits.
+func keyAlgorithm(pub crypto.PublicKey) string {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256():
+			return "ec-p256"
+		case elliptic.P384():
+			return "ec-p384"
+		}
+	case ed25519.PublicKey:
+		return "ed25519"
+	case *rsa.PublicKey:
+		return fmt.Sprintf("rsa-%d", k.N.BitLen())
+	}
+	return ""
+}
+
 func generateKey(alg string) (crypto.Signer, error) {
 	switch alg {
-	case "", "ec-p256":
+	case "ec-p256":
 		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	case "ec-p384":
 		return ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
@@ -218,39 +331,62 @@ type Release struct {
 	Simulated      bool      `json:"simulated"`
 }
 
+// ReleaseRequest is one release to one workload.
+type ReleaseRequest struct {
+	// Record says who, on which evidence, with which token; At, Secret and
+	// Version are filled in per secret.
+	Record Release
+	// Secrets are released all or none.
+	Secrets []manifest.Secret
+	// To is the HPKE key the workload's TEE generated.
+	To  api.HPKEKey
+	Now time.Time
+	// Certs issues the certificates of x509 secrets; it may be nil when no
+	// x509 secret is released.
+	Certs CertIssuer
+	// Conditions are compare-only ops (store.Op with Check set) that must
+	// still hold when the release is recorded (e.g. the revision of the
+	// manifest the release was decided under). They join the
+	// audit trail's Apply: if one fails, Release returns store.ErrConflict
+	// and nothing is recorded or returned.
+	Conditions []store.Op
+}
+
 // Release seals the current version of each secret to the TEE's key and
-// records each release in the audit trail. Secrets are released all or
-// none.
-func (b *Broker) Release(ctx context.Context, rec Release, secrets []manifest.Secret, to api.HPKEKey, now time.Time) ([]api.WrappedSecret, error) {
-	pub, err := RecipientKey(to)
+// records each release in the audit trail, in one Apply with
+// req.Conditions. Secrets are released all or none.
+func (b *Broker) Release(ctx context.Context, req ReleaseRequest) ([]api.WrappedSecret, error) {
+	pub, err := RecipientKey(req.To)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]api.WrappedSecret, 0, len(secrets))
-	ops := make([]store.Op, 0, len(secrets))
-	for _, s := range secrets {
-		v, value, err := b.Current(ctx, s, now)
+	out := make([]api.WrappedSecret, 0, len(req.Secrets))
+	ops := make([]store.Op, 0, len(req.Secrets)+len(req.Conditions))
+	for _, s := range req.Secrets {
+		v, value, err := b.Current(ctx, s, req.Certs, req.Now)
 		if err != nil {
 			return nil, err
 		}
-		info := api.SecretInfo(rec.Workload, s.Name, v)
+		info := api.SecretInfo(req.Record.Workload, s.Name, v)
 		sealed, err := Wrap(pub, info, value)
 		if err != nil {
 			return nil, fmt.Errorf("keybroker: sealing %q: %w", s.Name, err)
 		}
 		out = append(out, api.WrappedSecret{Name: s.Name, Type: string(s.Type), Version: v, Info: info, Sealed: sealed})
-		r := rec
-		r.At, r.Secret, r.Version = now.UTC(), s.Name, v
+		r := req.Record
+		r.At, r.Secret, r.Version = req.Now.UTC(), s.Name, v
 		entry, err := json.Marshal(r)
 		if err != nil {
 			return nil, err
 		}
-		ops = append(ops, store.Op{Key: auditKey(now, rec.TokenID, s.Name), Value: entry, Expect: 0})
+		ops = append(ops, store.Op{Key: auditKey(req.Now, r.TokenID, s.Name), Value: entry, Expect: 0})
 	}
-	if len(ops) > 0 {
-		if _, err := b.st.Apply(ctx, ops...); err != nil {
-			return nil, fmt.Errorf("keybroker: recording the release: %w", err)
-		}
+	if len(ops) == 0 {
+		return out, nil
+	}
+	ops = append(ops, req.Conditions...)
+	if _, err := b.st.Apply(ctx, ops...); err != nil {
+		return nil, fmt.Errorf("keybroker: recording the release: %w", err)
 	}
 	return out, nil
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/identity"
 )
 
 // FieldError is one problem with a manifest, at the JSON path of the field.
@@ -413,14 +414,7 @@ func (c *checker) secrets(ss []Secret, m *Manifest) {
 			c.add(p+".algorithm", "algorithm is only for keypair and x509 secrets")
 		}
 		if s.Type == X509 {
-			if s.Subject == "" && len(s.DNSNames) == 0 {
-				c.add(p, "an x509 secret needs a subject or dnsNames")
-			}
-			for k, n := range s.DNSNames {
-				if !isDNSName(n) {
-					c.add(fmt.Sprintf("%s.dnsNames[%d]", p, k), "%q is not a DNS name", n)
-				}
-			}
+			c.certNames(p, s)
 		} else {
 			if s.Subject != "" {
 				c.add(p+".subject", "subject is only for x509 secrets")
@@ -445,6 +439,33 @@ func (c *checker) secrets(ss []Secret, m *Manifest) {
 	}
 }
 
+// certNames applies to an x509 secret's names the very check the CA applies
+// when it issues the certificate, so that a valid manifest never blocks a
+// release.
+func (c *checker) certNames(p string, s Secret) {
+	err := identity.CheckSecretCertNames(s.Subject, s.DNSNames)
+	if err == nil {
+		return
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		var ne *identity.SecretNameError
+		switch {
+		case !errors.As(e, &ne):
+			c.add(p, "%v", e)
+		case ne.Param == identity.ParamSubject:
+			c.add(p+".subject", "%s", ne.Msg)
+		case ne.Param == identity.ParamDNSNames:
+			c.add(fmt.Sprintf("%s.dnsNames[%d]", p, ne.Index), "%s", ne.Msg)
+		default:
+			c.add(p, "%s", ne.Msg)
+		}
+	}
+}
+
 func isSecretNameRune(r rune) bool {
 	return isLowerAlnum(r) || 'A' <= r && r <= 'Z' || r == '.' || r == '_' || r == '-'
 }
@@ -455,21 +476,6 @@ func isDNSLabel(s string) bool {
 		return false
 	}
 	return strings.IndexFunc(s, func(r rune) bool { return !isLowerAlnum(r) && r != '-' }) < 0
-}
-
-// isDNSName reports whether s is a host name, optionally with a leading
-// "*." wildcard label. Upper case is accepted (DNS is case-insensitive).
-func isDNSName(s string) bool {
-	if len(s) > 253 {
-		return false
-	}
-	s = strings.TrimPrefix(s, "*.")
-	for label := range strings.SplitSeq(s, ".") {
-		if !isDNSLabel(strings.ToLower(label)) {
-			return false
-		}
-	}
-	return true
 }
 
 func list[T ~string](vs []T) string {

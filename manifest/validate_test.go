@@ -5,6 +5,7 @@ import (
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
@@ -12,8 +13,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/identity"
 )
 
 // Keys the manifest must refuse as owner keys.
@@ -195,7 +198,13 @@ func TestValidateRules(t *testing.T) {
 		{"keypair algorithm", func(m *Manifest) { m.Secrets[2].Algorithm = "rsa-1024" }, "secrets[2].algorithm", `unknown algorithm "rsa-1024"; want one of ec-p256, ec-p384, ed25519, rsa-2048, rsa-3072`},
 		{"x509 algorithm", func(m *Manifest) { m.Secrets[3].Algorithm = "EC-P256" }, "secrets[3].algorithm", `unknown algorithm "EC-P256"`},
 		{"algorithm on symmetric", func(m *Manifest) { m.Secrets[1].Algorithm = "ec-p256" }, "secrets[1].algorithm", "algorithm is only for keypair and x509 secrets"},
-		{"x509 without names", func(m *Manifest) { m.Secrets[3].Subject, m.Secrets[3].DNSNames = "", nil }, "secrets[3]", "an x509 secret needs a subject or dnsNames"},
+		{"x509 without names", func(m *Manifest) { m.Secrets[3].Subject, m.Secrets[3].DNSNames = "", nil }, "secrets[3]", "no subject and no DNS names"},
+		{"x509 subject too long", func(m *Manifest) { m.Secrets[3].Subject = strings.Repeat("a", 65) }, "secrets[3].subject", "subject is 65 bytes; a common name is at most 64"},
+		{"x509 first DNS name too long for the common name", func(m *Manifest) {
+			m.Secrets[3].Subject, m.Secrets[3].DNSNames = "", []string{strings.Repeat("a", 61) + ".org"}
+		}, "secrets[3].subject", "no subject, so the first DNS name would be the common name, but it is 65 bytes"},
+		{"x509 upper-case DNS name", func(m *Manifest) { m.Secrets[3].DNSNames[0] = "Web.example.org" }, "secrets[3].dnsNames[0]", `upper case is not allowed: write "web.example.org"`},
+		{"x509 wildcard on a TLD", func(m *Manifest) { m.Secrets[3].DNSNames[1] = "*.com" }, "secrets[3].dnsNames[1]", "a wildcard needs at least two labels after it"},
 		{"x509 bad DNS name", func(m *Manifest) { m.Secrets[3].DNSNames[1] = "web..example.org" }, "secrets[3].dnsNames[1]", `"web..example.org" is not a DNS name`},
 		{"subject on symmetric", func(m *Manifest) { m.Secrets[1].Subject = "x" }, "secrets[1].subject", "subject is only for x509 secrets"},
 		{"dnsNames on user", func(m *Manifest) { m.Secrets[0].DNSNames = []string{"x"} }, "secrets[0].dnsNames", "dnsNames is only for x509 secrets"},
@@ -221,6 +230,48 @@ func TestValidateRules(t *testing.T) {
 				t.Errorf("got  %s\nwant %s: …%s…", fes[0], tt.path, tt.msg)
 			}
 		})
+	}
+}
+
+// TestValidateX509NamesAgreeWithCA checks that Validate accepts exactly the
+// x509 secret names that the CA accepts when it issues the certificate: a
+// valid manifest must never block a release.
+func TestValidateX509NamesAgreeWithCA(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	ca, err := identity.NewCA("example.org", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		subject string
+		dns     []string
+		valid   bool
+	}{
+		{"subject and DNS names", "web tls", []string{"web.example.org", "*.web.example.org"}, true},
+		{"subject only", "web tls", nil, true},
+		{"DNS names without subject", "", []string{"web.example.org"}, true},
+		{"64-byte subject", strings.Repeat("a", 64), nil, true},
+		{"neither", "", nil, false},
+		{"65-byte subject", strings.Repeat("a", 65), nil, false},
+		{"65-byte first DNS name without subject", "", []string{strings.Repeat("a", 61) + ".org"}, false},
+		{"non-printable subject", "a\tb", nil, false},
+		{"upper-case DNS name", "web tls", []string{"Web.example.org"}, false},
+		{"wildcard on a TLD", "web tls", []string{"*.com"}, false},
+		{"empty DNS label", "web tls", []string{"web..example.org"}, false},
+		{"trailing dot", "web tls", []string{"web.example.org."}, false},
+	} {
+		m := goodManifest(t)
+		m.Secrets[3].Subject, m.Secrets[3].DNSNames = tc.subject, tc.dns
+		verr := m.Validate()
+		_, ierr := ca.IssueSecretCert(tc.subject, tc.dns, key, now, 0)
+		if (verr == nil) != tc.valid || (ierr == nil) != tc.valid {
+			t.Errorf("%s: Validate = %v; IssueSecretCert = %v; want valid=%v from both", tc.name, verr, ierr, tc.valid)
+		}
 	}
 }
 

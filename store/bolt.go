@@ -195,6 +195,9 @@ func (b *Bolt) Apply(ctx context.Context, ops ...Op) (int64, error) {
 		}
 		next := cur + 1
 		for _, op := range ops {
+			if op.Check {
+				continue
+			}
 			if op.Delete {
 				err = kvs.Delete([]byte(op.Key))
 			} else {

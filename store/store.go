@@ -52,6 +52,10 @@ type Op struct {
 	// (no condition), 0 (Key must be absent; the zero value, so an Op is
 	// create-only unless it says otherwise) or the Revision last read.
 	Expect int64
+	// Check makes the op a compare only: Expect must hold, nothing is
+	// written (etcd's Compare without a Put). It carries no value, is not a
+	// Delete and does not expect Any; an Apply needs at least one write.
+	Check bool
 }
 
 // Store is the contract every backend implements. Its methods are safe for
@@ -99,7 +103,11 @@ func checkOps(ops []Op) error {
 		return fmt.Errorf("%w: no ops", ErrInvalid)
 	}
 	seen := make(map[string]struct{}, len(ops))
+	writes := 0
 	for i, op := range ops {
+		if !op.Check {
+			writes++
+		}
 		if err := checkKey(op.Key); err != nil {
 			return fmt.Errorf("op %d: %w", i, err)
 		}
@@ -114,7 +122,12 @@ func checkOps(ops []Op) error {
 			return fmt.Errorf("%w: op %d: delete of %q expects it absent (want Any or its revision)", ErrInvalid, i, op.Key)
 		case op.Delete && len(op.Value) != 0:
 			return fmt.Errorf("%w: op %d: delete of %q carries a value", ErrInvalid, i, op.Key)
+		case op.Check && (op.Delete || len(op.Value) != 0 || op.Expect == Any):
+			return fmt.Errorf("%w: op %d: a check of %q compares a revision (not Any) and writes nothing", ErrInvalid, i, op.Key)
 		}
+	}
+	if writes == 0 {
+		return fmt.Errorf("%w: no write among the ops", ErrInvalid)
 	}
 	return nil
 }

@@ -117,14 +117,14 @@ var ErrInvalid = errors.New("invalid attestation token")
 func (i *Issuer) Verify(raw string, now time.Time) (*Claims, error) {
 	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	var c Claims
 	if err := tok.Claims(&i.key.PublicKey, &c); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if err := c.ValidateWithLeeway(jwt.Expected{Issuer: i.issuer, Time: now}, 0); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return &c, nil
 }

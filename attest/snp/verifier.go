@@ -229,16 +229,19 @@ func claims(r *spb.Report, key abi.ReportSigner, ek *endorsement) *attest.Claims
 	if key == abi.VlekReportSigner {
 		platform["csp_id"] = ek.exts.CspID
 	}
+	vmpl := r.GetVmpl()
 	return &attest.Claims{
-		TEE:         attest.SEVSNP,
-		Format:      attest.FormatSNPReport,
-		Simulated:   ek.simulated,
-		Measurement: clone(r.GetMeasurement()),
-		Signer:      signer,
-		SVN:         r.GetGuestSvn(),
-		Debug:       policy.Debug,
-		HostData:    clone(r.GetHostData()),
-		ReportData:  clone(r.GetReportData()),
+		TEE:            attest.SEVSNP,
+		VMPL:           &vmpl,
+		MigrationAgent: policy.MigrateMA,
+		Format:         attest.FormatSNPReport,
+		Simulated:      ek.simulated,
+		Measurement:    clone(r.GetMeasurement()),
+		Signer:         signer,
+		SVN:            r.GetGuestSvn(),
+		Debug:          policy.Debug,
+		HostData:       clone(r.GetHostData()),
+		ReportData:     clone(r.GetReportData()),
 		TCB: attest.TCB{
 			Evaluated:  false,
 			Components: tcbComponents(ek.productLine, r.GetReportedTcb()),

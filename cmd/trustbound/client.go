@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
@@ -19,9 +20,7 @@ type coordinatorFlags struct {
 	url, caFile string
 }
 
-func (c *coordinatorFlags) register(fs interface {
-	StringVar(*string, string, string, string)
-}) {
+func (c *coordinatorFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.url, "coordinator", "https://127.0.0.1:8443", "coordinator URL")
 	fs.StringVar(&c.caFile, "ca", "", "PEM file of the coordinator's CA (from its data directory); required")
 }

@@ -42,7 +42,8 @@ func commands() []command {
 		{"agent", "attest a workload and receive its secrets and certificate", cmdAgent},
 		{"manifest", "validate | set | get the deployment manifest", cmdManifest},
 		{"secret", "set a user secret (owner-signed)", cmdSecret},
-		{"status", "show workloads, trust boundaries and verdicts", cmdStatus},
+		{"status", "show workloads, trust boundaries and verdicts (owner-signed)", cmdStatus},
+		{"audit", "list recorded releases: who got which secret, when (owner-signed)", cmdAudit},
 		{"keygen", "make an owner key pair", cmdKeygen},
 	}
 }

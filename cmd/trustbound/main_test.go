@@ -143,7 +143,16 @@ func TestServeAndAgentAsCommands(t *testing.T) {
 	if code, out, e := runCmd(t, "manifest", "validate", mf); code != exitOK || !strings.Contains(out, "valid manifest v1, 1 owners, 3 workloads") {
 		t.Fatalf("manifest validate: %d %s %s", code, out, e)
 	}
-	if code, out, e := runCmd(t, append(append([]string{"manifest", "set"}, conn...), "--owner", manifest.SampleOwner, "--key", keyFile, mf)...); code != exitOK || !strings.Contains(out, "manifest set: digest") {
+	// Without the bootstrap token, the first manifest is refused, even
+	// signed by its own owner.
+	if code, _, e := runCmd(t, append(append([]string{"manifest", "set"}, conn...), "--owner", manifest.SampleOwner, "--key", keyFile, mf)...); code != exitRefused || !strings.Contains(e, "bootstrap token") {
+		t.Fatalf("manifest set without bootstrap token: %d %s", code, e)
+	}
+	bootstrap := filepath.Join(dir, "data", "bootstrap.token")
+	if info, err := os.Stat(bootstrap); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("bootstrap token file: %v %v", info, err)
+	}
+	if code, out, e := runCmd(t, append(append([]string{"manifest", "set"}, conn...), "--owner", manifest.SampleOwner, "--key", keyFile, "--bootstrap", bootstrap, mf)...); code != exitOK || !strings.Contains(out, "manifest set: digest") {
 		t.Fatalf("manifest set: %d %s %s", code, out, e)
 	}
 	valueFile := filepath.Join(dir, "pw")
@@ -168,9 +177,18 @@ func TestServeAndAgentAsCommands(t *testing.T) {
 	if code != exitRefused || !strings.Contains(e, "measurements: measurement") {
 		t.Fatalf("tampered agent: %d %s", code, e)
 	}
-	code, out, e = runCmd(t, append([]string{"status"}, conn...)...)
+	code, out, e = runCmd(t, append([]string{"status", "--owner", manifest.SampleOwner, "--key", keyFile}, conn...)...)
 	if code != exitOK || !strings.Contains(out, "ledger-vm") || !strings.Contains(out, "inside the boundary") || !strings.Contains(out, "sev-snp (simulated)") {
 		t.Fatalf("status: %d %s %s", code, out, e)
+	}
+	// The audit trail names the release, never the value.
+	code, out, e = runCmd(t, append([]string{"audit", "--owner", manifest.SampleOwner, "--key", keyFile}, conn...)...)
+	if code != exitOK || !strings.Contains(out, `"secret": "db-password"`) || strings.Contains(out, "horse") {
+		t.Fatalf("audit: %d %s %s", code, out, e)
+	}
+	// Status and audit need an owner.
+	if code, _, e := runCmd(t, append([]string{"status", "--owner", "mallory", "--key", keyFile}, conn...)...); code != exitRefused || !strings.Contains(e, "not an owner") {
+		t.Fatalf("status as a stranger: %d %s", code, e)
 	}
 	cancel()
 	select {
@@ -202,7 +220,8 @@ func TestUsageAndRefusalExitCodes(t *testing.T) {
 		{[]string{"manifest", "validate", bad}, exitRefused, "trustDomain"},
 		{[]string{"agent", "--workload", "w", "--ca", bad}, exitUsage, "--simulate snp|sgx"},
 		{[]string{"agent", "--workload", "w", "--simulate", "snp", "--sim-measurement", "abcd"}, exitUsage, "48 bytes"},
-		{[]string{"status"}, exitUsage, "--ca is required"},
+		{[]string{"status", "--owner", "a", "--key", bad}, exitRefused, "no PEM block"},
+		{[]string{"status"}, exitUsage, "--owner is required"},
 		{[]string{"serve", "--log-level", "loud"}, exitUsage, "--log-level"},
 	} {
 		code, _, e := runCmd(t, tc.args...)

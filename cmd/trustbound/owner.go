@@ -8,10 +8,12 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/trustbound/trustbound/agent"
 	"github.com/trustbound/trustbound/manifest"
 )
 
@@ -56,9 +58,37 @@ func publicKeyPEM(pub any) (string, error) {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
 }
 
+// ownerFlags are the flags of every owner-signed command.
+type ownerFlags struct {
+	coordinatorFlags
+	name, keyFile string
+}
+
+func (o *ownerFlags) register(fs *flag.FlagSet) {
+	o.coordinatorFlags.register(fs)
+	fs.StringVar(&o.name, "owner", "", "owner name, as in the manifest (required)")
+	fs.StringVar(&o.keyFile, "key", "owner.key", "the owner's private key (PEM)")
+}
+
+// connect returns a client and the owner that signs its requests.
+func (o *ownerFlags) connect() (*agent.Client, agent.Owner, error) {
+	if o.name == "" {
+		return nil, agent.Owner{}, usageErr("--owner is required")
+	}
+	key, err := readOwnerKey(o.keyFile)
+	if err != nil {
+		return nil, agent.Owner{}, err
+	}
+	c, err := o.client()
+	if err != nil {
+		return nil, agent.Owner{}, err
+	}
+	return c, agent.Owner{Name: o.name, Key: key}, nil
+}
+
 func cmdManifest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageErr("manifest validate FILE | manifest set --owner NAME --key KEY FILE | manifest get")
+		return usageErr("manifest validate FILE | manifest set --owner NAME --key KEY [--bootstrap FILE] FILE | manifest get --owner NAME --key KEY")
 	}
 	switch args[0] {
 	case "validate":
@@ -81,29 +111,30 @@ func cmdManifest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return nil
 	case "set":
 		fs := newFlags("manifest set", stderr)
-		var cf coordinatorFlags
-		cf.register(fs)
-		owner := fs.String("owner", "", "owner name (as in the manifest in force)")
-		keyFile := fs.String("key", "owner.key", "owner's private key (PEM)")
+		var of ownerFlags
+		of.register(fs)
+		bootstrap := fs.String("bootstrap", "", "for the first manifest only: the coordinator's bootstrap.token file")
 		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
-		if fs.NArg() != 1 || *owner == "" {
-			return usageErr("manifest set --owner NAME --key KEY FILE")
+		if fs.NArg() != 1 {
+			return usageErr("manifest set --owner NAME --key KEY [--bootstrap FILE] FILE")
 		}
 		_, raw, err := manifest.Load(fs.Arg(0))
 		if err != nil {
 			return err
 		}
-		key, err := readOwnerKey(*keyFile)
+		var token []byte
+		if *bootstrap != "" {
+			if token, err = os.ReadFile(*bootstrap); err != nil {
+				return err
+			}
+		}
+		c, o, err := of.connect()
 		if err != nil {
 			return err
 		}
-		c, err := cf.client()
-		if err != nil {
-			return err
-		}
-		res, err := c.SetManifest(ctx, *owner, key, raw)
+		res, err := c.SetManifest(ctx, o, raw, token)
 		if err != nil {
 			return err
 		}
@@ -111,64 +142,89 @@ func cmdManifest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return nil
 	case "get":
 		fs := newFlags("manifest get", stderr)
-		var cf coordinatorFlags
-		cf.register(fs)
+		var of ownerFlags
+		of.register(fs)
 		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
-		c, err := cf.client()
+		c, o, err := of.connect()
 		if err != nil {
 			return err
 		}
-		res, err := c.Manifest(ctx)
+		res, err := c.Manifest(ctx, o)
 		if err != nil {
 			return err
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return printJSON(stdout, res)
 	}
 	return usageErr("unknown manifest subcommand %q (validate, set, get)", args[0])
 }
 
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// maxSecretValue bounds a user secret read from a file or standard input.
+const maxSecretValue = 512 << 10
+
 func cmdSecret(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "set" {
-		return usageErr("secret set --owner NAME --key KEY NAME < value")
+		return usageErr("secret set --owner NAME --key KEY [--from FILE] NAME")
 	}
 	fs := newFlags("secret set", stderr)
-	var cf coordinatorFlags
-	cf.register(fs)
-	owner := fs.String("owner", "", "owner name")
-	keyFile := fs.String("key", "owner.key", "owner's private key (PEM)")
+	var of ownerFlags
+	of.register(fs)
 	from := fs.String("from", "-", "file holding the value, or - for standard input")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 || *owner == "" {
-		return usageErr("secret set --owner NAME --key KEY NAME < value")
+	if fs.NArg() != 1 {
+		return usageErr("secret set --owner NAME --key KEY [--from FILE] NAME")
 	}
-	var value []byte
-	var err error
-	if *from == "-" {
-		value, err = io.ReadAll(io.LimitReader(os.Stdin, 512<<10))
-	} else {
-		value, err = os.ReadFile(*from)
+	r := io.Reader(os.Stdin)
+	if *from != "-" {
+		f, err := os.Open(*from)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
 	}
+	value, err := io.ReadAll(io.LimitReader(r, maxSecretValue+1))
 	if err != nil {
 		return err
 	}
-	key, err := readOwnerKey(*keyFile)
+	if len(value) > maxSecretValue {
+		return fmt.Errorf("the value is larger than %d bytes", maxSecretValue)
+	}
+	c, o, err := of.connect()
 	if err != nil {
 		return err
 	}
-	c, err := cf.client()
-	if err != nil {
-		return err
-	}
-	res, err := c.SetSecret(ctx, *owner, key, fs.Arg(0), value)
+	res, err := c.SetSecret(ctx, o, fs.Arg(0), value)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "secret %s set: version %d (%d bytes; the value is never shown)\n", res.Name, res.Version, len(value))
 	return nil
+}
+
+func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("audit", stderr)
+	var of ownerFlags
+	of.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, o, err := of.connect()
+	if err != nil {
+		return err
+	}
+	recs, err := c.Audit(ctx, o)
+	if err != nil {
+		return err
+	}
+	return printJSON(stdout, recs)
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/trustbound/trustbound/agent"
 	"github.com/trustbound/trustbound/api"
-	"github.com/trustbound/trustbound/attest"
 	"github.com/trustbound/trustbound/attest/simtee"
 	"github.com/trustbound/trustbound/deploy"
 	"github.com/trustbound/trustbound/manifest"
@@ -91,12 +91,13 @@ func quickstart(ctx context.Context, out io.Writer, dir string, logger *slog.Log
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("sample manifest: %w", err)
 	}
-	owner := m.Owners[0].Name
-	set, err := client.SetManifest(ctx, owner, ownerKey, raw)
+	owner := agent.Owner{Name: m.Owners[0].Name, Key: ownerKey}
+	set, err := client.SetManifest(ctx, owner, raw, srv.bootstrap)
 	if err != nil {
 		return fmt.Errorf("setting the manifest: %w", err)
 	}
-	fmt.Fprintf(out, "2. owner %q signed and set the manifest: %d workloads, %d secrets, digest %s\n", owner, len(m.Workloads), len(m.Secrets), set.Digest[:16])
+	fmt.Fprintf(out, "2. owner %q signed and set the manifest (with the coordinator's bootstrap token): %d workloads, %d secrets, digest %s\n",
+		owner.Name, len(m.Workloads), len(m.Secrets), set.Digest[:16])
 	for _, s := range m.Secrets {
 		if s.Type != manifest.User {
 			continue
@@ -105,11 +106,11 @@ func quickstart(ctx context.Context, out io.Writer, dir string, logger *slog.Log
 		if _, err := rand.Read(value); err != nil {
 			return err
 		}
-		res, err := client.SetSecret(ctx, owner, ownerKey, s.Name, value)
+		res, err := client.SetSecret(ctx, owner, s.Name, value)
 		if err != nil {
 			return fmt.Errorf("setting secret %s: %w", s.Name, err)
 		}
-		fmt.Fprintf(out, "   owner %q set user secret %s (version %d; its value is never printed)\n", owner, s.Name, res.Version)
+		fmt.Fprintf(out, "   owner %q set user secret %s (version %d; its value is never printed)\n", owner.Name, s.Name, res.Version)
 	}
 
 	fmt.Fprintln(out, "3. each workload's agent: keys made in the TEE, challenge, evidence, attest, release (secrets sealed with HPKE to the TEE's key)")
@@ -120,7 +121,7 @@ func quickstart(ctx context.Context, out io.Writer, dir string, logger *slog.Log
 			return err
 		}
 		row := qsRow{workload: w.Name, model: string(w.Model), tee: string(w.TEE) + " (simulated)", inside: strings.Join(b.Inside, "; "), outside: strings.Join(b.Outside, "; ")}
-		tee, err := simulatedFor(w, false)
+		tee, err := agent.SimulatedFor(w)
 		if err != nil {
 			return err
 		}
@@ -143,18 +144,24 @@ func quickstart(ctx context.Context, out io.Writer, dir string, logger *slog.Log
 
 	fmt.Fprintln(out, "4. what must be refused is refused:")
 	first := m.Workloads[0]
-	tampered, err := simulatedFor(first, true)
+	tampered, err := agent.SimulatedFor(first)
 	if err != nil {
 		return err
 	}
+	switch t := tampered.(type) {
+	case *simtee.SNP:
+		t.Measurement[0] ^= 0xff
+	case *simtee.SGX:
+		t.MREnclave[0] ^= 0xff
+	}
 	_, _, err = agent.Run(ctx, client, tampered, first.Name)
-	if err == nil {
-		return errors.New("a tampered workload (wrong measurement) was served")
+	if p := (*api.Problem)(nil); !errors.As(err, &p) || p.Status != http.StatusForbidden || !strings.Contains(p.Detail, "measurements:") {
+		return fmt.Errorf("a tampered workload (wrong measurement) was not refused for its measurement: %v", err)
 	}
 	fmt.Fprintf(out, "   tampered %s (wrong measurement): refused: %v\n", first.Name, err)
 	rows = append(rows, qsRow{workload: first.Name + " (tampered)", model: string(first.Model), tee: string(first.TEE) + " (simulated)", verdict: "refused: wrong measurement"})
 
-	honest, err := simulatedFor(first, false)
+	honest, err := agent.SimulatedFor(first)
 	if err != nil {
 		return err
 	}
@@ -170,8 +177,7 @@ func quickstart(ctx context.Context, out io.Writer, dir string, logger *slog.Log
 		return fmt.Errorf("attesting before the replay: %w", err)
 	}
 	_, err = client.Attest(ctx, req)
-	var p *api.Problem
-	if err == nil || !errors.As(err, &p) || p.Status != 401 {
+	if p := (*api.Problem)(nil); !errors.As(err, &p) || p.Status != http.StatusUnauthorized || !strings.Contains(p.Detail, "already used") {
 		return fmt.Errorf("a replayed nonce was not refused as such: %v", err)
 	}
 	fmt.Fprintf(out, "   %s replaying evidence with a used nonce: refused: %v\n", first.Name, err)
@@ -182,45 +188,6 @@ func quickstart(ctx context.Context, out io.Writer, dir string, logger *slog.Log
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, "Done. 'trustbound serve', 'trustbound agent' and 'trustbound status' run the same path as separate processes (see README).")
 	return nil
-}
-
-// simulatedFor returns a simulated TEE that measures exactly what the
-// manifest declares for w — or, tampered, a different launch measurement.
-func simulatedFor(w manifest.Workload, tampered bool) (attest.Attester, error) {
-	ref := w.Reference
-	var meas []byte
-	if len(ref.Measurements) > 0 {
-		meas = slices.Clone(ref.Measurements[0])
-	}
-	if tampered {
-		if len(meas) == 0 {
-			return nil, fmt.Errorf("workload %s pins no measurement to tamper with", w.Name)
-		}
-		meas[0] ^= 0xff
-	}
-	switch w.TEE {
-	case attest.SEVSNP:
-		t := &simtee.SNP{}
-		copy(t.Measurement[:], meas)
-		copy(t.HostData[:], ref.HostData)
-		if ref.MinSVN != nil {
-			t.GuestSVN = *ref.MinSVN
-		}
-		return t, nil
-	case attest.SGX:
-		t := &simtee.SGX{}
-		copy(t.MREnclave[:], meas)
-		copy(t.MRSigner[:], ref.Signer)
-		copy(t.ConfigID[:], ref.HostData)
-		if ref.ProductID != nil {
-			t.ProductID = *ref.ProductID
-		}
-		if ref.MinSVN != nil {
-			t.SVN = uint16(*ref.MinSVN)
-		}
-		return t, nil
-	}
-	return nil, fmt.Errorf("workload %s: no simulated %s TEE", w.Name, w.TEE)
 }
 
 // printVerdicts prints the closing table: one row per workload and

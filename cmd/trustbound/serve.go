@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -40,9 +41,11 @@ type server struct {
 	coord *coordinator.Coordinator
 	url   string
 	caPEM []byte
-	http  *http.Server
-	st    store.Store
-	done  chan error
+	// bootstrap is the token the first manifest must present.
+	bootstrap []byte
+	http      *http.Server
+	st        store.Store
+	done      chan error
 }
 
 // startServer opens the data directory (store, data key), builds the
@@ -51,11 +54,15 @@ func startServer(ctx context.Context, o serverOptions) (_ *server, err error) {
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return nil, err
 	}
-	dataKey, err := loadOrCreateDataKey(filepath.Join(o.dataDir, "data.key"))
+	dataKey, err := loadOrCreateSecretFile(filepath.Join(o.dataDir, "data.key"), keybroker.DataKeySize, false)
 	if err != nil {
 		return nil, err
 	}
 	sealer, err := keybroker.NewSealer(dataKey)
+	if err != nil {
+		return nil, err
+	}
+	bootstrap, err := loadOrCreateSecretFile(filepath.Join(o.dataDir, "bootstrap.token"), 24, true)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +100,7 @@ func startServer(ctx context.Context, o serverOptions) (_ *server, err error) {
 	}
 	url := "https://" + net.JoinHostPort(o.hosts[0], port)
 	coord, err := coordinator.New(ctx, coordinator.Config{
-		Store: st, Sealer: sealer, Verifiers: reg, Issuer: url, Logger: o.logger,
+		Store: st, Sealer: sealer, Verifiers: reg, Issuer: url, Logger: o.logger, BootstrapToken: bootstrap,
 		TokenTTL: o.tokenTTL, NonceTTL: o.nonceTTL, Now: o.now,
 	})
 	if err != nil {
@@ -113,7 +120,7 @@ func startServer(ctx context.Context, o serverOptions) (_ *server, err error) {
 	if err := os.WriteFile(filepath.Join(o.dataDir, "ca.pem"), caPEM, 0o644); err != nil {
 		return nil, err
 	}
-	s := &server{coord: coord, url: url, caPEM: caPEM, st: st, done: make(chan error, 1)}
+	s := &server{coord: coord, url: url, caPEM: caPEM, bootstrap: bootstrap, st: st, done: make(chan error, 1)}
 	s.http = &http.Server{
 		Handler:           coord.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -144,22 +151,30 @@ func (s *server) shutdown(ctx context.Context) error {
 	return err
 }
 
-// loadOrCreateDataKey reads the 32-byte data key that seals the store, or
-// creates it (mode 0600) on first start.
-func loadOrCreateDataKey(path string) ([]byte, error) {
+// loadOrCreateSecretFile reads a secret of size bytes kept in a file of
+// mode 0600, or creates it on first start; text makes it base64url text
+// (for tokens people copy), else raw bytes.
+func loadOrCreateSecretFile(path string, size int, text bool) ([]byte, error) {
+	want := size
+	if text {
+		want = base64.RawURLEncoding.EncodedLen(size)
+	}
 	k, err := os.ReadFile(path)
 	if err == nil {
-		if len(k) != keybroker.DataKeySize {
-			return nil, fmt.Errorf("data key %s: want %d bytes, got %d", path, keybroker.DataKeySize, len(k))
+		if len(k) != want {
+			return nil, fmt.Errorf("%s: want %d bytes, got %d", path, want, len(k))
 		}
 		return k, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	k = make([]byte, keybroker.DataKeySize)
+	k = make([]byte, size)
 	if _, err := rand.Read(k); err != nil {
 		return nil, err
+	}
+	if text {
+		k = []byte(base64.RawURLEncoding.EncodeToString(k))
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -203,7 +218,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	logger.Info("coordinator serving", "url", s.url, "ca", filepath.Join(*dataDir, "ca.pem"))
-	fmt.Fprintf(stdout, "trustbound coordinator at %s (CA certificate: %s)\n", s.url, filepath.Join(*dataDir, "ca.pem"))
+	fmt.Fprintf(stdout, "trustbound coordinator at %s (CA certificate: %s; the first manifest needs %s)\n",
+		s.url, filepath.Join(*dataDir, "ca.pem"), filepath.Join(*dataDir, "bootstrap.token"))
 	select {
 	case <-ctx.Done():
 	case err := <-s.done:

@@ -14,8 +14,8 @@ import (
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("status", stderr)
-	var cf coordinatorFlags
-	cf.register(fs)
+	var of ownerFlags
+	of.register(fs)
 	file := fs.String("manifest", "", "show the workloads and trust boundaries of a manifest file, without a coordinator")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -35,11 +35,11 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			st.Workloads = append(st.Workloads, api.WorkloadStatus{Name: w.Name, Model: string(w.Model), TEE: string(w.TEE), Inside: b.Inside, Outside: b.Outside})
 		}
 	} else {
-		c, err := cf.client()
+		c, o, err := of.connect()
 		if err != nil {
 			return err
 		}
-		if st, err = c.Status(ctx); err != nil {
+		if st, err = c.Status(ctx, o); err != nil {
 			return err
 		}
 		if st.ManifestDigest == "" {

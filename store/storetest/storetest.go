@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentCAS", testConcurrentCAS},
 		{"ValuesAreCopies", testCopies},
 		{"EmptyValue", testEmptyValue},
+		{"CheckComparesWithoutWriting", testCheck},
 		{"Invalid", testInvalid},
 		{"CanceledContext", testCanceled},
 	}
@@ -435,4 +436,36 @@ func testCanceled(t *testing.T, s store.Store) {
 	wantErr(t, "Apply", err, context.Canceled)
 	wantMissing(t, s, "a")
 	wantNextRevision(t, s, last)
+}
+
+func testCheck(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	guard := put(t, s, "guard", "g", 0)
+	rev, err := s.Apply(ctx, store.Op{Key: "guard", Expect: guard, Check: true}, store.Op{Key: "a", Value: []byte("1")})
+	if err != nil {
+		t.Fatalf("Apply with a holding check: %v", err)
+	}
+	want(t, s, "a", "1", rev)
+	want(t, s, "guard", "g", guard) // a check writes nothing, not even a revision
+	// A check that fails aborts the writes.
+	if _, err := s.Apply(ctx, store.Op{Key: "guard", Expect: guard + 100, Check: true}, store.Op{Key: "b", Value: []byte("2")}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("Apply with a failing check: %v, want ErrConflict", err)
+	}
+	if _, err := s.Get(ctx, "b"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a write went through a failing check: %v", err)
+	}
+	// A check that the key is absent.
+	if _, err := s.Apply(ctx, store.Op{Key: "nothing", Expect: 0, Check: true}, store.Op{Key: "c", Value: []byte("3")}); err != nil {
+		t.Fatalf("check of an absent key: %v", err)
+	}
+	for name, ops := range map[string][]store.Op{
+		"only checks":     {{Key: "guard", Expect: guard, Check: true}},
+		"check with Any":  {{Key: "guard", Expect: store.Any, Check: true}, {Key: "d", Value: []byte("4")}},
+		"check and value": {{Key: "guard", Expect: guard, Check: true, Value: []byte("x")}, {Key: "d", Value: []byte("4")}},
+		"check deletes":   {{Key: "guard", Expect: guard, Check: true, Delete: true}, {Key: "d", Value: []byte("4")}},
+	} {
+		if _, err := s.Apply(ctx, ops...); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
 }
