@@ -38,10 +38,10 @@ type Config struct {
 	// owner. Required; `trustbound serve` keeps it in <data>/bootstrap.token.
 	BootstrapToken []byte
 	Now            func() time.Time
-	Logger   *slog.Logger
-	NonceTTL time.Duration // default 2 minutes
-	TokenTTL time.Duration // default 5 minutes
-	CertTTL  time.Duration // default 1 hour
+	Logger         *slog.Logger
+	NonceTTL       time.Duration // default 2 minutes
+	TokenTTL       time.Duration // default 5 minutes
+	CertTTL        time.Duration // default 1 hour
 	// MaxChallenges bounds outstanding challenges (default 65536).
 	MaxChallenges int
 	// ChallengeRate and ChallengeBurst bound the challenges one client
@@ -52,9 +52,9 @@ type Config struct {
 
 // Coordinator is the running service state.
 type Coordinator struct {
-	cfg    Config
-	now    func() time.Time
-	log    *slog.Logger
+	cfg     Config
+	now     func() time.Time
+	log     *slog.Logger
 	nonces  *nonces
 	limiter *limiter
 	// service is the CA of the coordinator's own TLS certificate;
@@ -92,8 +92,8 @@ const serviceTrustDomain = "trustbound-coordinator"
 const (
 	keyServiceCA = "coordinator/service-ca"
 	keyCAPrefix  = "coordinator/ca/"
-	keyTokenKey = "coordinator/token-key"
-	keyManifest = "manifest/current"
+	keyTokenKey  = "coordinator/token-key"
+	keyManifest  = "manifest/current"
 )
 
 // New builds a coordinator on its store: it loads (or, on first start,
