@@ -488,3 +488,117 @@ func TestAuditRecordsReleasesWithoutValues(t *testing.T) {
 		}
 	}
 }
+
+func TestFirstManifestNeedsTheBootstrapToken(t *testing.T) {
+	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "store.db"), store.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	key := make([]byte, keybroker.DataKeySize)
+	sealer, _ := keybroker.NewSealer(key)
+	reg, _ := formats.Registry()
+	if _, err := coordinator.New(context.Background(), coordinator.Config{Store: st, Sealer: sealer, Verifiers: reg}); err == nil {
+		t.Fatal("a coordinator without a bootstrap token was built")
+	}
+	c, err := coordinator.New(context.Background(), coordinator.Config{Store: st, Sealer: sealer, Verifiers: reg, BootstrapToken: []byte(testBootstrap)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c.Handler())
+	defer srv.Close()
+	client := agent.NewClient(srv.URL, srv.Client())
+	owner, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	raw := rawManifest(t, sampleManifest(t, &owner.PublicKey))
+	o := agent.Owner{Name: manifest.SampleOwner, Key: owner}
+	ctx := context.Background()
+	for _, token := range []string{"", "wrong-token-of-the-same-length!"} {
+		_, err := client.SetManifest(ctx, o, raw, []byte(token))
+		wantProblem(t, err, http.StatusUnauthorized, "bootstrap token")
+	}
+	// The token alone is not enough either: one of the manifest's own owners signs.
+	stranger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, err = client.SetManifest(ctx, agent.Owner{Name: manifest.SampleOwner, Key: stranger}, raw, []byte(testBootstrap))
+	wantProblem(t, err, http.StatusUnauthorized, "does not verify")
+	if _, err := client.SetManifest(ctx, o, raw, []byte(testBootstrap)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOwnerOnlyReads(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	for _, path := range []string{api.PathManifest, api.PathStatus, api.PathAudit} {
+		resp, err := http.Get(h.clientURL() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("anonymous GET %s: HTTP %d, want 401", path, resp.StatusCode)
+		}
+	}
+	stranger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, err := h.client.Status(ctx, agent.Owner{Name: h.m.Owners[0].Name, Key: stranger})
+	wantProblem(t, err, http.StatusUnauthorized, "does not verify")
+	if st, err := h.client.Status(ctx, h.ownerOf()); err != nil || len(st.Workloads) != 3 {
+		t.Fatalf("owner status: %+v %v", st, err)
+	}
+	if _, err := h.client.Audit(ctx, h.ownerOf()); err != nil {
+		t.Fatal(err)
+	}
+	// The workload trust bundle is public: relying parties need it.
+	resp, err := http.Get(h.clientURL() + api.PathTrustBundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	wca, _ := h.coord.WorkloadCA(ctx, h.m.TrustDomain)
+	body := make([]byte, 4096)
+	n, _ := resp.Body.Read(body)
+	if blk, _ := pem.Decode(body[:n]); blk == nil || string(blk.Bytes) != string(wca.Raw) {
+		t.Error("trust bundle is not the workload CA of the manifest in force")
+	}
+}
+
+func TestChallengesAreRateLimitedPerClient(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	var limited bool
+	for range 200 {
+		if _, err := h.client.Challenge(ctx); err != nil {
+			wantProblem(t, err, http.StatusTooManyRequests, "too fast")
+			limited = true
+			break
+		}
+	}
+	if !limited {
+		t.Fatal("200 challenges at once from one client were all served")
+	}
+	// Time heals it.
+	h.clock.advance(5 * time.Second)
+	if _, err := h.client.Challenge(ctx); err != nil {
+		t.Fatalf("after a pause: %v", err)
+	}
+}
+
+// No manifest can make the coordinator's own TLS CA sign for workloads.
+func TestServiceCAIsNotAWorkloadCA(t *testing.T) {
+	h := newHarness(t, func(m *manifest.Manifest) { m.TrustDomain = "trustbound-coordinator" })
+	_, res, err := agent.Run(context.Background(), h.client, tee(h.workload("web")), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, pemText := range map[string]string{"workload certificate": res.Certificate, "tls secret": string(res.Secrets["tls"])} {
+		blk, _ := pem.Decode([]byte(pemText))
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AddCert(h.coord.CA())
+		if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: h.clock.now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
+			t.Errorf("the %s verifies against the coordinator's TLS CA", name)
+		}
+	}
+}

@@ -321,15 +321,7 @@ func privateKeyPEM(k crypto.Signer) ([]byte, error) {
 
 // Release is one recorded release, as kept in the audit trail: who, what,
 // on which evidence, when — never the value.
-type Release struct {
-	At             time.Time `json:"at"`
-	Workload       string    `json:"workload"`
-	Secret         string    `json:"secret"`
-	Version        int       `json:"version"`
-	EvidenceDigest string    `json:"evidenceDigest"`
-	TokenID        string    `json:"tokenID"`
-	Simulated      bool      `json:"simulated"`
-}
+type Release = api.AuditRecord
 
 // ReleaseRequest is one release to one workload.
 type ReleaseRequest struct {

@@ -82,9 +82,51 @@ type Reference struct {
 	HostData attest.Hex `json:"hostData,omitempty"`
 	// Debug allows a debuggable TEE. Default false: debug TEEs are refused.
 	Debug bool `json:"debug,omitempty"`
+	// MinTCB is the lowest accepted security patch level of each SNP TCB
+	// component, checked against the TCB the report states (and its VCEK
+	// certifies). Unset components are not constrained.
+	MinTCB *TCBFloor `json:"minTCB,omitempty"`
+	// VMPL is the SNP privilege level the report must come from; default 0
+	// (the most privileged, where the guest's own kernel or paravisor runs).
+	VMPL *uint32 `json:"vmpl,omitempty"`
+	// AllowMigrationAgent accepts an SNP guest whose policy lets a migration
+	// agent move it (and its memory) to another host. Default false.
+	AllowMigrationAgent bool `json:"allowMigrationAgent,omitempty"`
 	// AcceptedTCB lists the vendor TCB statuses accepted when the verifier
 	// evaluated the TCB. Default: UpToDate only.
 	AcceptedTCB []string `json:"acceptedTCB,omitempty"`
+}
+
+// TCBFloor is the lowest accepted SVN of each SNP TCB component.
+type TCBFloor struct {
+	Bootloader *uint8 `json:"bootloader,omitempty"`
+	TEE        *uint8 `json:"tee,omitempty"`
+	SNP        *uint8 `json:"snp,omitempty"`
+	Microcode  *uint8 `json:"microcode,omitempty"`
+	// FMC is Turin's firmware microcontroller component.
+	FMC *uint8 `json:"fmc,omitempty"`
+}
+
+// Components lists the floor's set components by their claim names.
+func (f *TCBFloor) Components() map[string]uint64 {
+	out := map[string]uint64{}
+	if f == nil {
+		return out
+	}
+	for name, v := range map[string]*uint8{"bootloader": f.Bootloader, "tee": f.TEE, "snp": f.SNP, "microcode": f.Microcode, "fmc": f.FMC} {
+		if v != nil {
+			out[name] = uint64(*v)
+		}
+	}
+	return out
+}
+
+// VMPLOrDefault is the VMPL an SNP report must come from.
+func (r Reference) VMPLOrDefault() uint32 {
+	if r.VMPL == nil {
+		return 0
+	}
+	return *r.VMPL
 }
 
 // Secret is something the coordinator releases to attested workloads.

@@ -292,3 +292,27 @@ func TestTCBAccepted(t *testing.T) {
 		t.Errorf("TCBAccepted shares its slice: %v", r.AcceptedTCB)
 	}
 }
+
+func TestParseSNPReferenceValues(t *testing.T) {
+	doc := strings.Replace(string(readTestdata(t, "good.yaml")), "    tee: sev-snp\n", "    tee: sev-snp\n", 1)
+	i := strings.Index(doc, "    reference:\n")
+	doc = doc[:i+len("    reference:\n")] + "      minTCB: {bootloader: 2, snp: 5, microcode: 68}\n      vmpl: 1\n      allowMigrationAgent: true\n" + doc[i+len("    reference:\n"):]
+	m, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	r := m.Workloads[0].Reference
+	got := r.MinTCB.Components()
+	if len(got) != 3 || got["bootloader"] != 2 || got["snp"] != 5 || got["microcode"] != 68 || r.VMPLOrDefault() != 1 || !r.AllowMigrationAgent {
+		t.Errorf("reference %+v, components %v", r, got)
+	}
+	if _, err := Parse([]byte(strings.Replace(doc, "microcode: 68", "microcode: 300", 1))); err == nil {
+		t.Error("a TCB component above 255 parsed")
+	}
+	if _, err := Parse([]byte(strings.Replace(doc, "microcode: 68", "ucode: 68", 1))); err == nil {
+		t.Error("an unknown TCB component parsed")
+	}
+}

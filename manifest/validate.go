@@ -348,6 +348,20 @@ func (c *checker) reference(p string, w Workload, ti int) {
 	if r.MinSVN != nil && f.minSVN == "" {
 		c.add(p+".minSVN", "minSVN is the SGX ISVSVN or SNP GUEST_SVN; %s has none", w.TEE)
 	}
+	if w.TEE != attest.SEVSNP {
+		if r.MinTCB != nil {
+			c.add(p+".minTCB", "minTCB names SNP TCB components; %s has none", w.TEE)
+		}
+		if r.VMPL != nil {
+			c.add(p+".vmpl", "vmpl is an SNP privilege level; %s has none", w.TEE)
+		}
+		if r.AllowMigrationAgent {
+			c.add(p+".allowMigrationAgent", "a migration agent is an SNP policy bit; %s has none", w.TEE)
+		}
+	}
+	if r.VMPL != nil && *r.VMPL > 3 {
+		c.add(p+".vmpl", "VMPL is 0 to 3, got %d", *r.VMPL)
+	}
 	switch {
 	case len(r.Measurements) > 0:
 	case f.signerPins && r.Signer != nil && r.ProductID == nil:

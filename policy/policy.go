@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/trustbound/trustbound/attest"
@@ -51,6 +52,10 @@ func Appraise(c *attest.Claims, m *manifest.Manifest, w *manifest.Workload) (*Ve
 	}
 	ref := w.Reference
 
+	if len(ref.Measurements) == 0 && (len(ref.Signer) == 0 || ref.ProductID == nil) {
+		// Validation insists on this too; appraisal does not rely on it.
+		deny("measurements", "the workload pins neither a measurement nor a signer with product id: nothing to appraise against")
+	}
 	if c.TEE != w.TEE {
 		deny("tee", "evidence is from %s, workload %q runs on %s", c.TEE, w.Name, w.TEE)
 	}
@@ -74,6 +79,23 @@ func Appraise(c *attest.Claims, m *manifest.Manifest, w *manifest.Workload) (*Ve
 	}
 	if c.Debug && !ref.Debug {
 		deny("debug", "the TEE is debuggable (its memory is readable by the host) and the workload does not allow debug")
+	}
+	if c.TEE == attest.SEVSNP && w.TEE == attest.SEVSNP {
+		switch want := ref.VMPLOrDefault(); {
+		case c.VMPL == nil:
+			deny("vmpl", "the evidence states no VMPL")
+		case *c.VMPL != want:
+			deny("vmpl", "report requested at VMPL %d, want %d", *c.VMPL, want)
+		}
+		if c.MigrationAgent && !ref.AllowMigrationAgent {
+			deny("allowMigrationAgent", "the guest policy lets a migration agent move the guest and its memory, and the workload does not allow it")
+		}
+		for _, name := range slices.Sorted(maps.Keys(ref.MinTCB.Components())) {
+			floor := ref.MinTCB.Components()[name]
+			if got, ok := c.TCB.Components[name]; !ok || got < floor {
+				deny("minTCB", "TCB component %s is at %d, below the minimum %d (or not reported)", name, got, floor)
+			}
+		}
 	}
 	if slices.Contains(teesWithTCBStatus, c.TEE) {
 		switch {

@@ -124,3 +124,59 @@ func violations(err error) []*Violation {
 	walk(err)
 	return out
 }
+
+func u8(v uint8) *uint8 { return &v }
+
+func snpWorkload() *manifest.Workload {
+	return &manifest.Workload{Name: "vm", Model: manifest.ConfidentialVM, TEE: attest.SEVSNP, Reference: manifest.Reference{
+		Measurements: []attest.Hex{bytesOf(1, 48)},
+		MinTCB:       &manifest.TCBFloor{Bootloader: u8(2), SNP: u8(5), Microcode: u8(68)},
+	}}
+}
+
+func snpClaims() *attest.Claims {
+	return &attest.Claims{TEE: attest.SEVSNP, Measurement: bytesOf(1, 48), VMPL: u32(0),
+		TCB: attest.TCB{Components: map[string]uint64{"bootloader": 2, "tee": 0, "snp": 5, "microcode": 68}}}
+}
+
+func TestAppraiseSNP(t *testing.T) {
+	if _, err := Appraise(snpClaims(), &manifest.Manifest{}, snpWorkload()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		edit   func(*attest.Claims, *manifest.Workload)
+		fields []string
+	}{
+		{"vmpl 1 by default", func(c *attest.Claims, _ *manifest.Workload) { c.VMPL = u32(1) }, []string{"vmpl"}},
+		{"no vmpl", func(c *attest.Claims, _ *manifest.Workload) { c.VMPL = nil }, []string{"vmpl"}},
+		{"declared vmpl", func(c *attest.Claims, w *manifest.Workload) { w.Reference.VMPL = u32(2) }, []string{"vmpl"}},
+		{"migration agent", func(c *attest.Claims, _ *manifest.Workload) { c.MigrationAgent = true }, []string{"allowMigrationAgent"}},
+		{"microcode below floor", func(c *attest.Claims, _ *manifest.Workload) { c.TCB.Components["microcode"] = 67 }, []string{"minTCB"}},
+		{"component missing", func(c *attest.Claims, _ *manifest.Workload) { delete(c.TCB.Components, "snp") }, []string{"minTCB"}},
+		{"two below floor", func(c *attest.Claims, _ *manifest.Workload) {
+			c.TCB.Components["bootloader"], c.TCB.Components["snp"] = 1, 4
+		}, []string{"minTCB", "minTCB"}},
+		{"unpinned workload", func(c *attest.Claims, w *manifest.Workload) { w.Reference.Measurements = nil }, []string{"measurements"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, w := snpClaims(), snpWorkload()
+			tc.edit(c, w)
+			_, err := Appraise(c, &manifest.Manifest{}, w)
+			var got []string
+			for _, v := range violations(err) {
+				got = append(got, v.Field)
+			}
+			if !errors.Is(err, ErrDenied) || strings.Join(got, ",") != strings.Join(tc.fields, ",") {
+				t.Errorf("violations %v, want %v (%v)", got, tc.fields, err)
+			}
+		})
+	}
+	// What the workload declares is accepted.
+	c, w := snpClaims(), snpWorkload()
+	c.VMPL, w.Reference.VMPL = u32(2), u32(2)
+	c.MigrationAgent, w.Reference.AllowMigrationAgent = true, true
+	if _, err := Appraise(c, &manifest.Manifest{}, w); err != nil {
+		t.Errorf("declared VMPL and migration agent: %v", err)
+	}
+}

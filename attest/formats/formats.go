@@ -18,9 +18,8 @@ import (
 // vendors' embedded roots and, only where a verification allows it
 // (attest.Options.AllowSimulated), the simulated roots of attest/simtee.
 func Registry() (*attest.Registry, error) {
-	ark, ask := simtee.SNPRoots()
 	return attest.NewRegistry(
-		snp.NewVerifier(snp.Config{Simulated: map[string][]*trust.AMDRootCerts{"Milan": {simtee.SNPTrust(ark, ask)}}}),
+		snp.NewVerifier(snp.Config{Simulated: map[string][]*trust.AMDRootCerts{simtee.SNPProductLine: {simtee.SNPTrust(simtee.SNPRoots())}}}),
 		sgx.NewVerifier(sgx.Config{Simulated: []*x509.Certificate{simtee.SGXRoot()}}),
 	)
 }
