@@ -6,6 +6,7 @@ package attest
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -30,6 +31,12 @@ const (
 	FormatSNPReport Format = "sev-snp-report"
 	// FormatSGXQuoteV3 is an Intel SGX DCAP ECDSA quote, version 3.
 	FormatSGXQuoteV3 Format = "sgx-dcap-quote-v3"
+	// FormatAzureSNPVTPM is an Azure confidential VM on SEV-SNP behind its
+	// paravisor: the JSON evidence of the Confidential Containers
+	// az-snp-vtpm attester (HCL report with the SNP report inside, vTPM
+	// quote over the PCRs, VCEK). Claims.ReportData is the TPM quote's
+	// qualifying data (the nonce the workload bound).
+	FormatAzureSNPVTPM Format = "az-snp-vtpm"
 )
 
 // Evidence is what a workload presents: a format tag, the raw report or
@@ -100,6 +107,17 @@ type Claims struct {
 	// MigrationAgent is true when the SNP guest policy lets a migration
 	// agent (MIGRATE_MA) move the guest, and with it its memory.
 	MigrationAgent bool `json:"migrationAgent,omitempty"`
+	// RevocationChecked is true when the verifier checked the vendor's
+	// revocation lists for the whole certificate chain. Evidence verified
+	// without collateral says false, which no appraisal accepts for real
+	// (non-simulated) evidence.
+	RevocationChecked bool `json:"revocationChecked"`
+	// PCRs are the vTPM PCR values a TPM quote covered (Azure CVMs), by index.
+	PCRs map[int]Hex `json:"pcrs,omitempty"`
+	// Runtime is the JSON document the TEE firmware itself bound into the
+	// report (the Azure HCL runtime claims: keys, vm-configuration,
+	// user-data), as it was in the evidence.
+	Runtime json.RawMessage `json:"runtime,omitempty"`
 	// TCB describes the platform's trusted computing base as far as the
 	// verifier evaluated it.
 	TCB TCB `json:"tcb"`
@@ -129,6 +147,10 @@ type Options struct {
 	// AllowSimulated lets evidence chain to the simulated roots of
 	// attest/simtee. Without it such evidence fails with ErrSimulated.
 	AllowSimulated bool
+	// SkipCollateral checks signatures and chains only: no revocation list
+	// or other collateral is fetched or required, and the claims say
+	// RevocationChecked false (trustbound verify --no-collateral).
+	SkipCollateral bool
 }
 
 // Verifier checks that evidence of one format is genuine — framing,

@@ -62,6 +62,9 @@ func Appraise(c *attest.Claims, m *manifest.Manifest, w *manifest.Workload) (*Ve
 	if c.Simulated && !m.AllowSimulated {
 		deny("allowSimulated", "evidence is from a simulated TEE and the manifest does not allow simulation")
 	}
+	if !c.Simulated && !c.RevocationChecked {
+		deny("revocation", "the vendor's revocation lists were not checked (evidence verified without collateral)")
+	}
 	if len(ref.Measurements) > 0 && !slices.ContainsFunc(ref.Measurements, func(h attest.Hex) bool { return bytes.Equal(h, c.Measurement) }) {
 		deny("measurements", "measurement %s is not one of the %d accepted", c.Measurement, len(ref.Measurements))
 	}

@@ -25,7 +25,7 @@ func sgxWorkload() *manifest.Workload {
 
 func sgxClaims() *attest.Claims {
 	return &attest.Claims{TEE: attest.SGX, Measurement: bytesOf(2, 32), Signer: bytesOf(3, 32), ProductID: 7, SVN: 2,
-		TCB: attest.TCB{Evaluated: true, Status: "UpToDate"}}
+		TCB: attest.TCB{Evaluated: true, Status: "UpToDate"}, RevocationChecked: true}
 }
 
 func TestAppraiseAffirms(t *testing.T) {
@@ -56,6 +56,7 @@ func TestAppraiseViolations(t *testing.T) {
 		{"tcb status", func(c *attest.Claims, _ *manifest.Manifest, _ *manifest.Workload) { c.TCB.Status = "OutOfDate" }, []string{"acceptedTCB"}},
 		{"tcb not evaluated", func(c *attest.Claims, _ *manifest.Manifest, _ *manifest.Workload) { c.TCB = attest.TCB{} }, []string{"acceptedTCB"}},
 		{"simulated not allowed", func(c *attest.Claims, _ *manifest.Manifest, _ *manifest.Workload) { c.Simulated = true }, []string{"allowSimulated"}},
+		{"revocation not checked", func(c *attest.Claims, _ *manifest.Manifest, _ *manifest.Workload) { c.RevocationChecked = false }, []string{"revocation"}},
 		{"several at once", func(c *attest.Claims, _ *manifest.Manifest, _ *manifest.Workload) {
 			c.Measurement = bytesOf(9, 32)
 			c.Debug = true
@@ -135,7 +136,7 @@ func snpWorkload() *manifest.Workload {
 }
 
 func snpClaims() *attest.Claims {
-	return &attest.Claims{TEE: attest.SEVSNP, Measurement: bytesOf(1, 48), VMPL: u32(0),
+	return &attest.Claims{TEE: attest.SEVSNP, Measurement: bytesOf(1, 48), VMPL: u32(0), RevocationChecked: true,
 		TCB: attest.TCB{Components: map[string]uint64{"bootloader": 2, "tee": 0, "snp": 5, "microcode": 68}}}
 }
 
