@@ -66,7 +66,7 @@ func newHarness(t *testing.T, edit func(*manifest.Manifest)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := formats.Registry()
+	reg, err := formats.Registry(formats.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -497,7 +497,7 @@ func TestFirstManifestNeedsTheBootstrapToken(t *testing.T) {
 	defer st.Close()
 	key := make([]byte, keybroker.DataKeySize)
 	sealer, _ := keybroker.NewSealer(key)
-	reg, _ := formats.Registry()
+	reg, _ := formats.Registry(formats.Config{})
 	if _, err := coordinator.New(context.Background(), coordinator.Config{Store: st, Sealer: sealer, Verifiers: reg}); err == nil {
 		t.Fatal("a coordinator without a bootstrap token was built")
 	}

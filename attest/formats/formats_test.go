@@ -13,18 +13,18 @@ import (
 // TestRegistryVerifiesEverySimulatedTEE checks the wiring: each format is
 // registered, its simulated roots are trusted only when allowed.
 func TestRegistryVerifiesEverySimulatedTEE(t *testing.T) {
-	r, err := Registry()
+	r, err := Registry(Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := r.Formats(); len(got) != 2 {
+	if got := r.Formats(); len(got) != 3 {
 		t.Fatalf("formats %v", got)
 	}
 	ctx := context.Background()
 	now := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
 	var rd [64]byte
 	rd[0] = 7
-	for _, tee := range []attest.Attester{simtee.SNP{}, simtee.SGX{}} {
+	for _, tee := range []attest.Attester{simtee.SNP{}, simtee.SGX{}, simtee.AzureSNP{}} {
 		ev, err := tee.Attest(ctx, rd)
 		if err != nil {
 			t.Fatal(err)

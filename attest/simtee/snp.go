@@ -1,6 +1,7 @@
 package simtee
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -11,7 +12,9 @@ import (
 	_ "embed"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"sync"
+	"time"
 
 	"github.com/google/go-sev-guest/abi"
 	"github.com/google/go-sev-guest/kds"
@@ -26,6 +29,8 @@ import (
 var (
 	//go:embed amd/ark.pem
 	snpARKPEM []byte
+	//go:embed amd/ark-key.pem
+	snpARKKeyPEM []byte
 	//go:embed amd/ask.pem
 	snpASKPEM []byte
 	//go:embed amd/ask-key.pem
@@ -202,11 +207,61 @@ func SNPRoots() (ark, ask *x509.Certificate) {
 }
 
 // SNPTrust wraps a simulated ARK and ASK (from SNPRoots) as go-sev-guest
-// root certificates of SNPProductLine, for snp.Config.Simulated.
+// root certificates of SNPProductLine, for snp.Config.Simulated. When ark is
+// the simulated ARK, the root set carries the simulated AMD CRL (empty,
+// valid from 2024-01-01 to 2050-01-01) in its CRL field, so that a verifier
+// checks simulated chains for revocation without any collateral source; set
+// CRL to another SNPRevocationList, or to nil to have the verifier fetch it
+// from its getter at SNPCRLURL.
 func SNPTrust(ark, ask *x509.Certificate) *trust.AMDRootCerts {
 	r := trust.AMDRootCertsProduct(SNPProductLine)
 	r.ProductCerts = &trust.ProductCerts{Ark: ark, Ask: ask}
+	if ca, err := snpAuthority(); err == nil && bytes.Equal(ark.Raw, ca.arkDER) {
+		if der, err := snpEmptyCRL(); err == nil {
+			r.CRL, _ = x509.ParseRevocationList(der) // our own encoding; nil if it fails, and nothing is preloaded
+		}
+	}
 	return r
+}
+
+// snpEmptyCRL is the simulated CRL SNPTrust preloads, made once: it lists
+// nothing and is valid as long as the simulated certificates.
+var snpEmptyCRL = sync.OnceValues(func() ([]byte, error) {
+	return SNPRevocationList(nil, amdca.NotBefore, amdca.NotAfter)
+})
+
+// SNPRevocationList returns a DER CRL signed by the simulated ARK
+// (RSASSA-PSS SHA-384, as AMD signs its KDS CRLs) that revokes the given
+// serial numbers as of thisUpdate. Serve it at SNPCRLURL, or preload it
+// into the CRL field of SNPTrust's root set, to test revocation.
+func SNPRevocationList(revoked []*big.Int, thisUpdate, nextUpdate time.Time) ([]byte, error) {
+	ca, err := snpAuthority()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.RevocationList{
+		SignatureAlgorithm: x509.SHA384WithRSAPSS,
+		// A CRL number that grows with thisUpdate, as RFC 5280 asks.
+		Number:     big.NewInt(max(thisUpdate.Unix(), 1)),
+		ThisUpdate: thisUpdate,
+		NextUpdate: nextUpdate,
+	}
+	for _, s := range revoked {
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries,
+			x509.RevocationListEntry{SerialNumber: s, RevocationTime: thisUpdate})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca.ark, ca.arkKey)
+	if err != nil {
+		return nil, fmt.Errorf("simtee: signing the simulated AMD CRL: %w", err)
+	}
+	return der, nil
+}
+
+// SNPCRLURL is where a verifier asks its getter for the simulated CRL when
+// the simulated root set carries none: the AMD KDS CRL URL of the Milan VCEK
+// chain, the distribution point the simulated ARK and ASK name.
+func SNPCRLURL() string {
+	return kds.CrlLinkByKey(SNPProductLine, abi.VcekReportSigner)
 }
 
 // SNPChipID returns the CHIP_ID of the simulated chip.
@@ -215,8 +270,8 @@ func SNPChipID() [64]byte { return amdca.ChipID }
 // snpCA is the parsed simulated chain with the keys simtee signs with.
 type snpCA struct {
 	arkDER, askDER, vcekDER []byte
-	ask                     *x509.Certificate
-	askKey                  *rsa.PrivateKey
+	ark, ask                *x509.Certificate
+	arkKey, askKey          *rsa.PrivateKey
 	vcekKey                 *ecdsa.PrivateKey
 }
 
@@ -232,8 +287,15 @@ var snpAuthority = sync.OnceValues(func() (*snpCA, error) {
 	if ca.vcekDER, err = snpDecodePEM(snpVCEKPEM, "CERTIFICATE"); err != nil {
 		return nil, err
 	}
+	if ca.ark, err = x509.ParseCertificate(ca.arkDER); err != nil {
+		return nil, fmt.Errorf("simtee: simulated ARK: %w", err)
+	}
 	if ca.ask, err = x509.ParseCertificate(ca.askDER); err != nil {
 		return nil, fmt.Errorf("simtee: simulated ASK: %w", err)
+	}
+	arkKey, err := snpParseKey(snpARKKeyPEM)
+	if err != nil {
+		return nil, err
 	}
 	askKey, err := snpParseKey(snpASKKeyPEM)
 	if err != nil {
@@ -244,6 +306,9 @@ var snpAuthority = sync.OnceValues(func() (*snpCA, error) {
 		return nil, err
 	}
 	var ok bool
+	if ca.arkKey, ok = arkKey.(*rsa.PrivateKey); !ok {
+		return nil, fmt.Errorf("simtee: simulated ARK key is %T, want RSA", arkKey)
+	}
 	if ca.askKey, ok = askKey.(*rsa.PrivateKey); !ok {
 		return nil, fmt.Errorf("simtee: simulated ASK key is %T, want RSA", askKey)
 	}

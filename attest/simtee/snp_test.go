@@ -9,7 +9,10 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/pem"
+	"fmt"
+	"math/big"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -228,5 +231,80 @@ func TestSNPEmbeddedChain(t *testing.T) {
 	gotARK, gotASK := simtee.SNPRoots()
 	if !gotARK.Equal(ark) || !gotASK.Equal(ask) {
 		t.Error("SNPRoots does not return the embedded ARK and ASK")
+	}
+}
+
+// crlGetter serves one URL, for go-sev-guest's HTTPSGetter.
+type crlGetter struct {
+	url string
+	crl []byte
+}
+
+func (g crlGetter) Get(url string) ([]byte, error) {
+	if url != g.url {
+		return nil, fmt.Errorf("%s: not found", url)
+	}
+	return g.crl, nil
+}
+
+// TestSNPRevocationList: the simulated CRL is what AMD's KDS serves, by
+// go-sev-guest's own revocation check (which fetches it at SNPCRLURL, the
+// ASK's distribution point), and SNPTrust preloads an empty one.
+func TestSNPRevocationList(t *testing.T) {
+	ark, ask := simtee.SNPRoots()
+	from, until := snpNow.Add(-time.Hour), snpNow.Add(time.Hour)
+	der, err := simtee.SNPRevocationList([]*big.Int{big.NewInt(7)}, from, until)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := crl.CheckSignatureFrom(ark); err != nil || crl.SignatureAlgorithm != x509.SHA384WithRSAPSS ||
+		!bytes.Equal(crl.RawIssuer, ark.RawSubject) || !crl.ThisUpdate.Equal(from) || !crl.NextUpdate.Equal(until) ||
+		len(crl.RevokedCertificateEntries) != 1 || crl.RevokedCertificateEntries[0].SerialNumber.Int64() != 7 {
+		t.Fatalf("CRL %+v: %v", crl, err)
+	}
+	if want := "https://kdsintf.amd.com/vcek/v1/Milan/crl"; simtee.SNPCRLURL() != want || !slices.Equal(ask.CRLDistributionPoints, []string{want}) {
+		t.Errorf("SNPCRLURL %s, ASK distribution points %v", simtee.SNPCRLURL(), ask.CRLDistributionPoints)
+	}
+
+	// go-sev-guest checks revocation of the simulated chain with it.
+	ev, _ := snpAttest(t, simtee.SNP{}, [64]byte{})
+	r, err := abi.ReportToProto(ev.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(crl []byte) error {
+		roots := snpSimRoots()
+		roots[simtee.SNPProductLine][0].CRL = nil // fetch it
+		return verify.SnpAttestation(&spb.Attestation{Report: r, CertificateChain: &spb.CertificateChain{VcekCert: ev.Certs[0]}},
+			&verify.Options{DisableCertFetching: true, CheckRevocations: true, Now: snpNow, TrustedRoots: roots,
+				Getter: crlGetter{simtee.SNPCRLURL(), crl}})
+	}
+	if err := check(der); err != nil {
+		t.Errorf("go-sev-guest refuses the simulated CRL: %v", err)
+	}
+	revokedASK, err := simtee.SNPRevocationList([]*big.Int{ask.SerialNumber}, from, until)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := check(revokedASK); err == nil || !strings.Contains(err.Error(), "ASK was revoked") {
+		t.Errorf("go-sev-guest with the ASK revoked: %v", err)
+	}
+
+	// SNPTrust preloads the empty CRL, valid as long as the chain.
+	r2 := simtee.SNPTrust(simtee.SNPRoots())
+	if r2.CRL == nil || len(r2.CRL.RevokedCertificateEntries) != 0 || r2.CRL.CheckSignatureFrom(ark) != nil ||
+		!r2.CRL.ThisUpdate.Equal(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)) || !r2.CRL.NextUpdate.Equal(time.Date(2050, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("preloaded CRL %+v", r2.CRL)
+	}
+	if simtee.SNPTrust(simtee.SNPRoots()).CRL == r2.CRL {
+		t.Error("root sets share one CRL")
+	}
+	// Other roots get no simulated CRL.
+	if r3 := simtee.SNPTrust(ask, ask); r3.CRL != nil {
+		t.Error("a CRL preloaded for another ARK")
 	}
 }

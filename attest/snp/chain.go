@@ -7,6 +7,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/go-sev-guest/abi"
@@ -15,13 +16,33 @@ import (
 )
 
 // endorsement is a VCEK or VLEK certificate that chains to trusted AMD roots.
+// It depends on the certificate bytes, the key role and the product line
+// only (never on the report or the time), so the Verifier caches it by
+// those and checks the validity window on each use.
 type endorsement struct {
 	cert *x509.Certificate
+	pub  *ecdsa.PublicKey
 	exts *kds.Extensions
 	// productLine is the AMD product line whose roots it chains to.
 	productLine string
 	// simulated is true when it chains only to the simulated roots.
 	simulated bool
+	// roots is the root set it chained to; intermediate (ASK or ASVK) and
+	// ark the certificates of that set on the verified chain.
+	roots             *trust.AMDRootCerts
+	intermediate, ark *x509.Certificate
+	// serial and intermediateSerial are the serial numbers of cert and
+	// intermediate as CRL lookups key them (big.Int.String).
+	serial, intermediateSerial string
+	// notBefore and notAfter bound the time at which every certificate on
+	// the chain is valid.
+	notBefore, notAfter time.Time
+}
+
+// validAt reports whether the whole chain is valid at t, with the
+// inclusive bounds of x509.Certificate.Verify.
+func (e *endorsement) validAt(t time.Time) bool {
+	return !t.Before(e.notBefore) && !t.After(e.notAfter)
 }
 
 // verifyEndorsement checks the endorsement key certificate der for a report
@@ -29,10 +50,6 @@ type endorsement struct {
 // say: then the certificate's product name decides). It tries roots first
 // and simulated only after roots fail. With an error it returns the product
 // line it settled on, for the error message.
-//
-// It depends on the certificate and its inputs only, never on the report:
-// a cache keyed by SHA-256(der), key, productLine and the chain's validity
-// window can wrap it.
 func verifyEndorsement(der []byte, key abi.ReportSigner, productLine string, roots, simulated map[string][]*trust.AMDRootCerts, now time.Time) (*endorsement, string, error) {
 	cert, err := trust.ParseCert(der) // DER, or one PEM block
 	if err != nil {
@@ -42,19 +59,21 @@ func verifyEndorsement(der []byte, key abi.ReportSigner, productLine string, roo
 	if err != nil {
 		return nil, productLine, err
 	}
-	if productLine == "" {
-		product, err := kds.ParseProductName(exts.ProductName, key)
-		if err != nil {
-			return nil, productLine, fmt.Errorf("%v certificate: %w", key, err)
-		}
-		productLine = kds.ProductLine(product)
+	// The product name is the product line, for a VCEK with "-" and the
+	// stepping appended ("Milan-B0").
+	certLine, _, _ := strings.Cut(exts.ProductName, "-")
+	switch {
+	case productLine == "":
+		productLine = certLine
+	case certLine != productLine:
+		return nil, productLine, fmt.Errorf("the %v certificate is for product %q but the report comes from a %s", key, exts.ProductName, productLine)
 	}
-	e := &endorsement{cert: cert, exts: exts, productLine: productLine}
-	realErr := chainsTo(cert, key, productLine, roots[productLine], now)
+	e := &endorsement{cert: cert, pub: cert.PublicKey.(*ecdsa.PublicKey), exts: exts, productLine: productLine, serial: cert.SerialNumber.String()}
+	realErr := chainsTo(e, key, roots[productLine], now)
 	if realErr == nil {
 		return e, productLine, nil
 	}
-	if chainsTo(cert, key, productLine, simulated[productLine], now) == nil {
+	if chainsTo(e, key, simulated[productLine], now) == nil {
 		e.simulated = true
 		return e, productLine, nil
 	}
@@ -83,10 +102,11 @@ func checkEndorsementCert(cert *x509.Certificate, key abi.ReportSigner) (*kds.Ex
 	return exts, nil
 }
 
-// chainsTo checks that cert was issued by the intermediate (ASK for a VCEK,
-// ASVK for a VLEK) of one of roots, which chains to its ARK, all valid at now.
-func chainsTo(cert *x509.Certificate, key abi.ReportSigner, productLine string, roots []*trust.AMDRootCerts, now time.Time) error {
-	if err := checkAMDName(cert.Issuer, intermediateCN(key, productLine)); err != nil {
+// chainsTo checks that e.cert was issued by the intermediate (ASK for a
+// VCEK, ASVK for a VLEK) of one of roots, which chains to its ARK, all valid
+// at now, and records the chain in e.
+func chainsTo(e *endorsement, key abi.ReportSigner, roots []*trust.AMDRootCerts, now time.Time) error {
+	if err := checkAMDName(e.cert.Issuer, intermediateCN(key, e.productLine)); err != nil {
 		return fmt.Errorf("%v certificate issuer: %w", key, err)
 	}
 	var errs []error
@@ -95,14 +115,31 @@ func chainsTo(cert *x509.Certificate, key abi.ReportSigner, productLine string, 
 		if opts == nil {
 			continue
 		}
-		if _, err := cert.Verify(*opts); err != nil {
+		chains, err := e.cert.Verify(*opts)
+		if err != nil {
 			errs = append(errs, err)
 			continue
+		}
+		chain := chains[0] // endorsement, intermediate, ARK: the pools hold one of each
+		if len(chain) != 3 {
+			errs = append(errs, fmt.Errorf("chain of %d certificates, want 3", len(chain)))
+			continue
+		}
+		e.roots, e.intermediate, e.ark = r, chain[1], chain[2]
+		e.intermediateSerial = chain[1].SerialNumber.String()
+		e.notBefore, e.notAfter = chain[0].NotBefore, chain[0].NotAfter
+		for _, c := range chain[1:] {
+			if c.NotBefore.After(e.notBefore) {
+				e.notBefore = c.NotBefore
+			}
+			if c.NotAfter.Before(e.notAfter) {
+				e.notAfter = c.NotAfter
+			}
 		}
 		return nil
 	}
 	if len(errs) == 0 {
-		return fmt.Errorf("no AMD %v roots are trusted for product line %q", key, productLine)
+		return fmt.Errorf("no AMD %v roots are trusted for product line %q", key, e.productLine)
 	}
 	return errors.Join(errs...)
 }

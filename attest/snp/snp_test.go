@@ -10,13 +10,12 @@ import (
 	"crypto/sha512"
 	"crypto/x509"
 	"encoding/asn1"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"maps"
 	"math/big"
-	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,11 +35,14 @@ var (
 )
 
 // newVerifier trusts go-sev-guest's embedded AMD roots and, as simulated,
-// the simtee chain: the production wiring.
+// the simtee chain with its preloaded CRL, without a getter: the wiring of
+// attest/formats and the quickstart.
 func newVerifier() *snp.Verifier {
-	return snp.NewVerifier(snp.Config{
-		Simulated: map[string][]*trust.AMDRootCerts{simtee.SNPProductLine: {simtee.SNPTrust(simtee.SNPRoots())}},
-	})
+	return snp.NewVerifier(snp.Config{Simulated: simRoots()})
+}
+
+func simRoots() map[string][]*trust.AMDRootCerts {
+	return map[string][]*trust.AMDRootCerts{simtee.SNPProductLine: {simtee.SNPTrust(simtee.SNPRoots())}}
 }
 
 func attestSim(t *testing.T, s simtee.SNP, reportData [64]byte) *attest.Evidence {
@@ -89,14 +91,16 @@ func TestVerifySimulated(t *testing.T) {
 	}
 	chip := simtee.SNPChipID()
 	want := &attest.Claims{
-		TEE:         attest.SEVSNP,
-		Format:      attest.FormatSNPReport,
-		Simulated:   true,
-		Measurement: s.Measurement[:],
-		SVN:         7,
-		HostData:    s.HostData[:],
-		ReportData:  rd[:],
-		TCB: attest.TCB{Components: map[string]uint64{
+		TEE:               attest.SEVSNP,
+		Format:            attest.FormatSNPReport,
+		Simulated:         true,
+		Measurement:       s.Measurement[:],
+		SVN:               7,
+		HostData:          s.HostData[:],
+		ReportData:        rd[:],
+		VMPL:              u32(2),
+		RevocationChecked: true, // against the simulated CRL simtee.SNPTrust preloads
+		TCB: attest.TCB{Evaluated: true, Components: map[string]uint64{
 			"bootloader": 4, "tee": 0, "snp": 22, "microcode": 213,
 		}},
 	}
@@ -139,13 +143,18 @@ func TestVerifySimulated(t *testing.T) {
 	wantOnly(t, err, attest.ErrChain)
 }
 
+func u32(v uint32) *uint32 { return &v }
+
+// checkClaims compares everything but Platform (wantPlatform does).
 func checkClaims(t *testing.T, got, want *attest.Claims) {
 	t.Helper()
 	if got.TEE != want.TEE || got.Format != want.Format || got.Simulated != want.Simulated ||
 		got.SVN != want.SVN || got.Debug != want.Debug || got.ProductID != 0 ||
 		!bytes.Equal(got.Measurement, want.Measurement) || !bytes.Equal(got.HostData, want.HostData) ||
 		!bytes.Equal(got.ReportData, want.ReportData) || !bytes.Equal(got.Signer, want.Signer) ||
-		got.TCB.Evaluated || got.TCB.Status != "" || got.TCB.Advisories != nil ||
+		got.VMPL == nil || want.VMPL == nil || *got.VMPL != *want.VMPL || got.MigrationAgent != want.MigrationAgent ||
+		got.RevocationChecked != want.RevocationChecked || got.TCB.Evaluated != want.TCB.Evaluated ||
+		got.TCB.Status != "" || got.TCB.Advisories != nil || got.PCRs != nil || got.Runtime != nil ||
 		!maps.Equal(got.TCB.Components, want.TCB.Components) {
 		t.Fatalf("claims\n got %+v\nwant %+v", got, want)
 	}
@@ -190,6 +199,10 @@ func TestVerifySimulatedDebugAndSigner(t *testing.T) {
 				c.Platform["author_key_en"] != tc.authorKeEn {
 				t.Fatalf("Debug=%v policy=%s Signer=%x author_key_en=%s, want %v %s %x %s",
 					c.Debug, c.Platform["policy"], c.Signer, c.Platform["author_key_en"], tc.debug, tc.policy, tc.signer, tc.authorKeEn)
+			}
+			// Only the "policy" case sets MIGRATE_MA (bit 18).
+			if c.MigrationAgent != (tc.name == "policy") || c.Platform["migration_allowed"] != strconv.FormatBool(c.MigrationAgent) {
+				t.Errorf("MigrationAgent %v, migration_allowed %s", c.MigrationAgent, c.Platform["migration_allowed"])
 			}
 		})
 	}
@@ -311,33 +324,41 @@ func TestVerifyTime(t *testing.T) {
 }
 
 // TestVerifyUnrelatedCA replaces the VCEK with a lookalike: the same names
-// and KDS extensions, issued by a self-made CA, and re-signs the report
-// with its key, so that only the chain is wrong.
+// and KDS extensions, issued by a self-made ARK and ASK, and re-signs the
+// report with its key, so that only the chain is wrong.
 func TestVerifyUnrelatedCA(t *testing.T) {
 	ev := attestSim(t, simtee.SNP{}, [64]byte{9})
 	real, err := x509.ParseCertificate(ev.Certs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, ask := simtee.SNPRoots()
-	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
+	simARK, simASK := simtee.SNPRoots()
+	newCA := func(subject *x509.Certificate, parent *x509.Certificate, parentKey *rsa.PrivateKey) (*x509.Certificate, *rsa.PrivateKey) {
+		key, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(1), Subject: subject.Subject,
+			NotBefore: real.NotBefore, NotAfter: real.NotAfter,
+			SignatureAlgorithm: x509.SHA384WithRSAPSS,
+			IsCA:               true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		}
+		if parent == nil {
+			parent, parentKey = tmpl, key
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, key
 	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: ask.Subject,
-		NotBefore: real.NotBefore, NotAfter: real.NotAfter,
-		SignatureAlgorithm: x509.SHA384WithRSAPSS,
-		IsCA:               true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ark, arkKey := newCA(simARK, nil, nil)
+	ask, askKey := newCA(simASK, ark, arkKey)
 	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -353,7 +374,7 @@ func TestVerifyUnrelatedCA(t *testing.T) {
 			tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, e)
 		}
 	}
-	fakeDER, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	fakeDER, err := x509.CreateCertificate(rand.Reader, tmpl, ask, &key.PublicKey, askKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,7 +386,7 @@ func TestVerifyUnrelatedCA(t *testing.T) {
 	if err := abi.SetSignature(r, s, ev.Data); err != nil {
 		t.Fatal(err)
 	}
-	ev.Certs = [][]byte{fakeDER, caDER}
+	ev.Certs = [][]byte{fakeDER, ask.Raw, ark.Raw}
 
 	for _, allow := range []bool{true, false} {
 		_, err := newVerifier().Verify(context.Background(), ev, attest.Options{Now: now, AllowSimulated: allow})
@@ -373,124 +394,10 @@ func TestVerifyUnrelatedCA(t *testing.T) {
 	}
 	// Trusting the self-made CA as a root proves the report is otherwise fine.
 	trusted := trust.AMDRootCertsProduct("Milan")
-	trusted.ProductCerts = &trust.ProductCerts{Ark: ca, Ask: ca}
-	c, err := snp.NewVerifier(snp.Config{Roots: map[string][]*trust.AMDRootCerts{"Milan": {trusted}}}).
+	trusted.ProductCerts = &trust.ProductCerts{Ark: ark, Ask: ask}
+	c, err := snp.NewVerifier(snp.Config{Roots: map[string][]*trust.AMDRootCerts{"Milan": {trusted}}, AllowMissingCRL: true}).
 		Verify(context.Background(), ev, attest.Options{Now: now})
-	if err != nil || c.Simulated || c.ReportData[0] != 9 {
+	if err != nil || c.Simulated || c.ReportData[0] != 9 || c.RevocationChecked {
 		t.Fatalf("with the self-made CA trusted: %+v, %v", c, err)
 	}
-}
-
-func readTestdata(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile("testdata/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// TestVerifyRealMilanVCEK verifies go-sev-guest's real Milan report against
-// the genuine AMD roots.
-func TestVerifyRealMilanVCEK(t *testing.T) {
-	report := readTestdata(t, "gosevguest-milan-attestation.bin")
-	ev := &attest.Evidence{
-		Format: attest.FormatSNPReport,
-		Data:   report,
-		Certs:  [][]byte{readTestdata(t, "gosevguest-milan-vcek.der")},
-	}
-	c, err := newVerifier().Verify(context.Background(), ev, attest.Options{Now: now})
-	if err != nil {
-		t.Fatalf("Verify: %v", err)
-	}
-	var rd [64]byte
-	copy(rd[:], []byte{1, 2, 3, 4, 5})
-	measurement, _ := hex.DecodeString("b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01")
-	checkClaims(t, c, &attest.Claims{
-		TEE:         attest.SEVSNP,
-		Format:      attest.FormatSNPReport,
-		Simulated:   false,
-		Measurement: measurement,
-		Debug:       true, // policy 0xb0000 has bit 19
-		HostData:    make([]byte, 32),
-		ReportData:  rd[:],
-		TCB: attest.TCB{Components: map[string]uint64{
-			"bootloader": 2, "tee": 0, "snp": 5, "microcode": 68,
-		}},
-	})
-	wantPlatform(t, c.Platform, map[string]string{
-		"version":           "2",
-		"vmpl":              "0",
-		"policy":            "0xb0000",
-		"smt_allowed":       "true",
-		"migration_allowed": "false",
-		"signer":            "vcek",
-		"product_line":      "Milan",
-		"reported_tcb":      "0x4405000000000002",
-		"report_id":         "8edc638e1857c555d21f6b11bda3c8b1b5a09dba4852b4c8ee7aa2f16f22cc0a",
-		"report_id_ma":      strings.Repeat("ff", 32),
-		"current_firmware":  "1.49.3",
-	})
-	if !strings.HasPrefix(c.Platform["chip_id"], "3ac3fe21") {
-		t.Errorf("chip_id = %s, want prefix 3ac3fe21", c.Platform["chip_id"])
-	}
-	if _, ok := c.Platform["cpuid_family"]; ok {
-		t.Errorf("a version 2 report claims a CPUID family")
-	}
-
-	bad := bytes.Clone(report)
-	bad[0x54] ^= 1 // report_data
-	_, err = newVerifier().Verify(context.Background(), &attest.Evidence{Format: ev.Format, Data: bad, Certs: ev.Certs}, attest.Options{Now: now})
-	wantOnly(t, err, attest.ErrSignature)
-
-	_, err = newVerifier().Verify(context.Background(), ev, attest.Options{Now: time.Date(2029, 9, 25, 0, 0, 0, 0, time.UTC)})
-	wantOnly(t, err, attest.ErrChain)
-	if !strings.Contains(err.Error(), "https://kdsintf.amd.com/vcek/v1/Milan/3ac3fe21") {
-		t.Errorf("error does not say where to get the VCEK: %v", err)
-	}
-
-	// Trusting only the simulated roots, the real report does not verify.
-	_, err = snp.NewVerifier(snp.Config{Roots: map[string][]*trust.AMDRootCerts{}, Simulated: map[string][]*trust.AMDRootCerts{
-		"Milan": {simtee.SNPTrust(simtee.SNPRoots())},
-	}}).Verify(context.Background(), ev, simulation)
-	wantOnly(t, err, attest.ErrChain)
-}
-
-// TestVerifyRealMilanVLEK verifies trustee's real VLEK-signed Milan report
-// against AMD's ASVK bundle.
-func TestVerifyRealMilanVLEK(t *testing.T) {
-	ev := &attest.Evidence{
-		Format: attest.FormatSNPReport,
-		Data:   readTestdata(t, "trustee-milan-vlek-report.bin"),
-		Certs:  [][]byte{readTestdata(t, "trustee-milan-vlek.der")},
-	}
-	at := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
-	c, err := newVerifier().Verify(context.Background(), ev, attest.Options{Now: at})
-	if err != nil {
-		t.Fatalf("Verify: %v", err)
-	}
-	want := map[string]uint64{"bootloader": 4, "tee": 0, "snp": 24, "microcode": 217}
-	if c.Simulated || !maps.Equal(c.TCB.Components, want) {
-		t.Fatalf("Simulated %v TCB %v, want false %v", c.Simulated, c.TCB.Components, want)
-	}
-	wantPlatform(t, c.Platform, map[string]string{
-		"version":        "3",
-		"vmpl":           "1",
-		"signer":         "vlek",
-		"product_line":   "Milan",
-		"csp_id":         "CN=cc-us-east-2.amazonaws.com",
-		"cpuid_family":   "0x19",
-		"cpuid_model":    "0x1",
-		"cpuid_stepping": "0x1",
-		"platform_info":  "0x27",
-	})
-
-	_, err = newVerifier().Verify(context.Background(), ev, attest.Options{Now: now}) // the VLEK expired 2025-12-10
-	wantOnly(t, err, attest.ErrChain)
-
-	// Reported as VCEK-signed, the VLEK is unfit.
-	bad := bytes.Clone(ev.Data)
-	binary.LittleEndian.PutUint32(bad[0x48:], abi.ComposeSignerInfo(abi.SignerInfo{SigningKey: abi.VcekReportSigner}))
-	_, err = newVerifier().Verify(context.Background(), &attest.Evidence{Format: ev.Format, Data: bad, Certs: ev.Certs}, attest.Options{Now: at})
-	wantOnly(t, err, attest.ErrChain)
 }

@@ -1,15 +1,19 @@
 // Package snp checks that raw AMD SEV-SNP reports are genuine (strict
-// framing, VCEK/VLEK chain, signature) and returns their claims, flagged when
-// simulated; it fetches no collateral, checks no revocation, appraises nothing.
+// framing, VCEK/VLEK chain to AMD's roots, signature, AMD revocation list)
+// and returns their claims, flagged when simulated; it takes collateral only
+// through an injected Getter and appraises nothing.
 package snp
 
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,24 +27,63 @@ import (
 )
 
 // Config says which AMD roots a Verifier trusts, by product line ("Milan",
-// "Genoa", "Turin"). The Verifier keeps the maps: do not change them after.
+// "Genoa", "Turin"), and where its collateral comes from. The Verifier keeps
+// the maps and root sets: do not change them after.
 type Config struct {
 	// Roots are the genuine AMD roots. Nil means the ARK/ASK and ARK/ASVK
 	// bundles go-sev-guest embeds, so VCEK- and VLEK-signed reports verify.
+	// A root set's CRL field, when set, is the AMD CRL of its chain: it is
+	// used while fresh, before the Getter is asked.
 	Roots map[string][]*trust.AMDRootCerts
 	// Simulated roots are tried only after Roots fail. Evidence that chains
 	// to them is simulated: refused with attest.ErrSimulated unless the
 	// verification allows simulation, and then flagged Claims.Simulated.
+	// simtee.SNPTrust gives the simulated chain with its simulated CRL
+	// preloaded. A simulated root set without one has its CRL fetched from
+	// the Getter at the KDS URL the simulated ASK names, AMD's own: a real
+	// getter serves AMD's CRL there, which the simulated ARK did not sign,
+	// and simulated evidence is then refused with ErrCollateral.
 	Simulated map[string][]*trust.AMDRootCerts
+	// Getter serves VCEK certificates missing from the evidence and the
+	// AMD CRLs, by their AMD KDS URLs. Nil means no network and no cache:
+	// the VCEK must be in the evidence and the CRL preloaded on the roots.
+	// VLEKs are never fetched: the host must supply them.
+	Getter Getter
+	// AllowMissingCRL accepts evidence whose AMD CRL cannot be had or is
+	// stale; its claims then say RevocationChecked false. It is the
+	// operator's explicit choice: by default such evidence is refused with
+	// ErrCollateral. A CRL that does not verify, or that revokes the chain,
+	// is refused regardless.
+	AllowMissingCRL bool
 }
 
 // Verifier verifies attest.FormatSNPReport evidence. It is safe for
-// concurrent use.
+// concurrent use. It caches verified certificate chains (by the SHA-256 of
+// the VCEK or VLEK, checking their validity window on every use) and
+// verified CRLs (by their SHA-256, checking freshness on every use), so
+// that a warm verification costs a parse, a cache lookup and one ECDSA
+// P-384 verification.
 type Verifier struct {
 	roots, simulated map[string][]*trust.AMDRootCerts
+	getter           Getter
+	allowMissingCRL  bool
+	// productLines are the lines tried, in order, to fetch the VCEK of a
+	// version 2 report, which does not say its product line.
+	productLines []string
+	chains       *boundedCache[chainKey, *endorsement]
+	crls         *boundedCache[crlKey, *revocations]
 }
 
 var _ attest.Verifier = (*Verifier)(nil)
+
+// chainKey identifies a chain verification: the certificate, the role it
+// was verified for and the product line the report named ("" for version
+// 2). The root sets are the Verifier's own.
+type chainKey struct {
+	digest      [sha256.Size]byte
+	key         abi.ReportSigner
+	productLine string
+}
 
 // NewVerifier returns a verifier trusting cfg's roots.
 func NewVerifier(cfg Config) *Verifier {
@@ -48,7 +91,37 @@ func NewVerifier(cfg Config) *Verifier {
 	if roots == nil {
 		roots = embeddedRoots()
 	}
-	return &Verifier{roots: roots, simulated: cfg.Simulated}
+	v := &Verifier{
+		roots:           roots,
+		simulated:       cfg.Simulated,
+		getter:          cfg.Getter,
+		allowMissingCRL: cfg.AllowMissingCRL,
+		chains:          newBoundedCache[chainKey, *endorsement](maxCachedChains),
+		crls:            newBoundedCache[crlKey, *revocations](maxCachedCRLs),
+	}
+	for _, m := range []map[string][]*trust.AMDRootCerts{roots, cfg.Simulated} {
+		for line := range m {
+			if !slices.Contains(v.productLines, line) {
+				v.productLines = append(v.productLines, line)
+			}
+		}
+	}
+	// The commonest first, then the rest in a stable order.
+	order := map[string]int{"Milan": 0, "Genoa": 1, "Turin": 2}
+	slices.SortFunc(v.productLines, func(a, b string) int {
+		oa, ka := order[a]
+		ob, kb := order[b]
+		switch {
+		case ka && kb:
+			return oa - ob
+		case ka:
+			return -1
+		case kb:
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	return v
 }
 
 // embeddedRoots parses the AMD KDS cert_chain bundles go-sev-guest embeds.
@@ -80,11 +153,22 @@ func embeddedRoots() map[string][]*trust.AMDRootCerts {
 // Format reports attest.FormatSNPReport.
 func (v *Verifier) Format() attest.Format { return attest.FormatSNPReport }
 
-// Verify checks, in order, the report's framing (attest.ErrMalformed), the
-// chain of the VCEK or VLEK in ev.Certs[0] (attest.ErrChain, or
-// attest.ErrSimulated), the report signature (attest.ErrSignature), and that
-// the certificate is the one for the report's chip and REPORTED_TCB
-// (attest.ErrChain). ev.Certs[1:] are ignored: roots come from the Config.
+// Verify checks, in order:
+//   - the report's framing (attest.ErrMalformed);
+//   - the VCEK or VLEK: ev.Certs[0], or for a VCEK missing there the one
+//     the Getter serves at its KDS URL (ErrCollateral when it cannot be
+//     had), and its chain to the trusted ARK (attest.ErrChain, or
+//     attest.ErrSimulated);
+//   - the report signature (attest.ErrSignature);
+//   - that the certificate is the one for the report's chip and
+//     REPORTED_TCB (attest.ErrChain);
+//   - unless opts.SkipCollateral, AMD's CRL for the chain: signed by the
+//     ARK, fresh at opts.Now (else ErrCollateral, unless
+//     Config.AllowMissingCRL), and revoking neither the ASK/ASVK nor the
+//     VCEK/VLEK (attest.ErrChain).
+//
+// ev.Certs[1:] are ignored: roots come from the Config. The claims say
+// RevocationChecked, and TCB.Evaluated, only when the CRL was checked.
 func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.Options) (*attest.Claims, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -116,39 +200,90 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 		productLine = kds.ProductLineFromFms(fms)
 	}
 
-	if len(ev.Certs) == 0 || len(ev.Certs[0]) == 0 {
-		return nil, fmt.Errorf("%w: no %v certificate in the evidence: %s", attest.ErrChain, key, whereToGet(key, productLine, report))
-	}
-	ek, productLine, err := verifyEndorsement(ev.Certs[0], key, productLine, v.roots, v.simulated, opts.Now)
+	ek, err := v.endorsementFor(ctx, ev, report, key, productLine, opts)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v certificate not trusted at %s: %w; %s",
-			attest.ErrChain, key, opts.Now.UTC().Format(time.RFC3339), err, whereToGet(key, productLine, report))
+		return nil, err
 	}
 	if ek.simulated && !opts.AllowSimulated {
 		return nil, fmt.Errorf("%w: the %v certificate chains to the simulated AMD roots of attest/simtee", attest.ErrSimulated, key)
 	}
 
-	if err := checkSignature(ev.Data, ek.cert); err != nil {
-		return nil, fmt.Errorf("%w: SNP report signature does not verify with the %v: the report was altered or signed by another key: %w",
-			attest.ErrSignature, key, err)
+	if err := checkSignature(ev.Data, ek.pub); err != nil {
+		hint := "the report was altered or signed by another key"
+		if berr := checkBinding(report, key, ek.exts); berr != nil {
+			hint = berr.Error() + ": the certificate of another chip or TCB was sent, or the report was altered"
+		}
+		return nil, fmt.Errorf("%w: SNP report signature does not verify with the %v: %s", attest.ErrSignature, key, hint)
 	}
-
 	if err := checkBinding(report, key, ek.exts); err != nil {
 		return nil, fmt.Errorf("%w: %w; %s", attest.ErrChain, err, whereToGet(key, ek.productLine, report))
 	}
-	return claims(report, key, ek), nil
+
+	checked := false
+	if !opts.SkipCollateral {
+		if checked, err = v.checkRevocation(ctx, ek, key, opts.Now); err != nil {
+			return nil, err
+		}
+	}
+	return claims(report, key, ek, checked), nil
+}
+
+// endorsementFor returns the verified VCEK or VLEK for the report: the
+// evidence's, or a fetched VCEK.
+func (v *Verifier) endorsementFor(ctx context.Context, ev *attest.Evidence, r *spb.Report, key abi.ReportSigner, productLine string, opts attest.Options) (*endorsement, error) {
+	var der []byte
+	if len(ev.Certs) > 0 {
+		der = ev.Certs[0]
+	}
+	if len(der) == 0 {
+		switch {
+		case key == abi.VlekReportSigner:
+			return nil, fmt.Errorf("%w: no VLEK certificate in the evidence: %s", attest.ErrChain, whereToGet(key, productLine, r))
+		case opts.SkipCollateral:
+			return nil, fmt.Errorf("%w: no VCEK in the evidence, and collateral is skipped: %s", ErrCollateral, whereToGet(key, productLine, r))
+		case v.getter == nil:
+			return nil, fmt.Errorf("%w: no VCEK in the evidence and no collateral getter to fetch it: %s", ErrCollateral, whereToGet(key, productLine, r))
+		}
+		var err error
+		if der, productLine, err = v.fetchVCEK(ctx, r, productLine); err != nil {
+			return nil, err
+		}
+	}
+	ek, productLine, err := v.verifiedEndorsement(der, key, productLine, opts.Now)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v certificate not trusted at %s: %w; %s",
+			attest.ErrChain, key, opts.Now.UTC().Format(time.RFC3339), err, whereToGet(key, productLine, r))
+	}
+	return ek, nil
+}
+
+// verifiedEndorsement is verifyEndorsement behind the chain cache.
+func (v *Verifier) verifiedEndorsement(der []byte, key abi.ReportSigner, productLine string, now time.Time) (*endorsement, string, error) {
+	k := chainKey{digest: sha256.Sum256(der), key: key, productLine: productLine}
+	if e, ok := v.chains.get(k); ok && e.validAt(now) {
+		return e, e.productLine, nil
+	}
+	e, line, err := verifyEndorsement(der, key, productLine, v.roots, v.simulated, now)
+	if err != nil {
+		return nil, line, err
+	}
+	v.chains.put(k, e)
+	return e, line, nil
 }
 
 // checkSignature verifies the report's ECDSA P-384 SHA-384 signature over
 // its first 0x2A0 bytes with the endorsement key: what go-sev-guest's
 // verify.SnpReportSignature does. Package verify is not imported because it
-// registers a global command-line flag.
-func checkSignature(raw []byte, ek *x509.Certificate) error {
-	der, err := abi.ReportToSignatureDER(raw)
-	if err != nil {
-		return err
+// registers a global command-line flag. ParseReport has checked that R and
+// S fit in 384 bits.
+func checkSignature(raw []byte, pub *ecdsa.PublicKey) error {
+	digest := sha512.Sum384(abi.SignedComponent(raw))
+	r := abi.AmdBigInt(raw[offSignature : offSignature+p384ScalarSize])
+	s := abi.AmdBigInt(raw[offSignature+sigComponentSize : offSignature+sigComponentSize+p384ScalarSize])
+	if !ecdsa.Verify(pub, digest[:], r, s) {
+		return errors.New("ECDSA P-384 verification failed")
 	}
-	return ek.CheckSignature(x509.ECDSAWithSHA384, abi.SignedComponent(raw), der)
+	return nil
 }
 
 // checkBinding checks that the endorsement key certificate is the one AMD
@@ -177,7 +312,11 @@ func whereToGet(key abi.ReportSigner, productLine string, r *spb.Report) string 
 		kds.VCEKCertURL(productLine, r.GetChipId(), kds.TCBVersion(r.GetReportedTcb()))
 }
 
-func claims(r *spb.Report, key abi.ReportSigner, ek *endorsement) *attest.Claims {
+// claims are the report's facts. revocationChecked says the chain was
+// checked against AMD's CRL; only then is the TCB evaluated: the VCEK or
+// VLEK AMD issued for REPORTED_TCB, not revoked. AMD publishes no TCB status
+// (Status stays empty): the appraisal's minTCB is the floor.
+func claims(r *spb.Report, key abi.ReportSigner, ek *endorsement, revocationChecked bool) *attest.Claims {
 	policy, _ := abi.ParseSnpPolicy(r.GetPolicy()) // ParseReport checked it
 	info, _ := abi.ParseSignerInfo(r.GetSignerInfo())
 
@@ -231,19 +370,20 @@ func claims(r *spb.Report, key abi.ReportSigner, ek *endorsement) *attest.Claims
 	}
 	vmpl := r.GetVmpl()
 	return &attest.Claims{
-		TEE:            attest.SEVSNP,
-		VMPL:           &vmpl,
-		MigrationAgent: policy.MigrateMA,
-		Format:         attest.FormatSNPReport,
-		Simulated:      ek.simulated,
-		Measurement:    clone(r.GetMeasurement()),
-		Signer:         signer,
-		SVN:            r.GetGuestSvn(),
-		Debug:          policy.Debug,
-		HostData:       clone(r.GetHostData()),
-		ReportData:     clone(r.GetReportData()),
+		TEE:               attest.SEVSNP,
+		VMPL:              &vmpl,
+		MigrationAgent:    policy.MigrateMA,
+		Format:            attest.FormatSNPReport,
+		Simulated:         ek.simulated,
+		Measurement:       clone(r.GetMeasurement()),
+		Signer:            signer,
+		SVN:               r.GetGuestSvn(),
+		Debug:             policy.Debug,
+		HostData:          clone(r.GetHostData()),
+		ReportData:        clone(r.GetReportData()),
+		RevocationChecked: revocationChecked,
 		TCB: attest.TCB{
-			Evaluated:  false,
+			Evaluated:  revocationChecked,
 			Components: tcbComponents(ek.productLine, r.GetReportedTcb()),
 		},
 		Platform: platform,

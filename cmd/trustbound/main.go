@@ -44,6 +44,8 @@ func commands() []command {
 		{"secret", "set a user secret (owner-signed)", cmdSecret},
 		{"status", "show workloads, trust boundaries and verdicts (owner-signed)", cmdStatus},
 		{"audit", "list recorded releases: who got which secret, when (owner-signed)", cmdAudit},
+		{"verify", "verify one piece of evidence and print its claims (exit 1: refused)", cmdVerify},
+		{"collateral", "export | import vendor collateral for offline verification", cmdCollateral},
 		{"keygen", "make an owner key pair", cmdKeygen},
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/trustbound/trustbound/attest/formats"
+	"github.com/trustbound/trustbound/collateral"
 	"github.com/trustbound/trustbound/coordinator"
 	"github.com/trustbound/trustbound/keybroker"
 	"github.com/trustbound/trustbound/store"
@@ -34,6 +35,10 @@ type serverOptions struct {
 	tokenTTL time.Duration
 	nonceTTL time.Duration
 	now      func() time.Time
+	// offline: collateral only from the cache (<data>/collateral) and
+	// imported bundles, never the network.
+	offline         bool
+	allowMissingCRL bool
 }
 
 // server is a running coordinator behind HTTPS.
@@ -66,7 +71,15 @@ func startServer(ctx context.Context, o serverOptions) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	reg, err := formats.Registry()
+	var client *http.Client
+	if !o.offline {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	fetcher, err := collateral.New(collateral.Options{Dir: filepath.Join(o.dataDir, "collateral"), Client: client, Now: o.now, Logger: o.logger})
+	if err != nil {
+		return nil, err
+	}
+	reg, err := formats.Registry(formats.Config{Getter: fetcher, AllowMissingCRL: o.allowMissingCRL})
 	if err != nil {
 		return nil, err
 	}
@@ -202,6 +215,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	hosts := fs.String("hosts", "", "comma-separated names and IPs for the TLS certificate (default: the listen host)")
 	tokenTTL := fs.Duration("token-ttl", 5*time.Minute, "lifetime of attestation tokens")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	offline := fs.Bool("offline", false, "never fetch vendor collateral: use <data>/collateral (see 'trustbound collateral import')")
+	allowMissingCRL := fs.Bool("allow-missing-crl", false, "accept evidence whose vendor revocation list is missing or stale (claims then say revocation was not checked, which appraisal refuses for real evidence)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -213,7 +228,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *hosts != "" {
 		hs = strings.Split(*hosts, ",")
 	}
-	s, err := startServer(ctx, serverOptions{dataDir: *dataDir, listen: *listen, hosts: hs, logger: logger, tokenTTL: *tokenTTL})
+	s, err := startServer(ctx, serverOptions{dataDir: *dataDir, listen: *listen, hosts: hs, logger: logger, tokenTTL: *tokenTTL, offline: *offline, allowMissingCRL: *allowMissingCRL})
 	if err != nil {
 		return err
 	}

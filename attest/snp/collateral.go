@@ -1,0 +1,179 @@
+package snp
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/go-sev-guest/abi"
+	"github.com/google/go-sev-guest/kds"
+	spb "github.com/google/go-sev-guest/proto/sevsnp"
+
+	"github.com/trustbound/trustbound/attest"
+)
+
+// Getter fetches AMD collateral (VCEK certificates, CRLs) by its AMD KDS
+// URL, from the network, a cache or an offline bundle. It returns an error
+// when it has nothing for the URL.
+type Getter interface {
+	Get(ctx context.Context, url string) ([]byte, error)
+}
+
+// ErrCollateral wraps every refusal because AMD collateral the verification
+// needs is missing, stale or unusable: a VCEK neither in the evidence nor
+// available from the Getter, or an AMD CRL that cannot be had, is out of
+// date or does not verify. It wraps attest.ErrChain. The remedy is
+// operational: supply the collateral (or, for the CRL only, set
+// Config.AllowMissingCRL).
+var ErrCollateral = fmt.Errorf("%w: AMD collateral missing or stale", attest.ErrChain)
+
+// crlUnavailable is a CRL that could not be had or is not fresh: the one
+// case Config.AllowMissingCRL excuses. A CRL that does not parse or verify
+// is never excused.
+type crlUnavailable struct{ error }
+
+func (e crlUnavailable) Unwrap() error { return e.error }
+
+// fetchVCEK fetches the VCEK for the report's CHIP_ID and REPORTED_TCB from
+// the getter by its KDS URL. Version 2 reports do not name their product
+// line: then each trusted line is tried in turn. It returns the certificate
+// and the product line it was fetched for.
+func (v *Verifier) fetchVCEK(ctx context.Context, r *spb.Report, productLine string) ([]byte, string, error) {
+	if allZero(r.GetChipId()) {
+		return nil, "", fmt.Errorf("%w: the report's CHIP_ID is masked, so its VCEK cannot be looked up: send the VCEK with the report", ErrCollateral)
+	}
+	lines := v.productLines
+	if productLine != "" {
+		if !slices.Contains(v.productLines, productLine) {
+			return nil, "", fmt.Errorf("%w: the report comes from product line %q, for which no AMD roots are trusted", attest.ErrChain, productLine)
+		}
+		lines = []string{productLine}
+	}
+	var errs []error
+	for _, line := range lines {
+		if line == "Turin" {
+			// Turin VCEKs have another URL form (8-byte hwID, fmcSPL) and an
+			// extension go-sev-guest v0.15.0 does not parse.
+			errs = append(errs, errors.New("fetching Turin VCEKs is not supported: send the VCEK with the report"))
+			continue
+		}
+		url := kds.VCEKCertURL(line, r.GetChipId(), kds.TCBVersion(r.GetReportedTcb()))
+		der, err := v.getter.Get(ctx, url)
+		if err == nil {
+			return der, line, nil
+		}
+		if ctx.Err() != nil {
+			return nil, "", ctx.Err()
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", url, err))
+	}
+	return nil, "", fmt.Errorf("%w: no VCEK in the evidence and none could be fetched: %w", ErrCollateral, errors.Join(errs...))
+}
+
+type crlKey struct {
+	digest [sha256.Size]byte
+	ark    *x509.Certificate
+}
+
+// revocationList returns the fresh AMD CRL for ek's chain: the one preloaded
+// on its root set (trust.AMDRootCerts.CRL) while that is fresh, else the one
+// the getter serves at the KDS CRL URL of the product line and key. A CRL
+// that cannot be had or is not fresh at now is a crlUnavailable error.
+func (v *Verifier) revocationList(ctx context.Context, ek *endorsement, key abi.ReportSigner, now time.Time) (*revocations, error) {
+	var why []error
+	if pre := ek.roots.CRL; pre != nil {
+		revs, err := v.verifiedCRL(pre.Raw, ek.ark, func() (*x509.RevocationList, error) { return pre, nil })
+		if err != nil {
+			return nil, fmt.Errorf("%w: the CRL given with the %s roots: %w", ErrCollateral, ek.productLine, err)
+		}
+		err = revs.freshAt(now)
+		if err == nil {
+			return revs, nil
+		}
+		why = append(why, fmt.Errorf("the CRL given with the roots: %w", err))
+	}
+	url := kds.CrlLinkByKey(ek.productLine, key)
+	if v.getter == nil {
+		why = append(why, fmt.Errorf("no collateral getter to fetch %s", url))
+		return nil, crlUnavailable{errors.Join(why...)}
+	}
+	b, err := v.getter.Get(ctx, url)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		why = append(why, fmt.Errorf("fetching %s: %w", url, err))
+		return nil, crlUnavailable{errors.Join(why...)}
+	}
+	revs, err := v.verifiedCRL(b, ek.ark, func() (*x509.RevocationList, error) { return parseCRL(b) })
+	if err != nil {
+		return nil, fmt.Errorf("%w: the CRL from %s: %w", ErrCollateral, url, err)
+	}
+	if err := revs.freshAt(now); err != nil {
+		why = append(why, fmt.Errorf("the CRL from %s: %w", url, err))
+		return nil, crlUnavailable{errors.Join(why...)}
+	}
+	return revs, nil
+}
+
+// verifiedCRL returns the contents of the CRL whose encoding is raw, checked
+// against ark once and then taken from the cache.
+func (v *Verifier) verifiedCRL(raw []byte, ark *x509.Certificate, parse func() (*x509.RevocationList, error)) (*revocations, error) {
+	k := crlKey{digest: sha256.Sum256(raw), ark: ark}
+	if revs, ok := v.crls.get(k); ok {
+		return revs, nil
+	}
+	crl, err := parse()
+	if err != nil {
+		return nil, err
+	}
+	revs, err := verifyCRL(crl, ark)
+	if err != nil {
+		return nil, err
+	}
+	v.crls.put(k, revs)
+	return revs, nil
+}
+
+// checkRevocation checks ek's chain against AMD's CRL and reports whether
+// it did. Revoked is attest.ErrChain; a CRL that is missing or stale is
+// ErrCollateral unless the Config allows it (then: not checked).
+func (v *Verifier) checkRevocation(ctx context.Context, ek *endorsement, key abi.ReportSigner, now time.Time) (bool, error) {
+	revs, err := v.revocationList(ctx, ek, key, now)
+	var unavailable crlUnavailable
+	switch {
+	case errors.As(err, &unavailable) && v.allowMissingCRL:
+		return false, nil
+	case errors.As(err, &unavailable):
+		return false, fmt.Errorf("%w: no fresh AMD CRL for the %s %v chain: %w "+
+			"(serve it through the collateral getter, or set allowMissingCRL to accept evidence without revocation checking)",
+			ErrCollateral, ek.productLine, key, err)
+	case err != nil:
+		return false, err
+	}
+	for _, c := range []struct {
+		role   string
+		cert   *x509.Certificate
+		serial string
+	}{
+		{intermediateRole(key), ek.intermediate, ek.intermediateSerial},
+		{key.String(), ek.cert, ek.serial},
+	} {
+		if at, ok := revs.revoked[c.serial]; ok {
+			return false, fmt.Errorf("%w: AMD revoked the %s certificate %q (serial %#x) on %s",
+				attest.ErrChain, c.role, c.cert.Subject.CommonName, c.cert.SerialNumber, at.UTC().Format(time.RFC3339))
+		}
+	}
+	return true, nil
+}
+
+func intermediateRole(key abi.ReportSigner) string {
+	if key == abi.VlekReportSigner {
+		return "ASVK"
+	}
+	return "ASK"
+}

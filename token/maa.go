@@ -1,0 +1,86 @@
+package token
+
+import (
+	"strconv"
+
+	"github.com/trustbound/trustbound/attest"
+)
+
+// AzureClaims maps claims to the names Azure Attestation uses for the same
+// TEE, so that relying parties and release policies written for Azure
+// Attestation read trustbound's tokens unchanged: x-ms-sevsnpvm-* for SNP,
+// x-ms-sgx-* for SGX, and for Azure CVM guest evidence the attestation type
+// "azurevm" with the hardware claims nested under x-ms-isolation-tee.
+// Values keep Azure's types: hex strings, numbers and booleans. Only names
+// Azure defines are produced; trustbound's own facts (simulated, revocation
+// checked) stay in its x-tb-* claims.
+func AzureClaims(c *attest.Claims) map[string]any {
+	if c == nil {
+		return nil
+	}
+	var hw map[string]any
+	switch c.TEE {
+	case attest.SEVSNP:
+		hw = snpClaims(c)
+	case attest.SGX:
+		hw = sgxClaims(c)
+	default:
+		return nil
+	}
+	if c.Format != attest.FormatAzureSNPVTPM {
+		return hw
+	}
+	guest := map[string]any{
+		"x-ms-attestation-type": "azurevm",
+		"x-ms-isolation-tee":    hw,
+		"x-ms-azurevm-vmid":     c.Platform["vm_id"],
+	}
+	if c.Platform["secure_boot"] != "" {
+		guest["secureboot"] = c.Platform["secure_boot"] == "true"
+	}
+	return guest
+}
+
+func snpClaims(c *attest.Claims) map[string]any {
+	p := c.Platform
+	m := map[string]any{
+		"x-ms-attestation-type":           "sevsnpvm",
+		"x-ms-sevsnpvm-launchmeasurement": c.Measurement.String(),
+		"x-ms-sevsnpvm-hostdata":          c.HostData.String(),
+		"x-ms-sevsnpvm-reportdata":        c.ReportData.String(),
+		"x-ms-sevsnpvm-guestsvn":          c.SVN,
+		"x-ms-sevsnpvm-is-debuggable":     c.Debug,
+		"x-ms-sevsnpvm-migration-allowed": c.MigrationAgent,
+		"x-ms-sevsnpvm-idkeydigest":       p["id_key_digest"],
+		"x-ms-sevsnpvm-authorkeydigest":   p["author_key_digest"],
+		"x-ms-sevsnpvm-familyId":          p["family_id"],
+		"x-ms-sevsnpvm-imageId":           p["image_id"],
+		"x-ms-sevsnpvm-reportid":          p["report_id"],
+		"x-ms-sevsnpvm-smt-allowed":       p["smt_allowed"] == "true",
+		"x-ms-sevsnpvm-bootloader-svn":    c.TCB.Components["bootloader"],
+		"x-ms-sevsnpvm-tee-svn":           c.TCB.Components["tee"],
+		"x-ms-sevsnpvm-snpfw-svn":         c.TCB.Components["snp"],
+		"x-ms-sevsnpvm-microcode-svn":     c.TCB.Components["microcode"],
+	}
+	if c.VMPL != nil {
+		m["x-ms-sevsnpvm-vmpl"] = *c.VMPL
+	}
+	return m
+}
+
+func sgxClaims(c *attest.Claims) map[string]any {
+	m := map[string]any{
+		"x-ms-attestation-type":  "sgx",
+		"x-ms-sgx-is-debuggable": c.Debug,
+		"x-ms-sgx-product-id":    c.ProductID,
+		"x-ms-sgx-mrsigner":      c.Signer.String(),
+		"x-ms-sgx-mrenclave":     c.Measurement.String(),
+		"x-ms-sgx-svn":           c.SVN,
+		"x-ms-sgx-report-data":   c.ReportData.String(),
+		"x-ms-sgx-config-id":     c.HostData.String(),
+	}
+	if v, err := strconv.Atoi(c.Platform["config_svn"]); err == nil {
+		m["x-ms-sgx-config-svn"] = v
+	}
+	return m
+}
