@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-sev-guest/abi"
 
 	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/attest/azure"
 	"github.com/trustbound/trustbound/attest/formats"
 	"github.com/trustbound/trustbound/attest/snp"
 	"github.com/trustbound/trustbound/collateral"
@@ -235,11 +236,11 @@ func detect(b []byte) (string, [][]byte) {
 			return "certs", ders
 		}
 	case bytes.HasPrefix(trimmed, []byte("{")):
+		if _, err := azure.ParseEvidence(b); err == nil {
+			return "az-snp-vtpm", nil
+		}
 		var probe map[string]json.RawMessage
 		if json.Unmarshal(trimmed, &probe) == nil {
-			if _, ok := probe["hcl_report"]; ok {
-				return "az-snp-vtpm", nil
-			}
 			if _, ok := probe["format"]; ok {
 				return "evidence-json", nil
 			}
