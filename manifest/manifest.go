@@ -92,9 +92,46 @@ type Reference struct {
 	// AllowMigrationAgent accepts an SNP guest whose policy lets a migration
 	// agent move it (and its memory) to another host. Default false.
 	AllowMigrationAgent bool `json:"allowMigrationAgent,omitempty"`
+	// TDX pins the TD's runtime measurement registers and SEAM module:
+	// each set register must match exactly.
+	TDX *TDXRegisters `json:"tdx,omitempty"`
+	// AcceptedAdvisories lists the vendor security advisories (e.g.
+	// INTEL-SA-00615) a workload accepts on its platform; "*" accepts any.
+	// Default none: a platform with an open advisory is refused.
+	AcceptedAdvisories []string `json:"acceptedAdvisories,omitempty"`
 	// AcceptedTCB lists the vendor TCB statuses accepted when the verifier
 	// evaluated the TCB. Default: UpToDate only.
 	AcceptedTCB []string `json:"acceptedTCB,omitempty"`
+}
+
+// TDXRegisters are TDX measurement registers a workload pins (48 bytes
+// each); unset registers are not constrained.
+type TDXRegisters struct {
+	RTMR0 attest.Hex `json:"rtmr0,omitempty"`
+	RTMR1 attest.Hex `json:"rtmr1,omitempty"`
+	RTMR2 attest.Hex `json:"rtmr2,omitempty"`
+	RTMR3 attest.Hex `json:"rtmr3,omitempty"`
+	// MRSEAM is the measurement of the TDX module; MROwner and
+	// MROwnerConfig are set by the VMM at TD creation.
+	MRSEAM        attest.Hex `json:"mrseam,omitempty"`
+	MROwner       attest.Hex `json:"mrowner,omitempty"`
+	MROwnerConfig attest.Hex `json:"mrownerconfig,omitempty"`
+}
+
+// Pinned lists the set registers by their claim names (rtmr0…, mrseam,
+// mrowner, mrownerconfig).
+func (t *TDXRegisters) Pinned() map[string]attest.Hex {
+	out := map[string]attest.Hex{}
+	if t == nil {
+		return out
+	}
+	for name, v := range map[string]attest.Hex{"rtmr0": t.RTMR0, "rtmr1": t.RTMR1, "rtmr2": t.RTMR2, "rtmr3": t.RTMR3,
+		"mrseam": t.MRSEAM, "mrowner": t.MROwner, "mrownerconfig": t.MROwnerConfig} {
+		if len(v) > 0 {
+			out[name] = v
+		}
+	}
+	return out
 }
 
 // TCBFloor is the lowest accepted SVN of each SNP TCB component.

@@ -359,6 +359,24 @@ func (c *checker) reference(p string, w Workload, ti int) {
 			c.add(p+".allowMigrationAgent", "a migration agent is an SNP policy bit; %s has none", w.TEE)
 		}
 	}
+	if r.TDX != nil {
+		if w.TEE != attest.TDX {
+			c.add(p+".tdx", "tdx registers are for TDX workloads; %s has none", w.TEE)
+		}
+		for name, v := range r.TDX.Pinned() {
+			if len(v) != 48 {
+				c.add(p+".tdx."+name, "%s must be 48 bytes, got %d", name, len(v))
+			}
+		}
+	}
+	if len(r.AcceptedAdvisories) > 0 && w.TEE == attest.SEVSNP {
+		c.add(p+".acceptedAdvisories", "AMD publishes no advisory IDs in SNP evidence; pin minTCB instead")
+	}
+	for i, a := range r.AcceptedAdvisories {
+		if a != "*" && !isAdvisoryID(a) {
+			c.add(fmt.Sprintf("%s.acceptedAdvisories[%d]", p, i), "advisory %q is not an ID like INTEL-SA-00615 (or \"*\")", a)
+		}
+	}
 	if r.VMPL != nil && *r.VMPL > 3 {
 		c.add(p+".vmpl", "VMPL is 0 to 3, got %d", *r.VMPL)
 	}
@@ -498,4 +516,24 @@ func list[T ~string](vs []T) string {
 		s[i] = string(v)
 	}
 	return strings.Join(s, ", ")
+}
+
+// isAdvisoryID reports whether s looks like a vendor advisory ID
+// (INTEL-SA-00615).
+func isAdvisoryID(s string) bool {
+	vendor, num, ok := strings.Cut(s, "-SA-")
+	if !ok || vendor == "" || num == "" {
+		return false
+	}
+	for _, r := range vendor {
+		if r < 'A' || r > 'Z' {
+			return false
+		}
+	}
+	for _, r := range num {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }

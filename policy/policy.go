@@ -100,12 +100,27 @@ func Appraise(c *attest.Claims, m *manifest.Manifest, w *manifest.Workload) (*Ve
 			}
 		}
 	}
+	if c.TEE == attest.TDX && w.TEE == attest.TDX {
+		for _, name := range slices.Sorted(maps.Keys(ref.TDX.Pinned())) {
+			want := ref.TDX.Pinned()[name]
+			if got := c.Platform[name]; got != want.String() {
+				deny("tdx."+name, "%s is %s, want %s", name, orNone(got), want)
+			}
+		}
+	}
 	if slices.Contains(teesWithTCBStatus, c.TEE) {
 		switch {
 		case c.TCB.Evaluated && !slices.Contains(ref.TCBAccepted(), c.TCB.Status):
 			deny("acceptedTCB", "TCB status %q is not accepted (accepted: %v)", c.TCB.Status, ref.TCBAccepted())
 		case !c.TCB.Evaluated && !c.Simulated:
 			deny("acceptedTCB", "the TCB status was not evaluated (vendor collateral is required)")
+		}
+		if !slices.Contains(ref.AcceptedAdvisories, "*") {
+			for _, a := range c.TCB.Advisories {
+				if !slices.Contains(ref.AcceptedAdvisories, a) {
+					deny("acceptedAdvisories", "the platform has advisory %s open and the workload does not accept it", a)
+				}
+			}
 		}
 	}
 	if len(vs) > 0 {
@@ -123,4 +138,11 @@ func hostDataOf(c *attest.Claims, n int) []byte {
 	out := make([]byte, n)
 	copy(out, c.HostData)
 	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "not reported"
+	}
+	return s
 }

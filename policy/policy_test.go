@@ -181,3 +181,45 @@ func TestAppraiseSNP(t *testing.T) {
 		t.Errorf("declared VMPL and migration agent: %v", err)
 	}
 }
+
+func TestAppraiseAdvisories(t *testing.T) {
+	c, w := sgxClaims(), sgxWorkload()
+	c.TCB = attest.TCB{Evaluated: true, Status: "SWHardeningNeeded", Advisories: []string{"INTEL-SA-00334", "INTEL-SA-00615"}}
+	w.Reference.AcceptedTCB = []string{"UpToDate", "SWHardeningNeeded"}
+	_, err := Appraise(c, &manifest.Manifest{}, w)
+	if got := violations(err); len(got) != 2 || got[0].Field != "acceptedAdvisories" {
+		t.Fatalf("unaccepted advisories: %v", err)
+	}
+	w.Reference.AcceptedAdvisories = []string{"INTEL-SA-00334"}
+	if got := violations(func() error { _, err := Appraise(c, &manifest.Manifest{}, w); return err }()); len(got) != 1 || !strings.Contains(got[0].Msg, "INTEL-SA-00615") {
+		t.Fatalf("one advisory accepted: %v", got)
+	}
+	w.Reference.AcceptedAdvisories = []string{"INTEL-SA-00334", "INTEL-SA-00615"}
+	if _, err := Appraise(c, &manifest.Manifest{}, w); err != nil {
+		t.Fatalf("both accepted: %v", err)
+	}
+	w.Reference.AcceptedAdvisories = []string{"*"}
+	if _, err := Appraise(c, &manifest.Manifest{}, w); err != nil {
+		t.Fatalf("any accepted: %v", err)
+	}
+}
+
+func TestAppraiseTDXRegisters(t *testing.T) {
+	rtmr1 := bytesOf(7, 48)
+	w := &manifest.Workload{Name: "td", Model: manifest.ConfidentialVM, TEE: attest.TDX, Reference: manifest.Reference{
+		Measurements: []attest.Hex{bytesOf(1, 48)}, TDX: &manifest.TDXRegisters{RTMR1: rtmr1},
+	}}
+	c := &attest.Claims{TEE: attest.TDX, Measurement: bytesOf(1, 48), RevocationChecked: true,
+		TCB: attest.TCB{Evaluated: true, Status: "UpToDate"}, Platform: map[string]string{"rtmr1": rtmr1.String()}}
+	if _, err := Appraise(c, &manifest.Manifest{}, w); err != nil {
+		t.Fatal(err)
+	}
+	c.Platform["rtmr1"] = bytesOf(8, 48).String()
+	if got := violations(func() error { _, err := Appraise(c, &manifest.Manifest{}, w); return err }()); len(got) != 1 || got[0].Field != "tdx.rtmr1" {
+		t.Fatalf("wrong RTMR1: %v", got)
+	}
+	delete(c.Platform, "rtmr1")
+	if got := violations(func() error { _, err := Appraise(c, &manifest.Manifest{}, w); return err }()); len(got) != 1 || !strings.Contains(got[0].Msg, "not reported") {
+		t.Fatalf("missing RTMR1: %v", got)
+	}
+}
