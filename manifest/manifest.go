@@ -92,6 +92,16 @@ type Reference struct {
 	// AllowMigrationAgent accepts an SNP guest whose policy lets a migration
 	// agent move it (and its memory) to another host. Default false.
 	AllowMigrationAgent bool `json:"allowMigrationAgent,omitempty"`
+	// PCRs pins vTPM PCRs (SHA-256 bank) of a confidential VM behind a
+	// paravisor (Azure CVMs): there the hardware measurement is the
+	// paravisor's, shared by every tenant on that build, and only the PCRs
+	// (firmware, boot loader, kernel, secure boot state) identify the guest.
+	// Evidence that carries PCRs is refused unless the workload pins some.
+	PCRs []PCR `json:"pcrs,omitempty"`
+	// AllowUncheckedRevocation accepts real evidence whose vendor
+	// revocation lists could not be checked (the coordinator runs with
+	// --allow-missing-crl). Default false.
+	AllowUncheckedRevocation bool `json:"allowUncheckedRevocation,omitempty"`
 	// TDX pins the TD's runtime measurement registers and SEAM module:
 	// each set register must match exactly.
 	TDX *TDXRegisters `json:"tdx,omitempty"`
@@ -102,6 +112,12 @@ type Reference struct {
 	// AcceptedTCB lists the vendor TCB statuses accepted when the verifier
 	// evaluated the TCB. Default: UpToDate only.
 	AcceptedTCB []string `json:"acceptedTCB,omitempty"`
+}
+
+// PCR is one pinned vTPM PCR value.
+type PCR struct {
+	Index  uint8      `json:"index"`
+	Digest attest.Hex `json:"digest"`
 }
 
 // TDXRegisters are TDX measurement registers a workload pins (48 bytes

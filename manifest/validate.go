@@ -359,6 +359,23 @@ func (c *checker) reference(p string, w Workload, ti int) {
 			c.add(p+".allowMigrationAgent", "a migration agent is an SNP policy bit; %s has none", w.TEE)
 		}
 	}
+	seenPCR := map[uint8]int{}
+	for i, pcr := range r.PCRs {
+		pp := fmt.Sprintf("%s.pcrs[%d]", p, i)
+		if w.TEE == attest.SGX {
+			c.add(pp, "an enclave has no vTPM PCRs")
+		}
+		if pcr.Index > 23 {
+			c.add(pp+".index", "PCR index is 0 to 23, got %d", pcr.Index)
+		}
+		if j, dup := seenPCR[pcr.Index]; dup {
+			c.add(pp+".index", "PCR %d is pinned twice (also pcrs[%d])", pcr.Index, j)
+		}
+		seenPCR[pcr.Index] = i
+		if len(pcr.Digest) != 32 {
+			c.add(pp+".digest", "a SHA-256 PCR is 32 bytes, got %d", len(pcr.Digest))
+		}
+	}
 	if r.TDX != nil {
 		if w.TEE != attest.TDX {
 			c.add(p+".tdx", "tdx registers are for TDX workloads; %s has none", w.TEE)

@@ -162,6 +162,12 @@ func TestValidateRules(t *testing.T) {
 		{"tdx register size", func(m *Manifest) { addTDX(m).Reference.TDX = &TDXRegisters{RTMR2: n(1, 32)} }, "workloads[3].reference.tdx.rtmr2", "rtmr2 must be 48 bytes, got 32"},
 		{"advisories on snp", func(m *Manifest) { m.Workloads[0].Reference.AcceptedAdvisories = []string{"INTEL-SA-00615"} }, "workloads[0].reference.acceptedAdvisories", "pin minTCB instead"},
 		{"advisory malformed", func(m *Manifest) { m.Workloads[1].Reference.AcceptedAdvisories = []string{"sa-1"} }, "workloads[1].reference.acceptedAdvisories[0]", `advisory "sa-1" is not an ID`},
+		{"pcr on sgx", func(m *Manifest) { m.Workloads[1].Reference.PCRs = []PCR{{Index: 0, Digest: n(1, 32)}} }, "workloads[1].reference.pcrs[0]", "an enclave has no vTPM PCRs"},
+		{"pcr index", func(m *Manifest) { m.Workloads[0].Reference.PCRs = []PCR{{Index: 24, Digest: n(1, 32)}} }, "workloads[0].reference.pcrs[0].index", "PCR index is 0 to 23, got 24"},
+		{"pcr twice", func(m *Manifest) {
+			m.Workloads[0].Reference.PCRs = []PCR{{Index: 7, Digest: n(1, 32)}, {Index: 7, Digest: n(2, 32)}}
+		}, "workloads[0].reference.pcrs[1].index", "PCR 7 is pinned twice (also pcrs[0])"},
+		{"pcr digest size", func(m *Manifest) { m.Workloads[0].Reference.PCRs = []PCR{{Index: 0, Digest: n(1, 48)}} }, "workloads[0].reference.pcrs[0].digest", "a SHA-256 PCR is 32 bytes, got 48"},
 		{"SGX measurement size", func(m *Manifest) { m.Workloads[1].Reference.Measurements[0] = n(1, 48) }, "workloads[1].reference.measurements[0]", "SGX measurement (MRENCLAVE) must be 32 bytes, got 48"},
 		{"SGX signer size", func(m *Manifest) { m.Workloads[1].Reference.Signer = n(1, 48) }, "workloads[1].reference.signer", "SGX signer (MRSIGNER) must be 32 bytes, got 48"},
 		{"SGX hostData size", func(m *Manifest) { m.Workloads[1].Reference.HostData = n(1, 32) }, "workloads[1].reference.hostData", "SGX hostData (CONFIGID) must be 64 bytes, got 32"},

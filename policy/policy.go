@@ -62,8 +62,16 @@ func Appraise(c *attest.Claims, m *manifest.Manifest, w *manifest.Workload) (*Ve
 	if c.Simulated && !m.AllowSimulated {
 		deny("allowSimulated", "evidence is from a simulated TEE and the manifest does not allow simulation")
 	}
-	if !c.Simulated && !c.RevocationChecked {
+	if !c.Simulated && !c.RevocationChecked && !ref.AllowUncheckedRevocation {
 		deny("revocation", "the vendor's revocation lists were not checked (evidence verified without collateral)")
+	}
+	if len(c.PCRs) > 0 && len(ref.PCRs) == 0 {
+		deny("pcrs", "the evidence comes from behind a paravisor (it carries vTPM PCRs): its hardware measurement is the paravisor's, shared by every guest on that build; pin the guest's PCRs")
+	}
+	for _, pcr := range ref.PCRs {
+		if got, ok := c.PCRs[int(pcr.Index)]; !ok || !bytes.Equal(got, pcr.Digest) {
+			deny("pcrs", "PCR %d is %s, want %s", pcr.Index, orNone(got.String()), pcr.Digest)
+		}
 	}
 	if len(ref.Measurements) > 0 && !slices.ContainsFunc(ref.Measurements, func(h attest.Hex) bool { return bytes.Equal(h, c.Measurement) }) {
 		deny("measurements", "measurement %s is not one of the %d accepted", c.Measurement, len(ref.Measurements))

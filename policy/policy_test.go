@@ -223,3 +223,40 @@ func TestAppraiseTDXRegisters(t *testing.T) {
 		t.Fatalf("missing RTMR1: %v", got)
 	}
 }
+
+// Azure CVM evidence: the SNP measurement is the paravisor's, so the guest
+// must be pinned by its PCRs.
+func TestAppraisePCRs(t *testing.T) {
+	pcr0, pcr7 := bytesOf(0xa0, 32), bytesOf(0xa7, 32)
+	c := snpClaims()
+	c.PCRs = map[int]attest.Hex{0: pcr0, 7: pcr7}
+	w := snpWorkload()
+	if got := violations(func() error { _, err := Appraise(c, &manifest.Manifest{}, w); return err }()); len(got) != 1 || got[0].Field != "pcrs" || !strings.Contains(got[0].Msg, "paravisor") {
+		t.Fatalf("unpinned PCRs: %v", got)
+	}
+	w.Reference.PCRs = []manifest.PCR{{Index: 0, Digest: pcr0}, {Index: 7, Digest: pcr7}}
+	if _, err := Appraise(c, &manifest.Manifest{}, w); err != nil {
+		t.Fatal(err)
+	}
+	c.PCRs[7] = bytesOf(0xff, 32)
+	if got := violations(func() error { _, err := Appraise(c, &manifest.Manifest{}, w); return err }()); len(got) != 1 || !strings.Contains(got[0].Msg, "PCR 7") {
+		t.Fatalf("wrong PCR 7: %v", got)
+	}
+	// Pinned PCRs but evidence without any (not a paravisor guest): refused.
+	c.PCRs = nil
+	if got := violations(func() error { _, err := Appraise(c, &manifest.Manifest{}, w); return err }()); len(got) != 2 {
+		t.Fatalf("no PCRs reported: %v", got)
+	}
+}
+
+func TestAllowUncheckedRevocation(t *testing.T) {
+	c, w := snpClaims(), snpWorkload()
+	c.RevocationChecked = false
+	if _, err := Appraise(c, &manifest.Manifest{}, w); err == nil {
+		t.Fatal("unchecked revocation accepted by default")
+	}
+	w.Reference.AllowUncheckedRevocation = true
+	if _, err := Appraise(c, &manifest.Manifest{}, w); err != nil {
+		t.Fatalf("explicitly allowed: %v", err)
+	}
+}

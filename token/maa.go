@@ -30,10 +30,13 @@ func AzureClaims(c *attest.Claims) map[string]any {
 	if c.Format != attest.FormatAzureSNPVTPM {
 		return hw
 	}
+	// Behind the paravisor the hardware report data binds the HCL runtime
+	// claims; the workload's nonce is in the TPM quote (Claims.ReportData).
+	hw["x-ms-sevsnpvm-reportdata"] = c.Platform["snp_report_data"]
 	guest := map[string]any{
 		"x-ms-attestation-type": "azurevm",
 		"x-ms-isolation-tee":    hw,
-		"x-ms-azurevm-vmid":     c.Platform["vm_id"],
+		"x-ms-azurevm-vmid":     c.Platform["vm_unique_id"],
 	}
 	if c.Platform["secure_boot"] != "" {
 		guest["secureboot"] = c.Platform["secure_boot"] == "true"

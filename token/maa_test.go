@@ -25,12 +25,12 @@ func TestAzureClaims(t *testing.T) {
 	// Azure guest evidence nests the hardware claims.
 	az := *snp
 	az.Format = attest.FormatAzureSNPVTPM
-	az.Platform = map[string]string{"vm_id": "vm-1", "secure_boot": "true"}
+	az.Platform = map[string]string{"vm_unique_id": "vm-1", "secure_boot": "true", "snp_report_data": "abcd"}
 	g := AzureClaims(&az)
 	if g["x-ms-attestation-type"] != "azurevm" || g["x-ms-azurevm-vmid"] != "vm-1" || g["secureboot"] != true {
 		t.Errorf("guest claims %v", g)
 	}
-	if tee, ok := g["x-ms-isolation-tee"].(map[string]any); !ok || tee["x-ms-attestation-type"] != "sevsnpvm" {
+	if tee, ok := g["x-ms-isolation-tee"].(map[string]any); !ok || tee["x-ms-attestation-type"] != "sevsnpvm" || tee["x-ms-sevsnpvm-reportdata"] != "abcd" {
 		t.Errorf("x-ms-isolation-tee = %v", g["x-ms-isolation-tee"])
 	}
 	sgx := AzureClaims(&attest.Claims{TEE: attest.SGX, Measurement: attest.Hex{1}, Signer: attest.Hex{2}, ProductID: 1, SVN: 1, Debug: true})

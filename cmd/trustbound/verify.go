@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"context"
 	"crypto/x509"
 	"encoding/hex"
@@ -18,7 +19,6 @@ import (
 	"github.com/google/go-sev-guest/abi"
 
 	"github.com/trustbound/trustbound/attest"
-	"github.com/trustbound/trustbound/attest/azure"
 	"github.com/trustbound/trustbound/attest/formats"
 	"github.com/trustbound/trustbound/attest/snp"
 	"github.com/trustbound/trustbound/collateral"
@@ -80,13 +80,15 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	switch {
 	case *noColl:
 	case *coll != "":
-		f, err := collateral.New(collateral.Options{Bundles: []string{*coll}, Now: func() time.Time { return now }})
+		// The fetcher keeps the wall clock: --at is the verification time
+		// only, never the cache's notion of "now".
+		f, err := collateral.New(collateral.Options{Bundles: []string{*coll}})
 		if err != nil {
 			return err
 		}
 		getter = f
 	default:
-		f, err := collateral.New(collateral.Options{Dir: *cacheDir, Client: &http.Client{Timeout: 30 * time.Second}, Now: func() time.Time { return now }})
+		f, err := collateral.New(collateral.Options{Dir: *cacheDir, Client: &http.Client{Timeout: 30 * time.Second}})
 		if err != nil {
 			return err
 		}
@@ -141,6 +143,9 @@ func evidenceFromFiles(paths []string) (*attest.Evidence, error) {
 	var ev *attest.Evidence
 	for _, p := range paths {
 		if info, err := os.Stat(p); err == nil && info.IsDir() {
+			if report != nil || ev != nil {
+				return nil, usageErr("%s: give one piece of evidence at a time", p)
+			}
 			out, err1 := readBounded(filepath.Join(p, "outblob"))
 			aux, err2 := readBounded(filepath.Join(p, "auxblob"))
 			if err1 != nil {
@@ -156,7 +161,11 @@ func evidenceFromFiles(paths []string) (*attest.Evidence, error) {
 		if err != nil {
 			return nil, err
 		}
-		switch kind, parsed := detect(b); kind {
+		kind, parsed := detect(b)
+		if kind != "certs" && kind != "cert-table" && kind != "" && (report != nil || ev != nil) {
+			return nil, usageErr("%s: give one piece of evidence at a time", p)
+		}
+		switch kind {
 		case "snp-report":
 			report = b
 		case "certs":
@@ -192,7 +201,7 @@ func evidenceFromFiles(paths []string) (*attest.Evidence, error) {
 		if err != nil {
 			return nil, err
 		}
-		e.Certs = append(e.Certs, certs...)
+		e.Certs = orderSNPCerts(append(e.Certs, certs...))
 		return e, nil
 	}
 	return &attest.Evidence{Format: attest.FormatSNPReport, Data: report, Certs: orderSNPCerts(certs)}, nil
@@ -218,8 +227,8 @@ func readBounded(p string) ([]byte, error) {
 func detect(b []byte) (string, [][]byte) {
 	trimmed := bytes.TrimSpace(b)
 	switch {
-	case len(b) == 1184: // abi.ReportSize
-		return "snp-report", nil
+	case len(b) == abi.ReportSize && binary.LittleEndian.Uint32(b) >= 2 && binary.LittleEndian.Uint32(b) <= 5:
+		return "snp-report", nil // an SNP report of a version the verifier may read
 	case bytes.HasPrefix(trimmed, []byte("-----BEGIN")):
 		var ders [][]byte
 		for rest := trimmed; ; {
@@ -236,12 +245,18 @@ func detect(b []byte) (string, [][]byte) {
 			return "certs", ders
 		}
 	case bytes.HasPrefix(trimmed, []byte("{")):
-		if _, err := azure.ParseEvidence(b); err == nil {
-			return "az-snp-vtpm", nil
-		}
+		// Recognised by its keys; the verifier then says what is wrong
+		// with it, if anything.
 		var probe map[string]json.RawMessage
 		if json.Unmarshal(trimmed, &probe) == nil {
-			if _, ok := probe["format"]; ok {
+			_, hcl := probe["hcl_report"]
+			_, report := probe["report"]
+			_, quote := probe["quote"]
+			_, format := probe["format"]
+			switch {
+			case hcl || (report && quote):
+				return "az-snp-vtpm", nil
+			case format:
 				return "evidence-json", nil
 			}
 		}

@@ -97,6 +97,13 @@ func TestVerifyAzureCVM(t *testing.T) {
 		if v.Format != "az-snp-vtpm" || v.Claims.PCRs[0].String() != pcr0 || v.Azure["x-ms-attestation-type"] != "azurevm" {
 			t.Errorf("%s: format %s, PCR0 %s, azure %v", file, v.Format, v.Claims.PCRs[0], v.Azure["x-ms-attestation-type"])
 		}
+		// The Azure names carry the real vector's values: the VM id from the
+		// runtime claims, the SNP report data (which binds them) nested.
+		tee, _ := v.Azure["x-ms-isolation-tee"].(map[string]any)
+		if v.Azure["x-ms-azurevm-vmid"] == "" || v.Azure["x-ms-azurevm-vmid"] != v.Claims.Platform["vm_unique_id"] ||
+			tee["x-ms-sevsnpvm-reportdata"] != v.Claims.Platform["snp_report_data"] || tee["x-ms-sevsnpvm-launchmeasurement"] != v.Claims.Measurement.String() {
+			t.Errorf("%s: azure claims %v", file, v.Azure)
+		}
 	}
 	challenge := hex.EncodeToString([]byte("challenge"))
 	if code, _, e := runCmd(t, "verify", "--no-collateral", "--at", atNow, "--nonce", challenge, azureTestdata+"evidence-v1.json"); code != exitOK {
@@ -134,6 +141,21 @@ func TestVerifyConfigFSCapture(t *testing.T) {
 	// The same capture given as separate files.
 	if code, _, e := runCmd(t, "verify", "--allow-simulated", filepath.Join(dir, "outblob"), filepath.Join(dir, "auxblob")); code != exitOK {
 		t.Fatalf("outblob + auxblob as files: %d %s", code, e)
+	}
+}
+
+// Malformed Azure evidence is refused by the verifier (exit 1, with the
+// reason), not mistaken for an unknown file.
+func TestVerifyMalformedAzureEvidence(t *testing.T) {
+	raw, _ := os.ReadFile(azureTestdata + "evidence-v1.json")
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(strings.Replace(string(raw), `"version": 1`, `"version": 3`, 1)), 0o600)
+	if code, _, e := runCmd(t, "verify", "--no-collateral", "--at", atNow, bad); code != exitRefused || !strings.Contains(e, "refused") {
+		t.Fatalf("exit %d %s", code, e)
+	}
+	two := []string{"verify", snpTestdata + "gosevguest-milan-attestation.bin", snpTestdata + "trustee-milan-report.bin"}
+	if code, _, e := runCmd(t, two...); code != exitUsage || !strings.Contains(e, "one piece of evidence") {
+		t.Fatalf("two reports: exit %d %s", code, e)
 	}
 }
 
@@ -196,4 +218,27 @@ func TestCollateralBundleRoundTrip(t *testing.T) {
 	if code, _, e := runCmd(t, "collateral", "import", "--cache", cacheB, report); code != exitRefused {
 		t.Fatalf("importing a report as a bundle: exit %d %s", code, e)
 	}
+}
+
+// FuzzDetect: verify reads untrusted files; detection must never panic and
+// must classify consistently.
+func FuzzDetect(f *testing.F) {
+	for _, p := range []string{snpTestdata + "gosevguest-milan-attestation.bin", snpTestdata + "gosevguest-milan-vcek.der", azureTestdata + "evidence-v1.json", azureTestdata + "vcek.pem"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"format":"sev-snp-report"}`))
+	f.Add([]byte{3, 0, 2, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		kind, ders := detect(b)
+		if kind == "certs" && len(ders) == 0 {
+			t.Fatal("certificates detected without any DER")
+		}
+		if again, _ := detect(b); again != kind {
+			t.Fatalf("detect is not deterministic: %q then %q", kind, again)
+		}
+	})
 }
