@@ -4,10 +4,12 @@ import "sync"
 
 // Bounds of the Verifier's caches. A chain entry is a few kilobytes (the
 // parsed certificates are shared with the root set), so the chain cache
-// stays within a few tens of megabytes at its bound.
+// stays within a few tens of megabytes at its bound. Simulated chains have
+// their own small cache (see Verifier.verifiedEndorsement).
 const (
-	maxCachedChains = 4096
-	maxCachedCRLs   = 256
+	maxCachedChains          = 4096
+	maxCachedSimulatedChains = 16
+	maxCachedCRLs            = 256
 )
 
 // boundedCache is a map of at most max entries, safe for concurrent use.

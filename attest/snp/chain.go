@@ -31,6 +31,11 @@ type endorsement struct {
 	// ark the certificates of that set on the verified chain.
 	roots             *trust.AMDRootCerts
 	intermediate, ark *x509.Certificate
+	// sibling is a root set of the same product line and ARK with the
+	// intermediate of the other key (the ASVK for a VCEK, the ASK for a
+	// VLEK), possibly roots itself; nil when none is trusted. Its chain's
+	// CRL is checked too (checkRevocation).
+	sibling *trust.AMDRootCerts
 	// serial and intermediateSerial are the serial numbers of cert and
 	// intermediate as CRL lookups key them (big.Int.String).
 	serial, intermediateSerial string
@@ -69,15 +74,31 @@ func verifyEndorsement(der []byte, key abi.ReportSigner, productLine string, roo
 		return nil, productLine, fmt.Errorf("the %v certificate is for product %q but the report comes from a %s", key, exts.ProductName, productLine)
 	}
 	e := &endorsement{cert: cert, pub: cert.PublicKey.(*ecdsa.PublicKey), exts: exts, productLine: productLine, serial: cert.SerialNumber.String()}
-	realErr := chainsTo(e, key, roots[productLine], now)
-	if realErr == nil {
-		return e, productLine, nil
-	}
-	if chainsTo(e, key, simulated[productLine], now) == nil {
+	set := roots[productLine]
+	if realErr := chainsTo(e, key, set, now); realErr != nil {
+		set = simulated[productLine]
+		if chainsTo(e, key, set, now) != nil {
+			return nil, productLine, realErr
+		}
 		e.simulated = true
-		return e, productLine, nil
 	}
-	return nil, productLine, realErr
+	e.sibling = siblingOf(set, e.ark, key)
+	return e, productLine, nil
+}
+
+// siblingOf returns the first of roots whose ARK is ark and that has the
+// intermediate of the key other than key, or nil.
+func siblingOf(roots []*trust.AMDRootCerts, ark *x509.Certificate, key abi.ReportSigner) *trust.AMDRootCerts {
+	for _, r := range roots {
+		pc := r.ProductCerts
+		if pc == nil || pc.Ark == nil || !pc.Ark.Equal(ark) {
+			continue
+		}
+		if (key == abi.VcekReportSigner && pc.Asvk != nil) || (key == abi.VlekReportSigner && pc.Ask != nil) {
+			return r
+		}
+	}
+	return nil
 }
 
 // checkEndorsementCert checks what AMD's KDS specification says of a VCEK
@@ -142,6 +163,23 @@ func chainsTo(e *endorsement, key abi.ReportSigner, roots []*trust.AMDRootCerts,
 		return fmt.Errorf("no AMD %v roots are trusted for product line %q", key, e.productLine)
 	}
 	return errors.Join(errs...)
+}
+
+// siblingKey is the other endorsement key: the VLEK for the VCEK, and the
+// other way round.
+func siblingKey(key abi.ReportSigner) abi.ReportSigner {
+	if key == abi.VlekReportSigner {
+		return abi.VcekReportSigner
+	}
+	return abi.VlekReportSigner
+}
+
+// intermediateRole names the certificate between key's and the ARK.
+func intermediateRole(key abi.ReportSigner) string {
+	if key == abi.VlekReportSigner {
+		return "ASVK"
+	}
+	return "ASK"
 }
 
 func endorsementCN(key abi.ReportSigner) string {

@@ -61,7 +61,7 @@ func (v *Verifier) fetchVCEK(ctx context.Context, r *spb.Report, productLine str
 			errs = append(errs, errors.New("fetching Turin VCEKs is not supported: send the VCEK with the report"))
 			continue
 		}
-		url := kds.VCEKCertURL(line, r.GetChipId(), kds.TCBVersion(r.GetReportedTcb()))
+		url := vcekURL(line, r)
 		der, err := v.getter.Get(ctx, url)
 		if err == nil {
 			return der, line, nil
@@ -79,27 +79,32 @@ type crlKey struct {
 	ark    *x509.Certificate
 }
 
-// revocationList returns the fresh AMD CRL for ek's chain: the one preloaded
-// on its root set (trust.AMDRootCerts.CRL) while that is fresh, else the one
-// the getter serves at the KDS CRL URL of the product line and key. A CRL
-// that cannot be had or is not fresh at now is a crlUnavailable error.
-func (v *Verifier) revocationList(ctx context.Context, ek *endorsement, key abi.ReportSigner, now time.Time) (*revocations, error) {
-	var why []error
-	if pre := ek.roots.CRL; pre != nil {
-		revs, err := v.verifiedCRL(pre.Raw, ek.ark, func() (*x509.RevocationList, error) { return pre, nil })
+// currentCRL returns the AMD CRL that ark signed for one chain: pre (a
+// CRL preloaded on a root set, or nil) while it is fresh at now, else the
+// one the getter serves at url. When it has no fresh CRL it returns a
+// crlUnavailable error, with the stale CRL it has, if any: a stale CRL
+// still proves what it revokes. A CRL that does not parse or verify, or a
+// cancelled context, is any other error, without revocations.
+func (v *Verifier) currentCRL(ctx context.Context, pre *x509.RevocationList, url string, ark *x509.Certificate, now time.Time) (*revocations, error) {
+	var (
+		why   []error
+		stale *revocations
+	)
+	if pre != nil {
+		revs, err := v.verifiedCRL(pre.Raw, ark, func() (*x509.RevocationList, error) { return pre, nil })
 		if err != nil {
-			return nil, fmt.Errorf("%w: the CRL given with the %s roots: %w", ErrCollateral, ek.productLine, err)
+			return nil, fmt.Errorf("%w: the CRL given with the roots for %s: %w", ErrCollateral, url, err)
 		}
 		err = revs.freshAt(now)
 		if err == nil {
 			return revs, nil
 		}
+		stale = revs
 		why = append(why, fmt.Errorf("the CRL given with the roots: %w", err))
 	}
-	url := kds.CrlLinkByKey(ek.productLine, key)
 	if v.getter == nil {
 		why = append(why, fmt.Errorf("no collateral getter to fetch %s", url))
-		return nil, crlUnavailable{errors.Join(why...)}
+		return stale, crlUnavailable{errors.Join(why...)}
 	}
 	b, err := v.getter.Get(ctx, url)
 	if err != nil {
@@ -107,15 +112,15 @@ func (v *Verifier) revocationList(ctx context.Context, ek *endorsement, key abi.
 			return nil, ctx.Err()
 		}
 		why = append(why, fmt.Errorf("fetching %s: %w", url, err))
-		return nil, crlUnavailable{errors.Join(why...)}
+		return stale, crlUnavailable{errors.Join(why...)}
 	}
-	revs, err := v.verifiedCRL(b, ek.ark, func() (*x509.RevocationList, error) { return parseCRL(b) })
+	revs, err := v.verifiedCRL(b, ark, func() (*x509.RevocationList, error) { return parseCRL(b) })
 	if err != nil {
 		return nil, fmt.Errorf("%w: the CRL from %s: %w", ErrCollateral, url, err)
 	}
 	if err := revs.freshAt(now); err != nil {
 		why = append(why, fmt.Errorf("the CRL from %s: %w", url, err))
-		return nil, crlUnavailable{errors.Join(why...)}
+		return revs, crlUnavailable{errors.Join(why...)}
 	}
 	return revs, nil
 }
@@ -139,41 +144,58 @@ func (v *Verifier) verifiedCRL(raw []byte, ark *x509.Certificate, parse func() (
 	return revs, nil
 }
 
-// checkRevocation checks ek's chain against AMD's CRL and reports whether
-// it did. Revoked is attest.ErrChain; a CRL that is missing or stale is
-// ErrCollateral unless the Config allows it (then: not checked).
+// checkRevocation checks ek's chain against AMD's CRLs and reports whether
+// it did. The chain's own CRL (the one for key) is required: missing or
+// stale, it is ErrCollateral unless the Config allows it (then: not
+// checked, but a stale CRL still refuses what it lists). When ek has a
+// sibling chain under the same ARK (the VLEK chain of a VCEK, and the
+// other way round), that chain's CRL is checked too when the getter has
+// it: both CRLs of a product line are signed by the same ARK, so a bundle
+// that mislabels them must not hide a revocation. A serial listed on
+// either is revoked: attest.ErrChain. Verified CRLs are cached by digest,
+// so the second one costs a getter call and a hash.
 func (v *Verifier) checkRevocation(ctx context.Context, ek *endorsement, key abi.ReportSigner, now time.Time) (bool, error) {
-	revs, err := v.revocationList(ctx, ek, key, now)
+	own, ownErr := v.currentCRL(ctx, ek.roots.CRL, kds.CrlLinkByKey(ek.productLine, key), ek.ark, now)
 	var unavailable crlUnavailable
 	switch {
-	case errors.As(err, &unavailable) && v.allowMissingCRL:
-		return false, nil
-	case errors.As(err, &unavailable):
+	case ownErr != nil && !errors.As(ownErr, &unavailable):
+		return false, ownErr
+	case ownErr != nil && !v.allowMissingCRL:
 		return false, fmt.Errorf("%w: no fresh AMD CRL for the %s %v chain: %w "+
 			"(serve it through the collateral getter, or set allowMissingCRL to accept evidence without revocation checking)",
-			ErrCollateral, ek.productLine, key, err)
-	case err != nil:
-		return false, err
+			ErrCollateral, ek.productLine, key, ownErr)
 	}
-	for _, c := range []struct {
-		role   string
-		cert   *x509.Certificate
-		serial string
-	}{
-		{intermediateRole(key), ek.intermediate, ek.intermediateSerial},
-		{key.String(), ek.cert, ek.serial},
-	} {
-		if at, ok := revs.revoked[c.serial]; ok {
-			return false, fmt.Errorf("%w: AMD revoked the %s certificate %q (serial %#x) on %s",
-				attest.ErrChain, c.role, c.cert.Subject.CommonName, c.cert.SerialNumber, at.UTC().Format(time.RFC3339))
+	lists := []*revocations{own} // nil when missing (and allowed)
+	// Without the chain's own CRL revocation is not checked, so the
+	// sibling's is not asked for either.
+	if own != nil && ek.sibling != nil {
+		var pre *x509.RevocationList
+		if ek.sibling != ek.roots { // a root set has one CRL: here, ek's own
+			pre = ek.sibling.CRL
+		}
+		other, err := v.currentCRL(ctx, pre, kds.CrlLinkByKey(ek.productLine, siblingKey(key)), ek.ark, now)
+		if err != nil && !errors.As(err, new(crlUnavailable)) {
+			return false, err
+		}
+		lists = append(lists, other) // nil when the getter has none
+	}
+	for _, revs := range lists {
+		if revs == nil {
+			continue
+		}
+		for _, c := range []struct {
+			role   string
+			cert   *x509.Certificate
+			serial string
+		}{
+			{intermediateRole(key), ek.intermediate, ek.intermediateSerial},
+			{key.String(), ek.cert, ek.serial},
+		} {
+			if at, ok := revs.revoked[c.serial]; ok {
+				return false, fmt.Errorf("%w: AMD revoked the %s certificate %q (serial %#x) on %s",
+					attest.ErrChain, c.role, c.cert.Subject.CommonName, c.cert.SerialNumber, at.UTC().Format(time.RFC3339))
+			}
 		}
 	}
-	return true, nil
-}
-
-func intermediateRole(key abi.ReportSigner) string {
-	if key == abi.VlekReportSigner {
-		return "ASVK"
-	}
-	return "ASK"
+	return ownErr == nil, nil
 }

@@ -85,14 +85,15 @@ func verifyCRL(crl *x509.RevocationList, ark *x509.Certificate) (*revocations, e
 	return r, nil
 }
 
-// freshAt says why r cannot be relied on at t, or nil when
-// thisUpdate ≤ t ≤ nextUpdate.
+// freshAt says why r cannot be relied on at t, or nil when t ≤ nextUpdate.
+// A CRL issued after t (thisUpdate > t) is relied on: AMD revokes for good
+// and its KDS serves only its current CRL, so a later CRL that does not
+// list a certificate shows that it was not revoked at t either, and one
+// that lists it refuses it. Verifying at a past time needs this.
 func (r *revocations) freshAt(t time.Time) error {
 	switch {
 	case r.nextUpdate.IsZero():
 		return errors.New("the CRL has no nextUpdate, so its freshness is unknown")
-	case t.Before(r.thisUpdate):
-		return fmt.Errorf("the CRL is not valid before %s", r.thisUpdate.UTC().Format(time.RFC3339))
 	case t.After(r.nextUpdate):
 		return fmt.Errorf("the CRL is stale: its nextUpdate was %s", r.nextUpdate.UTC().Format(time.RFC3339))
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-sev-guest/abi"
 	spb "github.com/google/go-sev-guest/proto/sevsnp"
 	"github.com/google/go-sev-guest/verify/trust"
 
@@ -57,8 +58,9 @@ func TestVerifierCaches(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if v.chains.len() != 1 || v.crls.len() != 1 {
-		t.Fatalf("%d chains, %d CRLs cached; want 1, 1", v.chains.len(), v.crls.len())
+	// A simulated chain goes to its own cache, not the real chains'.
+	if v.simChains.len() != 1 || v.crls.len() != 1 || v.chains.len() != 0 {
+		t.Fatalf("%d simulated chains, %d CRLs, %d real chains cached; want 1, 1, 0", v.simChains.len(), v.crls.len(), v.chains.len())
 	}
 	// Outside the window the cached chain does not count.
 	_, err = v.Verify(context.Background(), ev, attest.Options{Now: time.Date(2050, 1, 1, 0, 0, 1, 0, time.UTC), AllowSimulated: true})
@@ -71,7 +73,7 @@ func TestVerifierCaches(t *testing.T) {
 	}
 
 	// Bounded: VCEKs of many TCBs (distinct certificates).
-	v.chains = newBoundedCache[chainKey, *endorsement](4)
+	v.simChains = newBoundedCache[chainKey, *endorsement](4)
 	for i := range 10 {
 		ev, err := simtee.SNP{TCB: simtee.SNPTCB{Bootloader: 1, SNP: uint8(i + 1), Microcode: 1}}.Attest(context.Background(), [64]byte{})
 		if err != nil {
@@ -80,9 +82,58 @@ func TestVerifierCaches(t *testing.T) {
 		if _, err := v.Verify(context.Background(), ev, opts); err != nil {
 			t.Fatal(err)
 		}
-		if v.chains.len() > 4 {
-			t.Fatalf("%d chains cached, bound 4", v.chains.len())
+		if v.simChains.len() > 4 {
+			t.Fatalf("%d chains cached, bound 4", v.simChains.len())
 		}
+	}
+	if v.chains.len() != 0 {
+		t.Fatalf("%d simulated chains in the real chains' cache", v.chains.len())
+	}
+}
+
+// TestSimulatedChainsNotCached: simulated VCEKs, which anyone can mint, are
+// not cached when simulation is not allowed, and never in the cache real
+// chains share, so that they cannot churn it.
+func TestSimulatedChainsNotCached(t *testing.T) {
+	v := NewVerifier(Config{
+		Simulated:       map[string][]*trust.AMDRootCerts{simtee.SNPProductLine: {simtee.SNPTrust(simtee.SNPRoots())}},
+		AllowMissingCRL: true,
+	})
+	evs := make([]*attest.Evidence, 2*maxCachedSimulatedChains)
+	for i := range evs {
+		ev, err := simtee.SNP{TCB: simtee.SNPTCB{Bootloader: 1, SNP: uint8(i + 1), Microcode: 1}}.Attest(context.Background(), [64]byte{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs[i] = ev
+	}
+	for _, ev := range evs {
+		if _, err := v.Verify(context.Background(), ev, attest.Options{Now: testNow}); !errors.Is(err, attest.ErrSimulated) {
+			t.Fatalf("simulated evidence without AllowSimulated: %v", err)
+		}
+	}
+	if v.chains.len() != 0 || v.simChains.len() != 0 {
+		t.Fatalf("%d real and %d simulated chains cached without AllowSimulated; want none", v.chains.len(), v.simChains.len())
+	}
+	for _, ev := range evs {
+		if _, err := v.Verify(context.Background(), ev, attest.Options{Now: testNow, AllowSimulated: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v.chains.len() != 0 || v.simChains.len() != maxCachedSimulatedChains {
+		t.Fatalf("%d real and %d simulated chains cached; want 0 and %d", v.chains.len(), v.simChains.len(), maxCachedSimulatedChains)
+	}
+	// A real chain goes to the shared cache.
+	real := &attest.Evidence{
+		Format: attest.FormatSNPReport,
+		Data:   readFile(t, "gosevguest-milan-attestation.bin"),
+		Certs:  [][]byte{readFile(t, "gosevguest-milan-vcek.der")},
+	}
+	if _, err := v.Verify(context.Background(), real, attest.Options{Now: testNow}); err != nil {
+		t.Fatal(err)
+	}
+	if v.chains.len() != 1 {
+		t.Fatalf("%d real chains cached, want 1", v.chains.len())
 	}
 }
 
@@ -169,7 +220,6 @@ func TestVerifyCRL(t *testing.T) {
 		msg string
 	}{
 		{revocations{thisUpdate: testNow}, "no nextUpdate"},
-		{revocations{thisUpdate: testNow.Add(time.Second), nextUpdate: testNow.Add(time.Hour)}, "not valid before"},
 		{revocations{thisUpdate: testNow.Add(-time.Hour), nextUpdate: testNow.Add(-time.Second)}, "stale"},
 	} {
 		if err := tc.r.freshAt(testNow); err == nil || !strings.Contains(err.Error(), tc.msg) {
@@ -179,6 +229,12 @@ func TestVerifyCRL(t *testing.T) {
 	edges := revocations{thisUpdate: testNow, nextUpdate: testNow}
 	if err := edges.freshAt(testNow); err != nil {
 		t.Errorf("thisUpdate = now = nextUpdate: %v", err)
+	}
+	// Issued after the time asked about: revocation is permanent, so a
+	// later CRL is the stronger evidence.
+	later := revocations{thisUpdate: testNow.Add(time.Second), nextUpdate: testNow.Add(time.Hour)}
+	if err := later.freshAt(testNow); err != nil {
+		t.Errorf("a CRL issued after now: %v", err)
 	}
 }
 
@@ -211,5 +267,42 @@ func TestFetchVCEKRefuses(t *testing.T) {
 	}
 	if asked != 0 {
 		t.Errorf("the getter was asked %d times", asked)
+	}
+}
+
+// TestSiblingOfRealChains: with AMD's embedded roots, the VCEK chain's
+// sibling is the ASVK root set of the same line and ARK, and the other way
+// round, so both Milan CRLs are checked for either.
+func TestSiblingOfRealChains(t *testing.T) {
+	roots := embeddedRoots()
+	for _, tc := range []struct {
+		cert string
+		key  abi.ReportSigner
+		at   time.Time
+	}{
+		{"gosevguest-milan-vcek.der", abi.VcekReportSigner, testNow},
+		{"trustee-milan-vlek.der", abi.VlekReportSigner, time.Date(2024, 12, 11, 0, 0, 0, 0, time.UTC)},
+	} {
+		e, _, err := verifyEndorsement(readFile(t, tc.cert), tc.key, "Milan", roots, nil, tc.at)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.cert, err)
+		}
+		if e.sibling == nil {
+			t.Fatalf("%s: no sibling root set", tc.cert)
+		}
+		pc := e.sibling.ProductCerts
+		if e.sibling == e.roots || !pc.Ark.Equal(e.ark) ||
+			(tc.key == abi.VcekReportSigner && pc.Asvk == nil) || (tc.key == abi.VlekReportSigner && pc.Ask == nil) {
+			t.Errorf("%s: sibling %+v", tc.cert, pc)
+		}
+	}
+	// The simulated roots have no ASVK: no sibling.
+	sim := map[string][]*trust.AMDRootCerts{simtee.SNPProductLine: {simtee.SNPTrust(simtee.SNPRoots())}}
+	ev, err := simtee.SNP{}.Attest(context.Background(), [64]byte{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, _, err := verifyEndorsement(ev.Certs[0], abi.VcekReportSigner, "Milan", nil, sim, testNow); err != nil || e.sibling != nil {
+		t.Fatalf("simulated: %v, sibling %v", err, e != nil && e.sibling != nil)
 	}
 }

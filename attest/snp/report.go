@@ -85,11 +85,9 @@ func ParseReport(b []byte) (*spb.Report, error) {
 }
 
 func mustBeZero(b []byte, lo, hi int, what string) error {
-	for _, c := range b[lo:hi] {
-		if c != 0 {
-			return fmt.Errorf("%w: SNP report bytes [%#x:%#x] (%s) must be zero, got %s",
-				attest.ErrMalformed, lo, hi, what, hex.EncodeToString(b[lo:hi]))
-		}
+	if !allZero(b[lo:hi]) {
+		return fmt.Errorf("%w: SNP report bytes [%#x:%#x] (%s) must be zero, got %s",
+			attest.ErrMalformed, lo, hi, what, hex.EncodeToString(b[lo:hi]))
 	}
 	return nil
 }

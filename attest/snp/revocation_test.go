@@ -8,10 +8,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-sev-guest/abi"
+	"github.com/google/go-sev-guest/kds"
 	"github.com/google/go-sev-guest/verify/trust"
 
 	"github.com/trustbound/trustbound/attest"
@@ -104,7 +107,9 @@ func TestRevocation(t *testing.T) {
 		{name: "preloaded stale, allow missing", rootsCRL: stale, noGetter: true, allowMissing: true, want: unchecked},
 		{name: "preloaded stale, getter has a fresh one", rootsCRL: stale, served: fresh(), want: checked},
 		{name: "preloaded stale, getter revokes", rootsCRL: stale, served: fresh(vcekSerial), want: attest.ErrChain},
-		{name: "preloaded not yet valid", rootsCRL: early, noGetter: true, want: snp.ErrCollateral, msg: "not valid before"},
+		{name: "preloaded, issued after the verification time", rootsCRL: early, noGetter: true, want: checked},
+		{name: "preloaded, issued after, VCEK revoked", rootsCRL: simCRL(t, now.Add(hour), now.Add(48*hour), vcekSerial), noGetter: true, want: attest.ErrChain},
+		{name: "preloaded stale, VCEK revoked, allow missing", rootsCRL: simCRL(t, now.Add(-48*hour), now.Add(-hour), vcekSerial), noGetter: true, allowMissing: true, want: attest.ErrChain, msg: "revoked the VCEK"},
 		{name: "preloaded forged", rootsCRL: forged, served: fresh(), want: snp.ErrCollateral, msg: "not signed by the ARK"},
 		{name: "served", served: fresh(), want: checked},
 		{name: "served as PEM", served: pemOf(fresh()), want: checked},
@@ -112,6 +117,7 @@ func TestRevocation(t *testing.T) {
 		{name: "served, ASK revoked, as PEM", served: pemOf(fresh(ask.SerialNumber)), want: attest.ErrChain},
 		{name: "served stale", served: stale, want: snp.ErrCollateral, msg: "nextUpdate"},
 		{name: "served stale, allow missing", served: stale, allowMissing: true, want: unchecked},
+		{name: "served stale, ASK revoked, allow missing", served: simCRL(t, now.Add(-48*hour), now.Add(-hour), ask.SerialNumber), allowMissing: true, want: attest.ErrChain, msg: "revoked the ASK"},
 		{name: "not served", want: snp.ErrCollateral, msg: "404"},
 		{name: "not served, allow missing", allowMissing: true, want: unchecked},
 		{name: "no getter", noGetter: true, want: snp.ErrCollateral, msg: "allowMissingCRL"},
@@ -207,4 +213,183 @@ func TestRevocationQuickstartWiring(t *testing.T) {
 	if !errors.Is(err, snp.ErrCollateral) {
 		t.Errorf("real evidence without a CRL: %v", err)
 	}
+}
+
+// TestRevocationAtAPastTime: AMD's KDS serves only its current CRL, so a
+// verification at a past time T gets a CRL issued after T. Revocation being
+// permanent, such a CRL counts: clean, the chain was not revoked at T;
+// listing the ASK or the VCEK, it is refused. A CRL stale at T is not
+// enough.
+func TestRevocationAtAPastTime(t *testing.T) {
+	at := time.Date(2024, 12, 11, 0, 0, 0, 0, time.UTC)
+	ev := attestSim(t, simtee.SNP{}, [64]byte{})
+	_, ask := simtee.SNPRoots()
+	year, week := 365*24*time.Hour, 7*24*time.Hour
+	later := func(serials ...*big.Int) []byte { return simCRL(t, at.Add(year), at.Add(year+week), serials...) }
+	stale := simCRL(t, at.Add(-5*week), at.Add(-week))
+	for _, tc := range []struct {
+		name         string
+		crl          []byte
+		allowMissing bool
+		want         error // nil: revocation checked
+	}{
+		{"issued a year later", later(), false, nil},
+		{"issued a year later, ASK revoked", later(ask.SerialNumber), false, attest.ErrChain},
+		{"issued a year later, VCEK revoked", later(serialOf(t, ev.Certs[0])), false, attest.ErrChain},
+		{"issued a year later, VCEK revoked, allow missing", later(serialOf(t, ev.Certs[0])), true, attest.ErrChain},
+		{"stale", stale, false, snp.ErrCollateral},
+		{"stale, allow missing", stale, true, nil},
+	} {
+		for _, preloaded := range []bool{false, true} {
+			name := tc.name + ", served"
+			cfg := snp.Config{Simulated: simRootsWithCRL(t, nil), Getter: newGetter(map[string][]byte{simtee.SNPCRLURL(): tc.crl}), AllowMissingCRL: tc.allowMissing}
+			if preloaded {
+				name = tc.name + ", preloaded"
+				cfg.Simulated, cfg.Getter = simRootsWithCRL(t, tc.crl), nil
+			}
+			t.Run(name, func(t *testing.T) {
+				c, err := snp.NewVerifier(cfg).Verify(context.Background(), ev, attest.Options{Now: at, AllowSimulated: true})
+				if tc.want != nil {
+					wantOnly(t, err, attest.ErrChain)
+					if !errors.Is(err, tc.want) || (tc.want == attest.ErrChain) == errors.Is(err, snp.ErrCollateral) {
+						t.Fatalf("error %v, want %v", err, tc.want)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				if want := !tc.allowMissing; c.RevocationChecked != want || c.TCB.Evaluated != want {
+					t.Fatalf("RevocationChecked %v TCB.Evaluated %v, want %v", c.RevocationChecked, c.TCB.Evaluated, want)
+				}
+			})
+		}
+	}
+}
+
+// TestRevocationSiblingCRL: the VCEK and VLEK CRLs of a product line are
+// signed by the same ARK, so a bundle could serve one for the other. When
+// the verifier trusts both chains of the line, the ASK and the VCEK are
+// checked against both CRLs the getter has; the VLEK CRL may be missing.
+func TestRevocationSiblingCRL(t *testing.T) {
+	ev := attestSim(t, simtee.SNP{}, [64]byte{})
+	vcekSerial := serialOf(t, ev.Certs[0])
+	ark, ask := simtee.SNPRoots()
+	hour := time.Hour
+	fresh := func(serials ...*big.Int) []byte { return simCRL(t, now.Add(-hour), now.Add(hour), serials...) }
+	vlekURL := kds.CrlLinkByKey(simtee.SNPProductLine, abi.VlekReportSigner)
+
+	// The simulated chain has no ASVK: its ASK stands in, only its presence
+	// matters here. Either one root set holds the ASK and the ASVK, or two
+	// under the same ARK do (as the VCEK and VLEK bundles of AMD's KDS).
+	oneSet := func(t *testing.T, _ []byte) map[string][]*trust.AMDRootCerts {
+		r := simtee.SNPTrust(ark, ask)
+		r.CRL = nil
+		r.ProductCerts.Asvk = ask
+		return map[string][]*trust.AMDRootCerts{simtee.SNPProductLine: {r}}
+	}
+	twoSets := func(t *testing.T, vlekCRL []byte) map[string][]*trust.AMDRootCerts {
+		m := simRootsWithCRL(t, nil)
+		vlek := trust.AMDRootCertsProduct(simtee.SNPProductLine)
+		vlek.ProductCerts = &trust.ProductCerts{Ark: ark, Asvk: ask}
+		if vlekCRL != nil {
+			var err error
+			if vlek.CRL, err = x509.ParseRevocationList(vlekCRL); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m[simtee.SNPProductLine] = append(m[simtee.SNPProductLine], vlek)
+		return m
+	}
+	for _, layout := range []struct {
+		name  string
+		roots func(*testing.T, []byte) map[string][]*trust.AMDRootCerts
+	}{{"one root set", oneSet}, {"two root sets", twoSets}} {
+		for _, tc := range []struct {
+			name         string
+			vcek, vlek   []byte // served; nil: 404
+			allowMissing bool
+			want         any // checked, unchecked, or the error
+		}{
+			{name: "both clean", vcek: fresh(), vlek: fresh(), want: "checked"},
+			{name: "VLEK CRL missing", vcek: fresh(), want: "checked"},
+			{name: "VLEK CRL revokes the VCEK", vcek: fresh(), vlek: fresh(vcekSerial), want: attest.ErrChain},
+			{name: "VLEK CRL revokes the ASK", vcek: fresh(), vlek: fresh(ask.SerialNumber), want: attest.ErrChain},
+			{name: "swapped: VCEK CRL clean, VLEK CRL revokes", vcek: fresh(big.NewInt(7)), vlek: fresh(vcekSerial), want: attest.ErrChain},
+			{name: "VCEK CRL revokes, VLEK CRL clean", vcek: fresh(vcekSerial), vlek: fresh(), want: attest.ErrChain},
+			{name: "stale VLEK CRL revokes", vcek: fresh(), vlek: simCRL(t, now.Add(-48*hour), now.Add(-hour), vcekSerial), want: attest.ErrChain},
+			{name: "stale VLEK CRL clean", vcek: fresh(), vlek: simCRL(t, now.Add(-48*hour), now.Add(-hour)), want: "checked"},
+			{name: "VLEK CRL garbage", vcek: fresh(), vlek: []byte("<html>503</html>"), allowMissing: true, want: snp.ErrCollateral},
+			{name: "VCEK CRL missing, allow missing", vlek: fresh(vcekSerial), allowMissing: true, want: "unchecked"},
+		} {
+			t.Run(layout.name+"/"+tc.name, func(t *testing.T) {
+				g := newGetter(nil)
+				if tc.vcek != nil {
+					g.set(simtee.SNPCRLURL(), tc.vcek)
+				}
+				if tc.vlek != nil {
+					g.set(vlekURL, tc.vlek)
+				}
+				v := snp.NewVerifier(snp.Config{Simulated: layout.roots(t, nil), Getter: g, AllowMissingCRL: tc.allowMissing})
+				c, err := v.Verify(context.Background(), ev, simulation)
+				switch tc.want {
+				case "checked", "unchecked":
+					if err != nil {
+						t.Fatalf("Verify: %v", err)
+					}
+					if c.RevocationChecked != (tc.want == "checked") {
+						t.Fatalf("RevocationChecked %v, want %s", c.RevocationChecked, tc.want)
+					}
+				default:
+					wantOnly(t, err, attest.ErrChain)
+					if want := tc.want.(error); !errors.Is(err, want) || (want == attest.ErrChain) == errors.Is(err, snp.ErrCollateral) {
+						t.Fatalf("error %v, want %v", err, want)
+					}
+				}
+				// The VLEK CRL is asked for only with the VCEK CRL in hand.
+				asked := slices.Contains(g.urls(), vlekURL)
+				if asked != (tc.vcek != nil) {
+					t.Errorf("VLEK CRL asked for: %v; requests %v", asked, g.urls())
+				}
+			})
+		}
+	}
+
+	t.Run("preloaded on the VLEK root set", func(t *testing.T) {
+		g := newGetter(map[string][]byte{simtee.SNPCRLURL(): fresh()})
+		_, err := snp.NewVerifier(snp.Config{Simulated: twoSets(t, fresh(vcekSerial)), Getter: g}).Verify(context.Background(), ev, simulation)
+		wantOnly(t, err, attest.ErrChain)
+		if slices.Contains(g.urls(), vlekURL) {
+			t.Errorf("the fresh preloaded VLEK CRL was fetched again")
+		}
+	})
+
+	// Without a sibling chain (the simulated roots alone), the VLEK CRL is
+	// not asked for: a real getter would serve AMD's, which the simulated
+	// ARK did not sign.
+	t.Run("no sibling", func(t *testing.T) {
+		g := newGetter(map[string][]byte{simtee.SNPCRLURL(): fresh(), vlekURL: fresh(vcekSerial)})
+		c, err := snp.NewVerifier(snp.Config{Simulated: simRootsWithCRL(t, nil), Getter: g}).Verify(context.Background(), ev, simulation)
+		if err != nil || !c.RevocationChecked {
+			t.Fatalf("Verify: %+v, %v", c, err)
+		}
+		if got := g.urls(); !slices.Equal(got, []string{simtee.SNPCRLURL()}) {
+			t.Errorf("requests %v, want only the VCEK CRL", got)
+		}
+	})
+
+	// Warm: one getter call per CRL and verification (the getter decides
+	// how long to cache; verified CRLs are cached by digest).
+	t.Run("warm", func(t *testing.T) {
+		g := newGetter(map[string][]byte{simtee.SNPCRLURL(): fresh(), vlekURL: fresh(big.NewInt(7))})
+		v := snp.NewVerifier(snp.Config{Simulated: twoSets(t, nil), Getter: g})
+		for range 3 {
+			if c, err := v.Verify(context.Background(), ev, simulation); err != nil || !c.RevocationChecked {
+				t.Fatalf("Verify: %+v, %v", c, err)
+			}
+		}
+		if g.requests() != 6 {
+			t.Errorf("%d requests for 3 verifications, want 2 each", g.requests())
+		}
+	})
 }

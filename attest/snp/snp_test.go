@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/google/go-sev-guest/abi"
+	"github.com/google/go-sev-guest/kds"
 	"github.com/google/go-sev-guest/verify/trust"
 
 	"github.com/trustbound/trustbound/attest"
@@ -399,5 +400,44 @@ func TestVerifyUnrelatedCA(t *testing.T) {
 		Verify(context.Background(), ev, attest.Options{Now: now})
 	if err != nil || c.Simulated || c.ReportData[0] != 9 || c.RevocationChecked {
 		t.Fatalf("with the self-made CA trusted: %+v, %v", c, err)
+	}
+}
+
+// TestTurinRefused: go-sev-guest v0.15.0 cannot read Turin VCEKs (8-byte
+// hwID, FMC SPL) and its TCB layout differs, so a report whose CPUID says
+// Turin is refused as unsupported, before any certificate is fetched or
+// checked: not as the certificate of "another chip or TCB". The simulated
+// report is not re-signed after its CPUID is changed; the refusal comes
+// before the signature check.
+func TestTurinRefused(t *testing.T) {
+	ev := attestSim(t, simtee.SNP{}, [64]byte{})
+	ev.Data[0x188], ev.Data[0x189] = 0x1A, 0x02 // CPUID_FAM_ID, CPUID_MOD_ID
+	r, err := snp.ParseReport(ev.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if line := kds.ProductLineFromFms(r.GetCpuid1EaxFms()); line != "Turin" {
+		t.Fatalf("product line %q, want Turin", line)
+	}
+	const msg = "Turin (product line from CPUID family 0x1A) is not supported by go-sev-guest v0.15.0: its VCEK extensions cannot be read"
+	g := newGetter(nil)
+	v := snp.NewVerifier(snp.Config{Simulated: simRoots(), Getter: g})
+	for _, tc := range []struct {
+		name  string
+		certs [][]byte
+		opts  attest.Options
+	}{
+		{"simulation allowed", ev.Certs, simulation},
+		{"simulation not allowed", ev.Certs, attest.Options{Now: now}},
+		{"no VCEK (would be fetched)", nil, attest.Options{Now: now}},
+	} {
+		_, err := v.Verify(context.Background(), &attest.Evidence{Format: ev.Format, Data: ev.Data, Certs: tc.certs}, tc.opts)
+		wantOnly(t, err, attest.ErrChain)
+		if !strings.Contains(err.Error(), msg) || strings.Contains(err.Error(), "another chip") {
+			t.Errorf("%s: %v, want it to say %q", tc.name, err, msg)
+		}
+	}
+	if g.requests() != 0 {
+		t.Errorf("%d requests for Turin evidence: %v", g.requests(), g.urls())
 	}
 }

@@ -62,7 +62,9 @@ type Config struct {
 // the VCEK or VLEK, checking their validity window on every use) and
 // verified CRLs (by their SHA-256, checking freshness on every use), so
 // that a warm verification costs a parse, a cache lookup and one ECDSA
-// P-384 verification.
+// P-384 verification. Simulated chains, which anyone can mint, are cached
+// only for verifications that allow simulation, and apart from real ones,
+// so that they cannot evict them.
 type Verifier struct {
 	roots, simulated map[string][]*trust.AMDRootCerts
 	getter           Getter
@@ -70,7 +72,8 @@ type Verifier struct {
 	// productLines are the lines tried, in order, to fetch the VCEK of a
 	// version 2 report, which does not say its product line.
 	productLines []string
-	chains       *boundedCache[chainKey, *endorsement]
+	chains       *boundedCache[chainKey, *endorsement] // chains to Roots
+	simChains    *boundedCache[chainKey, *endorsement] // chains to Simulated
 	crls         *boundedCache[crlKey, *revocations]
 }
 
@@ -97,6 +100,7 @@ func NewVerifier(cfg Config) *Verifier {
 		getter:          cfg.Getter,
 		allowMissingCRL: cfg.AllowMissingCRL,
 		chains:          newBoundedCache[chainKey, *endorsement](maxCachedChains),
+		simChains:       newBoundedCache[chainKey, *endorsement](maxCachedSimulatedChains),
 		crls:            newBoundedCache[crlKey, *revocations](maxCachedCRLs),
 	}
 	for _, m := range []map[string][]*trust.AMDRootCerts{roots, cfg.Simulated} {
@@ -155,6 +159,7 @@ func (v *Verifier) Format() attest.Format { return attest.FormatSNPReport }
 
 // Verify checks, in order:
 //   - the report's framing (attest.ErrMalformed);
+//   - that its product line is supported: Turin is not (attest.ErrChain);
 //   - the VCEK or VLEK: ev.Certs[0], or for a VCEK missing there the one
 //     the Getter serves at its KDS URL (ErrCollateral when it cannot be
 //     had), and its chain to the trusted ARK (attest.ErrChain, or
@@ -163,9 +168,12 @@ func (v *Verifier) Format() attest.Format { return attest.FormatSNPReport }
 //   - that the certificate is the one for the report's chip and
 //     REPORTED_TCB (attest.ErrChain);
 //   - unless opts.SkipCollateral, AMD's CRL for the chain: signed by the
-//     ARK, fresh at opts.Now (else ErrCollateral, unless
+//     ARK, not stale at opts.Now (else ErrCollateral, unless
 //     Config.AllowMissingCRL), and revoking neither the ASK/ASVK nor the
-//     VCEK/VLEK (attest.ErrChain).
+//     VCEK/VLEK (attest.ErrChain); the same for the CRL of the sibling
+//     chain (ASVK for a VCEK, ASK for a VLEK) when the Getter has it. A
+//     CRL issued after opts.Now counts: AMD revokes for good, so verifying
+//     at a past time takes AMD's current CRL.
 //
 // ev.Certs[1:] are ignored: roots come from the Config. The claims say
 // RevocationChecked, and TCB.Evaluated, only when the CRL was checked.
@@ -199,6 +207,9 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 	if fms := report.GetCpuid1EaxFms(); fms != 0 {
 		productLine = kds.ProductLineFromFms(fms)
 	}
+	if err := supported(productLine); err != nil {
+		return nil, err
+	}
 
 	ek, err := v.endorsementFor(ctx, ev, report, key, productLine, opts)
 	if err != nil {
@@ -206,6 +217,9 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 	}
 	if ek.simulated && !opts.AllowSimulated {
 		return nil, fmt.Errorf("%w: the %v certificate chains to the simulated AMD roots of attest/simtee", attest.ErrSimulated, key)
+	}
+	if err := supported(ek.productLine); err != nil { // a version 2 report: the certificate names the line
+		return nil, err
 	}
 
 	if err := checkSignature(ev.Data, ek.pub); err != nil {
@@ -249,7 +263,7 @@ func (v *Verifier) endorsementFor(ctx context.Context, ev *attest.Evidence, r *s
 			return nil, err
 		}
 	}
-	ek, productLine, err := v.verifiedEndorsement(der, key, productLine, opts.Now)
+	ek, productLine, err := v.verifiedEndorsement(der, key, productLine, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v certificate not trusted at %s: %w; %s",
 			attest.ErrChain, key, opts.Now.UTC().Format(time.RFC3339), err, whereToGet(key, productLine, r))
@@ -257,18 +271,42 @@ func (v *Verifier) endorsementFor(ctx context.Context, ev *attest.Evidence, r *s
 	return ek, nil
 }
 
-// verifiedEndorsement is verifyEndorsement behind the chain cache.
-func (v *Verifier) verifiedEndorsement(der []byte, key abi.ReportSigner, productLine string, now time.Time) (*endorsement, string, error) {
+// verifiedEndorsement is verifyEndorsement behind the chain caches. A
+// simulated chain is cached only when opts allows simulation (Verify
+// refuses it otherwise), and in its own small cache: anyone can mint
+// simulated VCEKs, and they must not evict the real chains.
+func (v *Verifier) verifiedEndorsement(der []byte, key abi.ReportSigner, productLine string, opts attest.Options) (*endorsement, string, error) {
 	k := chainKey{digest: sha256.Sum256(der), key: key, productLine: productLine}
-	if e, ok := v.chains.get(k); ok && e.validAt(now) {
+	if e, ok := v.chains.get(k); ok && e.validAt(opts.Now) {
 		return e, e.productLine, nil
 	}
-	e, line, err := verifyEndorsement(der, key, productLine, v.roots, v.simulated, now)
-	if err != nil {
-		return nil, line, err
+	if opts.AllowSimulated {
+		if e, ok := v.simChains.get(k); ok && e.validAt(opts.Now) {
+			return e, e.productLine, nil
+		}
 	}
-	v.chains.put(k, e)
+	e, line, err := verifyEndorsement(der, key, productLine, v.roots, v.simulated, opts.Now)
+	switch {
+	case err != nil:
+		return nil, line, err
+	case !e.simulated:
+		v.chains.put(k, e)
+	case opts.AllowSimulated:
+		v.simChains.put(k, e)
+	}
 	return e, line, nil
+}
+
+// supported refuses the product lines this verifier cannot check. Turin's
+// VCEK has an 8-byte hwID and an FMC SPL that go-sev-guest v0.15.0 does not
+// read, and its TCB_VERSION has another layout, so its endorsement key
+// could not be bound to the report.
+func supported(productLine string) error {
+	if productLine == "Turin" {
+		return fmt.Errorf("%w: Turin (product line from CPUID family 0x1A) is not supported by go-sev-guest v0.15.0: "+
+			"its VCEK extensions cannot be read", attest.ErrChain)
+	}
+	return nil
 }
 
 // checkSignature verifies the report's ECDSA P-384 SHA-384 signature over
@@ -308,8 +346,13 @@ func whereToGet(key abi.ReportSigner, productLine string, r *spb.Report) string 
 	if productLine == "" || allZero(r.GetChipId()) {
 		return "send the VCEK AMD KDS issued for this chip and REPORTED_TCB (from the extended report's certificate table or https://kdsintf.amd.com)"
 	}
-	return "send the VCEK AMD KDS issued for this chip and REPORTED_TCB: " +
-		kds.VCEKCertURL(productLine, r.GetChipId(), kds.TCBVersion(r.GetReportedTcb()))
+	return "send the VCEK AMD KDS issued for this chip and REPORTED_TCB: " + vcekURL(productLine, r)
+}
+
+// vcekURL is the AMD KDS URL of the VCEK for the report's CHIP_ID and
+// REPORTED_TCB on productLine.
+func vcekURL(productLine string, r *spb.Report) string {
+	return kds.VCEKCertURL(productLine, r.GetChipId(), kds.TCBVersion(r.GetReportedTcb()))
 }
 
 // claims are the report's facts. revocationChecked says the chain was
@@ -391,7 +434,8 @@ func claims(r *spb.Report, key abi.ReportSigner, ek *endorsement, revocationChec
 }
 
 // tcbComponents splits a TCB_VERSION into its security patch levels. Turin
-// (Zen 5) moved the fields and added the FMC level.
+// (Zen 5) moved the fields and added the FMC level (Verify refuses Turin
+// for now: see supported).
 func tcbComponents(productLine string, tcb uint64) map[string]uint64 {
 	b := func(i int) uint64 { return (tcb >> (8 * i)) & 0xff }
 	if productLine == "Turin" {
