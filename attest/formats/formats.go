@@ -49,6 +49,6 @@ func Registry(cfg Config) (*attest.Registry, error) {
 	return attest.NewRegistry(
 		snpV,
 		azure.NewVerifier(azure.Config{SNP: snpV}),
-		sgx.NewVerifier(sgx.Config{Simulated: []*x509.Certificate{simtee.SGXRoot()}}),
+		sgx.NewVerifier(sgx.Config{Simulated: []*x509.Certificate{simtee.SGXRoot()}, SimulatedCollateral: simtee.SGXCollateralSource()}),
 	)
 }

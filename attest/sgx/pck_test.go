@@ -9,7 +9,7 @@ import (
 	"github.com/trustbound/trustbound/attest/sgx"
 )
 
-func pckOf(t *testing.T, quoteFile string) *x509.Certificate {
+func pckOf(t testing.TB, quoteFile string) *x509.Certificate {
 	t.Helper()
 	q, err := sgx.ParseQuote(readTestdata(t, quoteFile))
 	if err != nil {

@@ -1,5 +1,6 @@
-// Package sgx parses Intel SGX DCAP quotes v3 strictly and verifies their PCK
-// chain and signatures into attest.Claims, without TCB or QE-identity collateral.
+// Package sgx parses Intel SGX DCAP quotes v3 strictly and verifies them
+// into attest.Claims: PCK chain and signatures, then, with Intel's
+// collateral (attest/dcap), revocation, the QE identity and the TCB status.
 package sgx
 
 import (

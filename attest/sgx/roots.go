@@ -2,35 +2,33 @@ package sgx
 
 import (
 	"crypto/x509"
-	_ "embed"
-	"encoding/pem"
-	"fmt"
+
+	"github.com/trustbound/trustbound/attest/dcap"
 )
 
-// intelRootPEM is the Intel SGX Root CA (ECDSA P-256, valid 2018-05-21 to
-// 2049-12-31, SHA-256 fingerprint 44:A0:19:6B:2B:99:F8:89:B8:E1:49:E9:5B:80:
-// 7A:35:0E:74:24:96:43:99:E8:85:A7:CB:B8:CC:FA:B6:74:D3), the root of every
-// PCK certificate chain. It is a public certificate, copied byte for byte
-// from github.com/google/go-tdx-guest verify/trusted_root.pem at commit
-// 91f9a52f36c7a6ce140d5f13a2fb4ca03b61349c (Apache-2.0).
-//
-//go:embed intel_sgx_root_ca.pem
-var intelRootPEM []byte
+// IntelSGXRoot returns the embedded Intel SGX Root CA (dcap.IntelSGXRoot).
+func IntelSGXRoot() *x509.Certificate { return dcap.IntelSGXRoot() }
 
-// IntelSGXRoot returns the embedded Intel SGX Root CA, freshly parsed.
-func IntelSGXRoot() *x509.Certificate {
-	c, err := parsePEMCert(intelRootPEM)
-	if err != nil {
-		// The file is embedded at build time and covered by tests.
-		panic(fmt.Sprintf("sgx: embedded Intel SGX Root CA: %v", err))
-	}
-	return c
-}
+// The SGX extension of PCK certificates lives in attest/dcap, which both
+// the SGX and TDX verifiers use; these names keep this package's API.
+type (
+	// PCKExtensions is dcap.PCKExtensions.
+	PCKExtensions = dcap.PCKExtensions
+	// PCKTCB is dcap.PCKTCB.
+	PCKTCB = dcap.PCKTCB
+)
 
-func parsePEMCert(b []byte) (*x509.Certificate, error) {
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("no PEM CERTIFICATE block")
-	}
-	return x509.ParseCertificate(blk.Bytes)
+// OIDSGXExtensions is dcap.OIDSGXExtensions.
+var OIDSGXExtensions = dcap.OIDSGXExtensions
+
+// SGX types of a PCK certificate (dcap.SGXType*).
+const (
+	SGXTypeStandard              = dcap.SGXTypeStandard
+	SGXTypeScalable              = dcap.SGXTypeScalable
+	SGXTypeScalableWithIntegrity = dcap.SGXTypeScalableWithIntegrity
+)
+
+// ParsePCKExtensions is dcap.ParsePCKExtensions.
+func ParsePCKExtensions(c *x509.Certificate) (*PCKExtensions, error) {
+	return dcap.ParsePCKExtensions(c)
 }

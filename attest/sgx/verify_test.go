@@ -285,9 +285,9 @@ func TestChecksNeedingAPCKKey(t *testing.T) {
 			h := sha256.Sum256(s.AttestationKey[:])
 			copy(s.QEReport.ReportData[:32], h[:])
 		}, nil, ""},
-		{"PPID certification data", func(q *sgx.Quote) {
+		{"PPID certification data without a PCK certificate", func(q *sgx.Quote) {
 			q.Signature.CertDataType, q.Signature.CertData = sgx.CertDataPPIDRSA3072, make([]byte, 384+20)
-		}, attest.ErrMalformed, "type 3"},
+		}, attest.ErrChain, "type 3 (PPID, no PCK certificate) and the evidence supplies no PCK certificate"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := verify(v, ca.quote(t, sgx.ReportBody{}, tt.edit), now, false)
@@ -376,6 +376,15 @@ func TestPCKValidity(t *testing.T) {
 	}
 	if _, err := verify(v, fake, testNotBefore, true); err != nil {
 		t.Errorf("fake at its notBefore: %v", err)
+	}
+	// A chain verified (and cached) before is still judged at each time.
+	for _, tt := range []struct {
+		quote []byte
+		at    time.Time
+	}{{real, time.Date(2030, 2, 27, 19, 17, 11, 0, time.UTC)}, {fake, testNotAfter.Add(time.Second)}, {fake, testNotBefore.Add(-time.Second)}} {
+		if _, err := verify(v, tt.quote, tt.at, true); !errors.Is(err, attest.ErrChain) {
+			t.Errorf("after a success, at %s: err = %v, want ErrChain", tt.at, err)
+		}
 	}
 }
 
@@ -526,7 +535,7 @@ func TestRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := &attest.Evidence{Format: attest.FormatSGXQuoteV3, Data: ca.quote(t, sgx.ReportBody{}, nil)}
-	c, err := r.Verify(context.Background(), ev, attest.Options{Now: now, AllowSimulated: true})
+	c, err := r.Verify(context.Background(), ev, attest.Options{Now: now, AllowSimulated: true, SkipCollateral: true})
 	if err != nil || c.Format != attest.FormatSGXQuoteV3 || !c.Simulated {
 		t.Fatalf("claims %+v, err %v", c, err)
 	}

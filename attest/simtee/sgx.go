@@ -11,21 +11,29 @@ import (
 	"encoding/binary"
 	"encoding/pem"
 	"fmt"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/attest/dcap"
+	"github.com/trustbound/trustbound/attest/dcap/dcaptest"
 )
 
-// The simulated Intel chain: see intel/README.md. Only what Attest needs is
-// embedded; the CA keys stay in the repository for regenerating the leaf.
+// The simulated Intel chain and collateral signers: see intel/README.md.
+// Only what Attest and SGXCollateral need is embedded (the PCK leaf key,
+// the TCB signing key, the CRLs made once); the CA keys stay in the
+// repository for regenerating.
 //
 //go:embed intel/sgx_root_ca.pem intel/sgx_pck_processor_ca.pem intel/sgx_pck.pem intel/sgx_pck.key.pem
+//go:embed intel/sgx_tcb_signing.pem intel/sgx_tcb_signing.key.pem intel/sgx_root_ca.crl.pem intel/sgx_pck_processor_ca.crl.pem
 var sgxIntelFS embed.FS
 
 // The simulated platform, as its PCK certificate describes it (keep in step
 // with attest/simtee/internal/gen-intel; TestSGXEmbeddedPCK checks).
 var (
 	sgxSimCPUSVN = [16]byte{0x0e, 0x0e, 0x02, 0x04, 0x01, 0x80, 0x0d}
+	sgxSimFMSPC  = [6]byte{0x00, 0xc0, 0xff, 0xee, 0x00, 0x00}
 	// sgxSimIntelQEVendorID is the QE vendor ID of Intel's quoting enclave,
 	// which the simulated QE reports as it stands in for it.
 	sgxSimIntelQEVendorID = [16]byte{0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07}
@@ -46,14 +54,20 @@ type sgxChain struct {
 	root    *x509.Certificate
 	pckKey  *ecdsa.PrivateKey
 	certPEM []byte // leaf, PCK Processor CA, root, as Intel's quote provider lays them out
+	// The collateral signers: the TCB signing certificate and key, the
+	// issuer chains and the CRLs as served.
+	tcbKey                  *ecdsa.PrivateKey
+	tcbChainPEM, caChainPEM []byte
+	rootCRL, caCRL          []byte
 }
 
 var sgxLoad = sync.OnceValues(func() (*sgxChain, error) {
 	var (
 		ch    sgxChain
 		certs = make(map[string]*x509.Certificate)
+		pems  = make(map[string][]byte)
 	)
-	for _, name := range []string{"sgx_pck", "sgx_pck_processor_ca", "sgx_root_ca"} {
+	for _, name := range []string{"sgx_pck", "sgx_pck_processor_ca", "sgx_root_ca", "sgx_tcb_signing"} {
 		b, err := sgxIntelFS.ReadFile("intel/" + name + ".pem")
 		if err != nil {
 			return nil, err
@@ -65,28 +79,138 @@ var sgxLoad = sync.OnceValues(func() (*sgxChain, error) {
 		if certs[name], err = x509.ParseCertificate(blk.Bytes); err != nil {
 			return nil, fmt.Errorf("intel/%s.pem: %w", name, err)
 		}
-		ch.certPEM = append(ch.certPEM, pem.EncodeToMemory(blk)...)
+		pems[name] = pem.EncodeToMemory(blk)
 	}
-	ch.certPEM = append(ch.certPEM, 0) // Intel's quote provider ends the chain with a NUL
+	ch.certPEM = slices.Concat(pems["sgx_pck"], pems["sgx_pck_processor_ca"], pems["sgx_root_ca"], []byte{0}) // Intel's quote provider ends the chain with a NUL
+	ch.tcbChainPEM = slices.Concat(pems["sgx_tcb_signing"], pems["sgx_root_ca"])
+	ch.caChainPEM = slices.Concat(pems["sgx_pck_processor_ca"], pems["sgx_root_ca"])
 	ch.root = certs["sgx_root_ca"]
-	b, err := sgxIntelFS.ReadFile("intel/sgx_pck.key.pem")
+	var err error
+	if ch.pckKey, err = sgxKey("sgx_pck", certs); err != nil {
+		return nil, err
+	}
+	if ch.tcbKey, err = sgxKey("sgx_tcb_signing", certs); err != nil {
+		return nil, err
+	}
+	if ch.rootCRL, err = sgxIntelFS.ReadFile("intel/sgx_root_ca.crl.pem"); err != nil {
+		return nil, err
+	}
+	if ch.caCRL, err = sgxIntelFS.ReadFile("intel/sgx_pck_processor_ca.crl.pem"); err != nil {
+		return nil, err
+	}
+	return &ch, nil
+})
+
+// sgxKey reads the embedded key of the named certificate.
+func sgxKey(name string, certs map[string]*x509.Certificate) (*ecdsa.PrivateKey, error) {
+	b, err := sgxIntelFS.ReadFile("intel/" + name + ".key.pem")
 	if err != nil {
 		return nil, err
 	}
 	blk, _ := pem.Decode(b)
 	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("intel/sgx_pck.key.pem: no private key")
+		return nil, fmt.Errorf("intel/%s.key.pem: no private key", name)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("intel/sgx_pck.key.pem: %w", err)
+		return nil, fmt.Errorf("intel/%s.key.pem: %w", name, err)
 	}
-	var ok bool
-	if ch.pckKey, ok = k.(*ecdsa.PrivateKey); !ok || !ch.pckKey.PublicKey.Equal(certs["sgx_pck"].PublicKey) {
-		return nil, fmt.Errorf("intel/sgx_pck.key.pem: not the key of intel/sgx_pck.pem")
+	ek, ok := k.(*ecdsa.PrivateKey)
+	if !ok || !ek.PublicKey.Equal(certs[name].PublicKey) {
+		return nil, fmt.Errorf("intel/%s.key.pem: not the key of intel/%s.pem", name, name)
 	}
-	return &ch, nil
+	return ek, nil
+}
+
+// Simulated collateral: what Intel would publish for the simulated
+// platform, signed by the simulated TCB signing certificate.
+var (
+	// sgxSimQEMRSigner is the simulated quoting enclave's MRSIGNER.
+	sgxSimQEMRSigner = sha256.Sum256([]byte("trustbound SIMULATED SGX quoting enclave signer"))
+	// sgxSimChainStart and sgxSimChainEnd bound the simulated chain's validity.
+	sgxSimChainStart = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	sgxSimChainEnd   = time.Date(2049, 12, 31, 23, 59, 59, 0, time.UTC)
+)
+
+// SGXSimulatedAdvisory is the made-up advisory of the simulated TCB info's
+// older levels.
+const SGXSimulatedAdvisory = "TRUSTBOUND-SIMULATED-SA-0001"
+
+// sgxCollateral signs TCB info and a QE identity valid from issue to next
+// for the simulated platform: its TCB is the first level (UpToDate), an
+// older one is OutOfDate; the simulated QE's ISVSVN is UpToDate.
+func sgxCollateral(issue, next time.Time) (*dcap.Collateral, error) {
+	ch, err := sgxLoad()
+	if err != nil {
+		return nil, fmt.Errorf("simtee: simulated SGX chain: %w", err)
+	}
+	old := []string{SGXSimulatedAdvisory}
+	tcb := &dcap.TCBInfo{
+		ID: dcap.TCBInfoSGX, Version: dcap.TCBInfoVersion, IssueDate: issue, NextUpdate: next,
+		FMSPC: sgxSimFMSPC, TCBEvaluationDataNumber: 1,
+		TCBLevels: []dcap.TCBLevel{
+			{SGXComponents: sgxSimCPUSVN, PCESVN: sgxSimPCESVN, TCBDate: sgxSimChainStart, Status: dcap.UpToDate},
+			{TCBDate: sgxSimChainStart.AddDate(-1, 0, 0), Status: dcap.OutOfDate, AdvisoryIDs: old},
+		},
+	}
+	qe := &dcap.QEIdentity{
+		ID: dcap.QEIdentitySGX, Version: dcap.QEIdentityVersion, IssueDate: issue, NextUpdate: next,
+		TCBEvaluationDataNumber: 1, MRSigner: sgxSimQEMRSigner, ISVProdID: 1,
+		MiscSelectMask: [4]byte{0xff, 0xff, 0xff, 0xff},
+		// As Intel's: INIT and PROVISIONKEY set, MODE64BIT and XFRM not judged.
+		Attributes:     [16]byte{0x11},
+		AttributesMask: [16]byte{0xfb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+		TCBLevels: []dcap.EnclaveTCBLevel{
+			{ISVSVN: sgxSimQESVN, TCBDate: sgxSimChainStart, Status: dcap.UpToDate},
+			{ISVSVN: 0, TCBDate: sgxSimChainStart.AddDate(-1, 0, 0), Status: dcap.OutOfDate, AdvisoryIDs: old},
+		},
+	}
+	tj, err := dcaptest.MarshalTCBInfo(tcb)
+	if err != nil {
+		return nil, err
+	}
+	qj, err := dcaptest.MarshalQEIdentity(qe)
+	if err != nil {
+		return nil, err
+	}
+	c := &dcap.Collateral{
+		PCKCRL: ch.caCRL, PCKCRLIssuerChain: ch.caChainPEM, RootCACRL: ch.rootCRL,
+		TCBInfoIssuerChain: ch.tcbChainPEM, QEIdentityIssuerChain: ch.tcbChainPEM,
+	}
+	if c.TCBInfo, err = dcaptest.Sign("tcbInfo", tj, ch.tcbKey); err != nil {
+		return nil, err
+	}
+	if c.QEIdentity, err = dcaptest.Sign("enclaveIdentity", qj, ch.tcbKey); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// SGXCollateral returns simulated Intel collateral for the simulated SGX
+// platform as a PCS would serve it at now: TCB info and QE identity issued
+// at now (to the second) with Intel's 30-day window, the simulated CRLs.
+// Quotes of SGX evaluate UpToDate against it, without advisories.
+func SGXCollateral(now time.Time) (*dcap.Collateral, error) {
+	issue := now.UTC().Truncate(time.Second)
+	return sgxCollateral(issue, issue.AddDate(0, 0, 30))
+}
+
+var sgxSource = sync.OnceValues(func() (*dcap.Collateral, error) {
+	return sgxCollateral(sgxSimChainStart, sgxSimChainEnd)
 })
+
+// SGXCollateralSource returns a source of simulated collateral valid for
+// as long as the simulated chain (2025-01-01 to 2049-12-31), for
+// sgx.Config.SimulatedCollateral: simulated quotes then evaluate UpToDate
+// at any time the chain is valid.
+func SGXCollateralSource() dcap.Source {
+	c, err := sgxSource()
+	if err != nil {
+		// Embedded at build time and covered by tests.
+		panic(fmt.Sprintf("simtee: simulated SGX collateral: %v", err))
+	}
+	return dcap.NewStaticSource(c)
+}
 
 // SGXRoot returns the simulated Intel SGX root CA ("trustbound SIMULATED SGX
 // Root CA"), to configure as a simulated root of the SGX verifier.
@@ -168,7 +292,7 @@ func (s SGX) Attest(ctx context.Context, reportData [64]byte) (*attest.Evidence,
 	qeReport := make([]byte, 384)
 	sgxPutReport(qeReport, sgxReport{
 		mrenclave:  sha256.Sum256([]byte("trustbound SIMULATED SGX quoting enclave")),
-		mrsigner:   sha256.Sum256([]byte("trustbound SIMULATED SGX quoting enclave signer")),
+		mrsigner:   sgxSimQEMRSigner,
 		flags:      sgxFlagInit | sgxFlagMode64Bit | sgxFlagProvisionKey,
 		prodID:     1,
 		svn:        sgxSimQESVN,

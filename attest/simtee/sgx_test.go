@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/attest/dcap"
 	"github.com/trustbound/trustbound/attest/sgx"
 )
 
@@ -31,7 +32,7 @@ var sgxUpdateSeed = flag.Bool("sgx.update-seed", false, "rewrite "+sgxSeedPath+"
 var sgxNow = time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
 
 func sgxVerifier() *sgx.Verifier {
-	return sgx.NewVerifier(sgx.Config{Simulated: []*x509.Certificate{SGXRoot()}})
+	return sgx.NewVerifier(sgx.Config{Simulated: []*x509.Certificate{SGXRoot()}, SimulatedCollateral: SGXCollateralSource()})
 }
 
 func sgxVerify(t *testing.T, quote []byte, at time.Time, allow bool) (*attest.Claims, error) {
@@ -83,7 +84,8 @@ func TestSGXAttestVerifies(t *testing.T) {
 		if c.TEE != attest.SGX || c.Format != attest.FormatSGXQuoteV3 || !c.Simulated ||
 			!bytes.Equal(c.Measurement, e.MREnclave[:]) || !bytes.Equal(c.Signer, e.MRSigner[:]) ||
 			c.ProductID != e.ProductID || c.SVN != uint32(e.SVN) || c.Debug != e.Debug ||
-			!bytes.Equal(c.HostData, hostData) || !bytes.Equal(c.ReportData, rd[:]) || c.TCB.Evaluated {
+			!bytes.Equal(c.HostData, hostData) || !bytes.Equal(c.ReportData, rd[:]) ||
+			!c.TCB.Evaluated || c.TCB.Status != "UpToDate" || c.TCB.Advisories != nil || !c.RevocationChecked {
 			t.Errorf("claims %+v for %+v", c, e)
 		}
 		flags := "05"
@@ -106,6 +108,11 @@ func TestSGXAttestVerifies(t *testing.T) {
 			"pce_id":          "0000",
 			"sgx_type":        "0",
 			"pck_ca":          "processor",
+			// From the simulated collateral (SGXCollateralSource).
+			"platform_tcb_status":        "UpToDate",
+			"qe_tcb_status":              "UpToDate",
+			"tcb_date":                   "2025-01-01T00:00:00Z",
+			"tcb_evaluation_data_number": "1",
 		}
 		for k, v := range wantPlatform {
 			if c.Platform[k] != v {
@@ -260,7 +267,7 @@ func TestSGXRoot(t *testing.T) {
 // Attest writes, and every key file in intel/ against its certificate.
 func TestSGXEmbeddedPCK(t *testing.T) {
 	certs := map[string]*x509.Certificate{}
-	for _, name := range []string{"sgx_root_ca", "sgx_pck_processor_ca", "sgx_pck"} {
+	for _, name := range []string{"sgx_root_ca", "sgx_pck_processor_ca", "sgx_pck", "sgx_tcb_signing"} {
 		cb, err := os.ReadFile("intel/" + name + ".pem")
 		if err != nil {
 			t.Fatal(err)
@@ -291,6 +298,23 @@ func TestSGXEmbeddedPCK(t *testing.T) {
 	}
 	if !certs["sgx_root_ca"].Equal(SGXRoot()) {
 		t.Error("SGXRoot is not intel/sgx_root_ca.pem")
+	}
+	for issuer, file := range map[string]string{"sgx_root_ca": "intel/sgx_root_ca.crl.pem", "sgx_pck_processor_ca": "intel/sgx_pck_processor_ca.crl.pem"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		crl, err := dcap.ParseCRL(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if crl.CheckSignatureFrom(certs[issuer]) != nil || len(crl.RevokedCertificateEntries) != 0 ||
+			!crl.ThisUpdate.Equal(sgxSimChainStart) || !crl.NextUpdate.Equal(sgxSimChainEnd) {
+			t.Errorf("%s: not an empty CRL of %s valid as long as the chain", file, issuer)
+		}
+	}
+	if certs["sgx_tcb_signing"].CheckSignatureFrom(certs["sgx_root_ca"]) != nil {
+		t.Error("the TCB signing certificate is not issued by the simulated root")
 	}
 	x, err := sgx.ParsePCKExtensions(certs["sgx_pck"])
 	if err != nil {
@@ -327,5 +351,54 @@ func TestSGXSeedQuote(t *testing.T) {
 	}
 	if !c.Simulated || !c.Debug || c.ProductID != 1 || c.SVN != 2 {
 		t.Errorf("claims %+v", c)
+	}
+}
+
+// TestSGXCollateral checks the simulated collateral: a realistic 30-day
+// set from SGXCollateral, the long-lived source, and that neither vouches
+// for anything but the simulated chain.
+func TestSGXCollateral(t *testing.T) {
+	quote := sgxAttest(t, SGX{MREnclave: [32]byte{9}}, [64]byte{1})
+	ev := &attest.Evidence{Format: attest.FormatSGXQuoteV3, Data: quote}
+	issued := time.Date(2026, 3, 1, 12, 30, 15, 500, time.UTC)
+	col, err := SGXCollateral(issued)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcb, err := dcap.ParseTCBInfo(col.TCBInfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tcb.IssueDate.Equal(issued.Truncate(time.Second)) || !tcb.NextUpdate.Equal(tcb.IssueDate.AddDate(0, 0, 30)) ||
+		tcb.FMSPC != sgxSimFMSPC || tcb.TCBLevels[1].AdvisoryIDs[0] != SGXSimulatedAdvisory {
+		t.Errorf("TCB info %+v", tcb)
+	}
+	v := sgx.NewVerifier(sgx.Config{Simulated: []*x509.Certificate{SGXRoot()}, SimulatedCollateral: dcap.NewStaticSource(col)})
+	for _, tt := range []struct {
+		at   time.Time
+		want string // "" for UpToDate
+	}{
+		{issued, ""},
+		{issued.AddDate(0, 0, 30).Add(-time.Second), ""},
+		{issued.AddDate(0, 0, 30).Add(time.Second), "tcbInfo has expired"},
+		{issued.Add(-time.Second), "tcbInfo is not yet valid"},
+	} {
+		c, err := v.Verify(context.Background(), ev, attest.Options{Now: tt.at, AllowSimulated: true})
+		switch {
+		case tt.want == "" && (err != nil || c.TCB.Status != "UpToDate"):
+			t.Errorf("at %s: claims %+v, err %v", tt.at, c, err)
+		case tt.want != "" && (!errors.Is(err, dcap.ErrCollateral) || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("at %s: err = %v, want ErrCollateral about %q", tt.at, err, tt.want)
+		}
+	}
+	// The real-collateral slot never serves a simulated quote.
+	v = sgx.NewVerifier(sgx.Config{Simulated: []*x509.Certificate{SGXRoot()}, Collateral: SGXCollateralSource()})
+	if _, err := v.Verify(context.Background(), ev, attest.Options{Now: sgxNow, AllowSimulated: true}); !errors.Is(err, dcap.ErrCollateral) {
+		t.Errorf("simulated quote with only Config.Collateral: err = %v, want ErrCollateral", err)
+	}
+	// Signatures and chain only still verify it, unevaluated.
+	c, err := v.Verify(context.Background(), ev, attest.Options{Now: sgxNow, AllowSimulated: true, SkipCollateral: true})
+	if err != nil || c.TCB.Evaluated || c.RevocationChecked {
+		t.Errorf("SkipCollateral: claims %+v, err %v", c, err)
 	}
 }

@@ -5,6 +5,12 @@
 //
 //	go run ./attest/simtee/internal/gen-intel -out attest/simtee/intel
 //
+// With -collateral it instead adds, under the existing root and PCK CA, the
+// simulated collateral signers: a TCB signing certificate and key, and the
+// root CA's and PCK Processor CA's CRLs (empty, valid as long as the chain):
+//
+//	go run ./attest/simtee/internal/gen-intel -collateral -out attest/simtee/intel
+//
 // The keys it writes are public by design. Keep the TCB values below in
 // step with the sgxSim* values in attest/simtee/sgx.go (a test checks).
 package main
@@ -161,10 +167,81 @@ func run(dir string) error {
 	return nil
 }
 
+// load reads a certificate and its key written by write.
+func load(dir, name string) (*issued, error) {
+	cb, err := os.ReadFile(filepath.Join(dir, name+".pem"))
+	if err != nil {
+		return nil, err
+	}
+	kb, err := os.ReadFile(filepath.Join(dir, name+".key.pem"))
+	if err != nil {
+		return nil, err
+	}
+	cblk, _ := pem.Decode(cb)
+	kblk, _ := pem.Decode(kb)
+	if cblk == nil || kblk == nil {
+		return nil, fmt.Errorf("%s: no PEM", name)
+	}
+	c, err := x509.ParseCertificate(cblk.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	k, err := x509.ParsePKCS8PrivateKey(kblk.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	ek, ok := k.(*ecdsa.PrivateKey)
+	if !ok || !ek.PublicKey.Equal(c.PublicKey) {
+		return nil, fmt.Errorf("%s: key does not match the certificate", name)
+	}
+	return &issued{c, ek}, nil
+}
+
+// collateral issues the TCB signing certificate and both CRLs under the
+// chain already in dir.
+func collateral(dir string) error {
+	root, err := load(dir, "sgx_root_ca")
+	if err != nil {
+		return err
+	}
+	ca, err := load(dir, "sgx_pck_processor_ca")
+	if err != nil {
+		return err
+	}
+	signer, err := issue(&x509.Certificate{
+		Subject:  pkix.Name{CommonName: "trustbound SIMULATED SGX TCB Signing", Organization: org},
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+	}, root)
+	if err != nil {
+		return err
+	}
+	if err := write(dir, "sgx_tcb_signing", signer); err != nil {
+		return err
+	}
+	for name, c := range map[string]*issued{"sgx_root_ca": root, "sgx_pck_processor_ca": ca} {
+		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+			Number: big.NewInt(1), ThisUpdate: notBefore, NextUpdate: notAfter,
+		}, c.cert, c.key)
+		if err != nil {
+			return err
+		}
+		p := pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
+		if err := os.WriteFile(filepath.Join(dir, name+".crl.pem"), p, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func main() {
 	out := flag.String("out", "attest/simtee/intel", "directory to write the PEM files to")
+	coll := flag.Bool("collateral", false, "add the collateral signers (TCB signing certificate, CRLs) under the chain in -out")
 	flag.Parse()
-	if err := run(*out); err != nil {
+	do := run
+	if *coll {
+		do = collateral
+	}
+	if err := do(*out); err != nil {
 		fmt.Fprintln(os.Stderr, "gen-intel:", err)
 		os.Exit(1)
 	}
