@@ -37,6 +37,15 @@ const (
 	// quote over the PCRs, VCEK). Claims.ReportData is the TPM quote's
 	// qualifying data (the nonce the workload bound).
 	FormatAzureSNPVTPM Format = "az-snp-vtpm"
+	// FormatTDXQuote is an Intel TDX DCAP ECDSA quote, version 4 or 5 (TDX
+	// 1.0 and 1.5 TD reports), carrying its PCK certificate chain.
+	FormatTDXQuote Format = "tdx-quote"
+	// FormatAzureTDXVTPM is an Azure confidential VM on TDX behind its
+	// paravisor: the JSON evidence of the Confidential Containers
+	// az-tdx-vtpm attester (HCL report with the TDREPORT inside, the TD
+	// quote for it, vTPM quote over the PCRs). Claims.ReportData is the TPM
+	// quote's qualifying data.
+	FormatAzureTDXVTPM Format = "az-tdx-vtpm"
 )
 
 // Evidence is what a workload presents: a format tag, the raw report or

@@ -1,6 +1,7 @@
 // Package azure verifies Azure confidential-VM evidence: the paravisor's HCL
-// report with the SNP report inside, the runtime claims it binds, and a vTPM
-// quote over the PCRs signed by the attestation key those claims name.
+// report with the SNP report (az-snp-vtpm) or the TDREPORT and its TD quote
+// (az-tdx-vtpm) inside, the runtime claims it binds, and a vTPM quote over
+// the PCRs signed by the attestation key those claims name.
 package azure
 
 import (
@@ -47,7 +48,8 @@ func (v *Verifier) Format() attest.Format { return attest.FormatAzureSNPVTPM }
 // empty, the VCEK travels inside) in this order:
 //
 //  1. framing of the JSON and the HCL report (attest.ErrMalformed; an HCL
-//     report holding a TDX report is refused as not yet supported);
+//     report holding a TDREPORT is refused: TDX CVMs send az-tdx-vtpm
+//     evidence, which TDXVerifier checks);
 //  2. the SNP report, with the VCEK, by the SNP verifier under the same
 //     Options (its errors: attest.ErrChain, ErrSignature, ErrSimulated, …);
 //  3. that the report was requested at VMPL 0, the paravisor's level, and
@@ -95,7 +97,7 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 		return nil, err
 	}
 	if hcl.ReportType != ReportTypeSNP {
-		return nil, fmt.Errorf("%w: the HCL report holds a hardware report of type %d (%v), not SNP: Azure TDX confidential VMs (az-tdx-vtpm) are not yet supported; this verifier checks SNP ones", attest.ErrMalformed, uint32(hcl.ReportType), hcl.ReportType)
+		return nil, fmt.Errorf("%w: the HCL report holds a hardware report of type %d (%v), not SNP: Azure TDX confidential VMs send az-tdx-vtpm evidence (with the TD quote), not az-snp-vtpm", attest.ErrMalformed, uint32(hcl.ReportType), hcl.ReportType)
 	}
 
 	// 2. The SNP report.

@@ -229,7 +229,7 @@ func TestRealVectorsTampered(t *testing.T) {
 		"not JSON":                     {data: []byte("HCLA"), want: attest.ErrMalformed},
 		"empty":                        {data: nil, want: attest.ErrMalformed},
 		"too large":                    {data: append([]byte(v1), bytes.Repeat([]byte(" "), azure.MaxEvidenceSize)...), want: attest.ErrMalformed},
-		"TDX HCL report":               {data: reencode(t, e, func(e *azure.Evidence) { e.HCLReport = readTestdata(t, "tdx-hcl-report.bin") }), want: attest.ErrMalformed, message: "not yet supported"},
+		"TDX HCL report":               {data: reencode(t, e, func(e *azure.Evidence) { e.HCLReport = readTestdata(t, "tdx-hcl-report.bin") }), want: attest.ErrMalformed, message: "send az-tdx-vtpm evidence"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := verifier().Verify(context.Background(), &attest.Evidence{Format: attest.FormatAzureSNPVTPM, Data: tc.data}, noCollateral)

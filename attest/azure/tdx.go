@@ -1,0 +1,303 @@
+package azure
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/attest/tdx"
+)
+
+// TDXEvidence is the JSON evidence of the Confidential Containers
+// az-tdx-vtpm attester, decoded. Schema 0 has no version field and writes
+// bytes as JSON arrays of numbers; schema 1 writes the HCL report and the TD
+// quote as padded URL-safe base64 and the TPM quote as hex.
+type TDXEvidence struct {
+	// Version is the schema: 0 or 1.
+	Version int
+	// HCLReport is the HCL report as read from vTPM NV index 0x01400001,
+	// with the TDREPORT in its hardware report area.
+	HCLReport []byte
+	// TDQuote is the TD quote Azure's IMDS made of that TDREPORT (as IMDS
+	// returns it: zero padded).
+	TDQuote []byte
+	// Quote is the vTPM quote over the PCRs.
+	Quote TPMQuote
+}
+
+// ParseTDXEvidence decodes az-tdx-vtpm JSON strictly, as ParseEvidence
+// does az-snp-vtpm JSON: exact, case-sensitive field names, no unknown or
+// duplicate fields, no data after the JSON value, canonical base64 and
+// hex, at most MaxEvidenceSize bytes, a TD quote of at most
+// tdx.MaxQuoteSize bytes, PCR values of 32 bytes. Errors wrap
+// attest.ErrMalformed.
+func ParseTDXEvidence(data []byte) (*TDXEvidence, error) {
+	if len(data) > MaxEvidenceSize {
+		return nil, fmt.Errorf("%w: az-tdx-vtpm evidence is %d bytes, more than the %d allowed", attest.ErrMalformed, len(data), MaxEvidenceSize)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, fmt.Errorf("%w: az-tdx-vtpm evidence is empty", attest.ErrMalformed)
+	}
+	if err := checkJSON(data); err != nil {
+		return nil, fmt.Errorf("%w: az-tdx-vtpm evidence is not strict JSON: %w", attest.ErrMalformed, err)
+	}
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(data, &probe); err != nil || probe == nil {
+		return nil, fmt.Errorf("%w: az-tdx-vtpm evidence is not a JSON object", attest.ErrMalformed)
+	}
+	e := &TDXEvidence{}
+	var err error
+	if _, ok := probe["version"]; !ok {
+		// Schema 0: {"tpm_quote":{"signature","message","pcrs"},"hcl_report","td_quote"}, bytes as numbers.
+		m, err := object(data, "az-tdx-vtpm evidence (schema 0, without a version)", []string{"tpm_quote", "hcl_report", "td_quote"}, nil)
+		if err != nil {
+			return nil, err
+		}
+		if e.HCLReport, err = jsonBytes(m["hcl_report"], "hcl_report"); err != nil {
+			return nil, err
+		}
+		if e.TDQuote, err = jsonBytes(m["td_quote"], "td_quote"); err != nil {
+			return nil, err
+		}
+		if e.Quote, err = tpmQuote(m["tpm_quote"], "tpm_quote", jsonBytes); err != nil {
+			return nil, err
+		}
+	} else {
+		// Schema 1: {"version":1,"tpm_quote":{…hex…},"hcl_report","td_quote"}.
+		m, err := object(data, "az-tdx-vtpm evidence (schema 1)", []string{"version", "tpm_quote", "hcl_report", "td_quote"}, nil)
+		if err != nil {
+			return nil, err
+		}
+		if string(m["version"]) != "1" {
+			return nil, fmt.Errorf("%w: az-tdx-vtpm evidence version %s is not supported (want 1, or no version for schema 0)", attest.ErrMalformed, m["version"])
+		}
+		e.Version = 1
+		if e.HCLReport, err = base64URL(m["hcl_report"], "hcl_report"); err != nil {
+			return nil, err
+		}
+		if e.TDQuote, err = base64URL(m["td_quote"], "td_quote"); err != nil {
+			return nil, err
+		}
+		if e.Quote, err = tpmQuote(m["tpm_quote"], "tpm_quote", hexString); err != nil {
+			return nil, err
+		}
+	}
+	if err = (&Evidence{Version: e.Version, HCLReport: e.HCLReport, Quote: e.Quote}).check(); err != nil {
+		return nil, err
+	}
+	if len(e.TDQuote) == 0 || len(e.TDQuote) > tdx.MaxQuoteSize {
+		return nil, fmt.Errorf("%w: the TD quote is %d bytes, want 1 to %d", attest.ErrMalformed, len(e.TDQuote), tdx.MaxQuoteSize)
+	}
+	return e, nil
+}
+
+// tpmQuote decodes {"signature","message","pcrs"} with decode for each
+// byte string.
+func tpmQuote(raw json.RawMessage, what string, decode func(json.RawMessage, string) ([]byte, error)) (TPMQuote, error) {
+	var q TPMQuote
+	m, err := object(raw, what, []string{"signature", "message", "pcrs"}, nil)
+	if err != nil {
+		return q, err
+	}
+	if q.Signature, err = decode(m["signature"], what+".signature"); err != nil {
+		return q, err
+	}
+	if q.Message, err = decode(m["message"], what+".message"); err != nil {
+		return q, err
+	}
+	pcrs, err := jsonArray(m["pcrs"], what+".pcrs")
+	if err != nil {
+		return q, err
+	}
+	for i, p := range pcrs {
+		v, err := decode(p, fmt.Sprintf("%s.pcrs[%d]", what, i))
+		if err != nil {
+			return q, err
+		}
+		q.PCRs = append(q.PCRs, v)
+	}
+	return q, nil
+}
+
+// TDXConfig holds what a TDXVerifier depends on.
+type TDXConfig struct {
+	// TDX verifies the TD quote (an attest.FormatTDXQuote verifier,
+	// attest/tdx). Its roots, simulated roots and collateral are the ones
+	// the Azure evidence is held to.
+	TDX attest.Verifier
+}
+
+// TDXVerifier verifies attest.FormatAzureTDXVTPM evidence. It is safe for
+// concurrent use if its TDX verifier is.
+type TDXVerifier struct {
+	tdx attest.Verifier
+}
+
+var _ attest.Verifier = (*TDXVerifier)(nil)
+
+// NewTDXVerifier returns a verifier that checks the TD quote with cfg.TDX.
+func NewTDXVerifier(cfg TDXConfig) *TDXVerifier { return &TDXVerifier{tdx: cfg.TDX} }
+
+// Format reports attest.FormatAzureTDXVTPM.
+func (v *TDXVerifier) Format() attest.Format { return attest.FormatAzureTDXVTPM }
+
+// Verify checks az-tdx-vtpm evidence (ev.Data is the JSON; ev.Certs must be
+// empty, the PCK chain travels in the TD quote) in this order:
+//
+//  1. framing of the JSON, the HCL report (which must hold a TDREPORT),
+//     the TDREPORT and the TD quote (attest.ErrMalformed);
+//  2. the TD quote by the TDX verifier under the same Options (its
+//     errors: attest.ErrChain, ErrSignature, ErrSimulated, collateral…);
+//  3. that the TD quote is the quote of the HCL report's TDREPORT: the same
+//     report data, and every other field the two share (TEE_TCB_SVN,
+//     MRSEAM, MRSIGNERSEAM, attributes, XFAM, MRTD, MRCONFIGID, MROWNER,
+//     MROWNERCONFIG, RTMRs; for a TD report 1.5 quote also TEE_TCB_SVN2
+//     and MRSERVICETD) (attest.ErrBinding);
+//  4. that the (quote-signed) report data is the hash of the HCL var data,
+//     zero padded (attest.ErrBinding); then the framing of the runtime
+//     claims and their HCLAkPub (attest.ErrMalformed);
+//  5. that HCLAkPub signed the TPM quote (attest.ErrSignature), the
+//     quote's framing (attest.ErrMalformed), and that its PCR digest is the
+//     hash of the PCR values presented (attest.ErrBinding).
+//
+// The claims are the TD quote's, with Format az-tdx-vtpm, ReportData the
+// TPM quote's qualifying data (the nonce the workload bound; the TD's own
+// report data binds the var data and is in Platform "td_report_data"),
+// PCRs the quoted PCRs, Runtime the var data, and Platform entries for the
+// HCL report, the TPM quote and vm-configuration.
+func (v *TDXVerifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.Options) (*attest.Claims, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if ev == nil {
+		return nil, fmt.Errorf("%w: no evidence", attest.ErrMalformed)
+	}
+	if ev.Format != attest.FormatAzureTDXVTPM {
+		return nil, fmt.Errorf("%w: evidence format %q is not %q", attest.ErrMalformed, ev.Format, attest.FormatAzureTDXVTPM)
+	}
+	if opts.Now.IsZero() {
+		return nil, errors.New("azure: verification time not set (attest.Options.Now)")
+	}
+	if v.tdx == nil {
+		return nil, errors.New("azure: no TDX verifier configured (azure.TDXConfig.TDX)")
+	}
+	if len(ev.Certs) != 0 {
+		return nil, fmt.Errorf("%w: az-tdx-vtpm evidence carries its PCK chain in the TD quote; Evidence.Certs must be empty", attest.ErrMalformed)
+	}
+
+	// 1. Framing.
+	e, err := ParseTDXEvidence(ev.Data)
+	if err != nil {
+		return nil, err
+	}
+	hcl, err := ParseHCLReport(e.HCLReport)
+	if err != nil {
+		return nil, err
+	}
+	if hcl.ReportType != ReportTypeTDX {
+		return nil, fmt.Errorf("%w: the HCL report holds a hardware report of type %d (%v), not TDX: Azure SNP confidential VMs send az-snp-vtpm evidence", attest.ErrMalformed, uint32(hcl.ReportType), hcl.ReportType)
+	}
+	report, err := tdx.ParseTDReport(hcl.HardwareReport)
+	if err != nil {
+		return nil, fmt.Errorf("the TDREPORT in the HCL report: %w", err)
+	}
+	tdq, err := tdx.ParseQuote(e.TDQuote)
+	if err != nil {
+		return nil, fmt.Errorf("the TD quote: %w", err)
+	}
+
+	// 2. The TD quote.
+	c, err := v.tdx.Verify(ctx, &attest.Evidence{Format: attest.FormatTDXQuote, Data: e.TDQuote}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("the TD quote: %w", err)
+	}
+	if c == nil {
+		return nil, errors.New("azure: the TDX verifier returned no claims")
+	}
+	if subtle.ConstantTimeCompare(c.ReportData, tdq.Body.ReportData[:]) != 1 {
+		return nil, errors.New("azure: the TDX verifier's claims are not those of the TD quote")
+	}
+
+	// 3. The TD quote is the quote of the TDREPORT.
+	if subtle.ConstantTimeCompare(tdq.Body.ReportData[:], report.ReportData[:]) != 1 {
+		return nil, fmt.Errorf("%w: the TD quote's report data is not the TDREPORT's: the TD quote was made for another TDREPORT", attest.ErrBinding)
+	}
+	if err := report.MatchesQuote(tdq); err != nil {
+		return nil, fmt.Errorf("the TD quote and the HCL report's TDREPORT: %w", err)
+	}
+
+	// 4. The paravisor's binding of the var data.
+	want := hcl.ReportData()
+	if subtle.ConstantTimeCompare(want[:], c.ReportData) != 1 {
+		return nil, fmt.Errorf("%w: the TD report data is not the %v of the HCL runtime claims, zero padded: the runtime claims were altered", attest.ErrBinding, hcl.HashType)
+	}
+	rc, err := ParseRuntimeClaims(hcl.VarData)
+	if err != nil {
+		return nil, err
+	}
+	ak, err := rc.AKPub()
+	if err != nil {
+		return nil, err
+	}
+
+	// 5. The TPM quote's signature, then its contents and PCRs.
+	if err := CheckSignature(ak, e.Quote.Message, e.Quote.Signature); err != nil {
+		return nil, err
+	}
+	q, err := ParseQuote(e.Quote.Message)
+	if err != nil {
+		return nil, err
+	}
+	pcrs, err := q.CheckPCRs(e.Quote.PCRs)
+	if err != nil {
+		return nil, err
+	}
+	return tdxClaims(c, e, hcl, rc, q, pcrs), nil
+}
+
+// tdxClaims turns the TD quote's claims into the Azure TDX CVM's.
+func tdxClaims(c *attest.Claims, e *TDXEvidence, hcl *HCLReport, rc *RuntimeClaims, q *Quote, pcrs map[int]attest.Hex) *attest.Claims {
+	tdReportData := c.ReportData
+	c.Format = attest.FormatAzureTDXVTPM
+	c.ReportData = bytes.Clone(q.Attest.ExtraData.Buffer)
+	c.PCRs = pcrs
+	c.Runtime = json.RawMessage(bytes.Clone(hcl.VarData))
+	if c.Platform == nil {
+		c.Platform = map[string]string{}
+	}
+	p := c.Platform
+	p["td_report_data"] = hex.EncodeToString(tdReportData)
+	p["evidence_version"] = strconv.Itoa(e.Version)
+	p["hcl_version"] = strconv.FormatUint(uint64(hcl.Version), 10)
+	p["hcl_request_type"] = strconv.FormatUint(uint64(hcl.RequestType), 10)
+	p["hcl_report_type"] = hcl.ReportType.String()
+	p["hcl_hash_type"] = hcl.HashType.String()
+	p["tpm_pcr_bank"] = "sha256"
+	p["tpm_qualified_signer"] = hex.EncodeToString(q.Attest.QualifiedSigner.Buffer)
+	p["tpm_firmware_version"] = fmt.Sprintf("%#016x", q.Attest.FirmwareVersion)
+	p["tpm_clock"] = strconv.FormatUint(q.Attest.ClockInfo.Clock, 10)
+	p["tpm_reset_count"] = strconv.FormatUint(uint64(q.Attest.ClockInfo.ResetCount), 10)
+	p["tpm_restart_count"] = strconv.FormatUint(uint64(q.Attest.ClockInfo.RestartCount), 10)
+	if rc.UserData != "" {
+		p["user_data"] = strings.ToLower(rc.UserData)
+	}
+	// vm-configuration members, snake_cased as for SNP; a name taken
+	// already keeps its original spelling under a prefix.
+	for _, k := range slices.Sorted(maps.Keys(rc.VMConfiguration)) {
+		name := snakeCase(k)
+		if _, taken := p[name]; taken {
+			name = "vm_configuration." + k
+		}
+		p[name] = jsonScalar(rc.VMConfiguration[k])
+	}
+	return c
+}

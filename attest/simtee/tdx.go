@@ -1,0 +1,196 @@
+package simtee
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/trustbound/trustbound/attest"
+)
+
+// The simulated TDX platform: its TDX module and TD quoting enclave. The
+// PCK chain is the simulated SGX one (intel/README.md), as a real TDX
+// platform's PCK certificate is an SGX one. Simulated TDX collateral must
+// describe these values (TDX TCB info for the PCK certificate's FMSPC with
+// these TDX components and module signer, a TD_QE identity with this QE).
+var (
+	// tdxSimTEETCBSVN is TEE_TCB_SVN: TDX module SVN 5, major version 1,
+	// further TDX components 2.
+	tdxSimTEETCBSVN = [16]byte{0x05, 0x01, 0x02}
+	// tdxSimMRSEAM is the measurement of the simulated TDX module;
+	// MRSIGNERSEAM and SEAM attributes are zero, as for Intel's modules.
+	tdxSimMRSEAM = sha512.Sum384([]byte("trustbound SIMULATED TDX module"))
+	// tdxSimXFAM enables x87, SSE, AVX, AVX-512, PKRU, AMX: what real TDs use.
+	tdxSimXFAM = [8]byte{0xe7, 0x18, 0x06}
+	// tdxSimQEMRSigner and tdxSimQEProdID name the simulated TD quoting
+	// enclave (Intel's TD QE has ISVPRODID 2).
+	tdxSimQEMRSigner  = sha256.Sum256([]byte("trustbound SIMULATED TD quoting enclave signer"))
+	tdxSimQEMREnclave = sha256.Sum256([]byte("trustbound SIMULATED TD quoting enclave"))
+)
+
+const (
+	tdxSimQEProdID = 2
+	tdxSimQESVN    = 4
+	// TD_ATTRIBUTES bits.
+	tdxAttrDebug         = 1 << 0
+	tdxAttrSEPTVEDisable = 1 << 28
+	// tdReportSize is the size of a TDREPORT_STRUCT.
+	tdReportSize = 1024
+)
+
+// TDX is a simulated Intel TDX trust domain. Report gives the TDREPORT its
+// simulated TDX module would, Quote the version 4 DCAP quote its simulated
+// TD quoting enclave makes of a TDREPORT (signed through the simulated
+// Intel PCK chain, verifiable by attest/tdx with the simulated root of
+// SGXRoot), and Attest both in one step.
+type TDX struct {
+	// MRTD is the TD's build-time measurement; MRConfigID, MROwner and
+	// MROwnerConfig what the host set at launch.
+	MRTD, MRConfigID, MROwner, MROwnerConfig [48]byte
+	// RTMRs are the runtime measurement registers.
+	RTMRs [4][48]byte
+	// Debug sets TD_ATTRIBUTES.DEBUG.
+	Debug bool
+}
+
+var _ attest.Attester = TDX{}
+
+// TEE returns attest.TDX.
+func (TDX) TEE() attest.TEE { return attest.TDX }
+
+// Attest returns an attest.FormatTDXQuote quote (version 4) binding
+// reportData.
+func (t TDX) Attest(ctx context.Context, reportData [64]byte) (*attest.Evidence, error) {
+	return t.Quote(ctx, t.Report(reportData))
+}
+
+// Report returns the 1024-byte TDREPORT of the TD for reportData, with
+// correct TEE_TCB_INFO and TDINFO hashes and a zero MAC (only a real
+// platform's quoting enclave could check a MAC).
+func (t TDX) Report(reportData [64]byte) []byte {
+	b := make([]byte, tdReportSize)
+	b[0] = 0x81 // REPORTTYPE: TDX, subtype 0, version 0
+	copy(b[16:32], sgxSimCPUSVN[:])
+	copy(b[128:192], reportData[:])
+	tcb := b[256 : 256+239]
+	tcb[0] = 0xff // VALID: the fields below
+	tcb[1] = 0x01
+	copy(tcb[8:24], tdxSimTEETCBSVN[:])
+	copy(tcb[24:72], tdxSimMRSEAM[:])
+	info := b[512:1024]
+	attrs := uint64(tdxAttrSEPTVEDisable)
+	if t.Debug {
+		attrs |= tdxAttrDebug
+	}
+	binary.LittleEndian.PutUint64(info[0:], attrs)
+	copy(info[8:16], tdxSimXFAM[:])
+	copy(info[16:64], t.MRTD[:])
+	copy(info[64:112], t.MRConfigID[:])
+	copy(info[112:160], t.MROwner[:])
+	copy(info[160:208], t.MROwnerConfig[:])
+	for i, r := range t.RTMRs {
+		copy(info[208+48*i:], r[:])
+	}
+	h := sha512.Sum384(tcb)
+	copy(b[32:80], h[:])
+	h = sha512.Sum384(info)
+	copy(b[80:128], h[:])
+	return b
+}
+
+// Quote returns the version 4 quote of the simulated TD quoting enclave for
+// a TDREPORT (as Azure's IMDS quotes the TDREPORT a TD hands it). The
+// report's MAC is not checked: any well-formed TDREPORT is quoted.
+func (TDX) Quote(ctx context.Context, report []byte) (*attest.Evidence, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(report) != tdReportSize || report[0] != 0x81 {
+		return nil, fmt.Errorf("simtee: not a %d-byte TDREPORT", tdReportSize)
+	}
+	ch, err := sgxLoad()
+	if err != nil {
+		return nil, fmt.Errorf("simtee: simulated Intel chain: %w", err)
+	}
+	attKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("simtee: attestation key: %w", err)
+	}
+	attPub, err := attKey.PublicKey.Bytes() // 0x04 || x || y
+	if err != nil {
+		return nil, err
+	}
+
+	// Header (48) and TD quote body (584), little-endian.
+	signed := make([]byte, 48+584)
+	binary.LittleEndian.PutUint16(signed[0:], 4)    // version
+	binary.LittleEndian.PutUint16(signed[2:], 2)    // ECDSA-256-with-P-256
+	binary.LittleEndian.PutUint32(signed[4:], 0x81) // TEE type TDX
+	copy(signed[12:28], sgxSimIntelQEVendorID[:])
+	body := signed[48:]
+	tcb, info := report[256:256+239], report[512:1024]
+	copy(body[0:16], tcb[8:24])       // TEE_TCB_SVN
+	copy(body[16:64], tcb[24:72])     // MRSEAM
+	copy(body[64:112], tcb[72:120])   // MRSIGNERSEAM
+	copy(body[112:120], tcb[120:128]) // SEAM ATTRIBUTES
+	copy(body[120:520], info[0:400])  // TD ATTRIBUTES, XFAM, MRTD, MRCONFIGID, MROWNER, MROWNERCONFIG, RTMRs
+	copy(body[520:584], report[128:192])
+
+	// The simulated TD quoting enclave: its report data binds the
+	// attestation key and its authentication data.
+	authData := make([]byte, 32)
+	for i := range authData {
+		authData[i] = byte(i)
+	}
+	var qeReportData [64]byte
+	h := sha256.New()
+	h.Write(attPub[1:])
+	h.Write(authData)
+	copy(qeReportData[:], h.Sum(nil))
+	qeReport := make([]byte, 384)
+	sgxPutReport(qeReport, sgxReport{
+		mrenclave:  tdxSimQEMREnclave,
+		mrsigner:   tdxSimQEMRSigner,
+		flags:      sgxFlagInit | sgxFlagMode64Bit | sgxFlagProvisionKey,
+		prodID:     tdxSimQEProdID,
+		svn:        tdxSimQESVN,
+		reportData: qeReportData,
+	})
+
+	quoteSig, err := sgxSignRS(attKey, signed)
+	if err != nil {
+		return nil, err
+	}
+	qeSig, err := sgxSignRS(ch.pckKey, qeReport)
+	if err != nil {
+		return nil, err
+	}
+	// Certification data type 6 (QE report certification data) wrapping
+	// type 5 (the PCK chain).
+	qeCert := make([]byte, 0, 384+64+2+len(authData)+6+len(ch.certPEM))
+	qeCert = append(qeCert, qeReport...)
+	qeCert = append(qeCert, qeSig...)
+	qeCert = binary.LittleEndian.AppendUint16(qeCert, uint16(len(authData)))
+	qeCert = append(qeCert, authData...)
+	qeCert = binary.LittleEndian.AppendUint16(qeCert, 5)
+	qeCert = binary.LittleEndian.AppendUint32(qeCert, uint32(len(ch.certPEM)))
+	qeCert = append(qeCert, ch.certPEM...)
+
+	sig := make([]byte, 0, 64+64+6+len(qeCert))
+	sig = append(sig, quoteSig...)
+	sig = append(sig, attPub[1:]...)
+	sig = binary.LittleEndian.AppendUint16(sig, 6)
+	sig = binary.LittleEndian.AppendUint32(sig, uint32(len(qeCert)))
+	sig = append(sig, qeCert...)
+
+	quote := make([]byte, 0, len(signed)+4+len(sig))
+	quote = append(quote, signed...)
+	quote = binary.LittleEndian.AppendUint32(quote, uint32(len(sig)))
+	quote = append(quote, sig...)
+	return &attest.Evidence{Format: attest.FormatTDXQuote, Data: quote}, nil
+}

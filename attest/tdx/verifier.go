@@ -1,0 +1,244 @@
+package tdx
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/attest/dcap"
+)
+
+// Config configures a Verifier. The Verifier keeps the slices: do not
+// change them after.
+type Config struct {
+	// Roots are the trusted roots of PCK certificate chains. Nil means the
+	// Intel SGX Root CA embedded by attest/dcap; an empty non-nil slice
+	// trusts no real root.
+	Roots []*x509.Certificate
+	// Simulated are simulated roots (attest/simtee), tried only after
+	// Roots fail and accepted only with attest.Options.AllowSimulated;
+	// claims from them say Simulated.
+	Simulated []*x509.Certificate
+	// Collateral serves Intel's TDX collateral (TCB info, TD QE identity,
+	// CRLs) for quotes that chain to Roots, by FMSPC and PCK CA. Nil means
+	// none: such quotes then verify only with attest.Options.SkipCollateral
+	// (signatures and chain, TCB not evaluated, revocation not checked).
+	Collateral dcap.Source
+	// SimulatedCollateral serves the simulated collateral for quotes that
+	// chain to a Simulated root, signed by the simulated Intel root: real
+	// collateral never vouches for a simulated platform, nor simulated
+	// collateral for a real one. Nil: simulated quotes, too, need
+	// attest.Options.SkipCollateral.
+	SimulatedCollateral dcap.Source
+}
+
+// Verifier verifies attest.FormatTDXQuote evidence: TDX quotes v4 and v5.
+// It is safe for concurrent use. It caches verified PCK chains by the
+// SHA-256 of the quote's certification data (checking their validity
+// window on every use), and its dcap.Evaluator caches verified collateral
+// by digest, so a warm verification costs a parse, two hashes, two ECDSA
+// P-256 verifications (QE report, quote) and the TCB matching.
+type Verifier struct {
+	roots         *x509.CertPool // never nil: a nil pool makes x509 use the system roots
+	simulated     *x509.CertPool // nil when no simulated root is configured
+	collateral    dcap.Source
+	simCollateral dcap.Source
+	chains        *boundedCache[[sha256.Size]byte, *pck]
+	eval          dcap.Evaluator // caches verified collateral
+}
+
+var _ attest.Verifier = (*Verifier)(nil)
+
+// NewVerifier returns a Verifier with the roots and collateral of cfg.
+func NewVerifier(cfg Config) *Verifier {
+	roots := cfg.Roots
+	if roots == nil {
+		roots = []*x509.Certificate{dcap.IntelSGXRoot()}
+	}
+	v := &Verifier{
+		roots:         x509.NewCertPool(),
+		collateral:    cfg.Collateral,
+		simCollateral: cfg.SimulatedCollateral,
+		chains:        newBoundedCache[[sha256.Size]byte, *pck](maxCachedChains),
+	}
+	for _, c := range roots {
+		v.roots.AddCert(c)
+	}
+	if len(cfg.Simulated) > 0 {
+		v.simulated = x509.NewCertPool()
+		for _, c := range cfg.Simulated {
+			v.simulated.AddCert(c)
+		}
+	}
+	return v
+}
+
+// Format returns attest.FormatTDXQuote.
+func (v *Verifier) Format() attest.Format { return attest.FormatTDXQuote }
+
+// Verify checks ev.Data, a TDX quote v4 or v5 (zero padding allowed, see
+// ParseQuote) carrying its PCK chain, at opts.Now, in this order:
+//
+//  1. framing (attest.ErrMalformed); ev.Certs must be empty;
+//  2. the PCK chain to a trusted root, then to a simulated one
+//     (attest.ErrChain; attest.ErrSimulated without opts.AllowSimulated);
+//  3. the QE report signature by the PCK key, the QE report data as
+//     SHA-256(attestation key ‖ QE authentication data) ‖ 0³², and the quote
+//     signature by the attestation key (attest.ErrSignature);
+//  4. unless opts.SkipCollateral, Intel's collateral for the FMSPC from
+//     Config.Collateral (Config.SimulatedCollateral for a simulated chain)
+//     and the TCB evaluation of attest/dcap: the PCK chain not revoked, the
+//     TD quoting enclave and TDX module Intel's, the platform's TCB level
+//     (its errors: dcap.ErrCollateral, dcap.ErrNoMatchingTCBLevel,
+//     attest.ErrChain for a revoked certificate, …).
+//
+// A TCB status other than UpToDate is not an error: the claims carry it
+// and appraisal decides.
+func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.Options) (*attest.Claims, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if ev == nil {
+		return nil, fmt.Errorf("%w: no evidence", attest.ErrMalformed)
+	}
+	if ev.Format != attest.FormatTDXQuote {
+		return nil, fmt.Errorf("%w: the TDX verifier reads %q, not %q", attest.ErrUnknownFormat, attest.FormatTDXQuote, ev.Format)
+	}
+	if len(ev.Certs) != 0 {
+		return nil, fmt.Errorf("%w: a TDX quote carries its PCK chain; Evidence.Certs must be empty", attest.ErrMalformed)
+	}
+	if opts.Now.IsZero() {
+		return nil, errors.New("tdx: verification time (attest.Options.Now) not set")
+	}
+	// ParseQuote without the PCK chain split: pck splits it, strictly, when
+	// the chain is not in the cache (it is there only if it split before).
+	q, err := parse(ev.Data)
+	if err != nil {
+		return nil, err
+	}
+	p, err := v.pck(q.Signature.PCKCertChain, opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &q.Signature
+	if !verifyRS(p.key, q.SignedByPCK, &s.QEReportSignature) {
+		return nil, fmt.Errorf("%w: tdx: QE report signature does not verify with the PCK certificate key", attest.ErrSignature)
+	}
+	bind := sha256.New()
+	bind.Write(s.AttestationKey[:])
+	bind.Write(s.QEAuthData)
+	var want [64]byte
+	bind.Sum(want[:0])
+	if subtle.ConstantTimeCompare(want[:], s.QEReport.ReportData[:]) != 1 {
+		return nil, fmt.Errorf("%w: tdx: QE report data is not SHA-256(attestation key || QE authentication data) followed by 32 zero bytes: the attestation key is not the quoting enclave's", attest.ErrSignature)
+	}
+	attKey, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append([]byte{4}, s.AttestationKey[:]...))
+	if err != nil {
+		return nil, fmt.Errorf("%w: tdx: attestation key: %w", attest.ErrSignature, err)
+	}
+	if !verifyRS(attKey, q.SignedByAttestationKey, &s.QuoteSignature) {
+		return nil, fmt.Errorf("%w: tdx: quote signature does not verify with the attestation key", attest.ErrSignature)
+	}
+
+	c := claims(q, p)
+	if opts.SkipCollateral {
+		return c, nil
+	}
+	if err := v.evaluate(ctx, c, q, p, opts.Now); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// evaluate gets the platform's collateral and records its TCB verdict in c.
+func (v *Verifier) evaluate(ctx context.Context, c *attest.Claims, q *Quote, p *pck, now time.Time) error {
+	src, which := v.collateral, "Config.Collateral"
+	if p.simulated {
+		src, which = v.simCollateral, "Config.SimulatedCollateral"
+	}
+	if src == nil {
+		return fmt.Errorf("%w: tdx: no collateral source configured (%s) to evaluate the TCB of FMSPC %x: configure one (trustbound verify --collateral), or verify signatures and chain only (--no-collateral)",
+			dcap.ErrCollateral, which, p.ext.FMSPC)
+	}
+	col, err := src.Collateral(ctx, dcap.TDX, p.ext.FMSPC, p.ca)
+	if err != nil {
+		if errors.Is(err, dcap.ErrCollateral) {
+			return fmt.Errorf("tdx: collateral for FMSPC %x (PCK %s CA): %w", p.ext.FMSPC, p.ca, err)
+		}
+		return fmt.Errorf("%w: tdx: collateral for FMSPC %x (PCK %s CA): %w", dcap.ErrCollateral, p.ext.FMSPC, p.ca, err)
+	}
+	qe := &q.Signature.QEReport
+	res, err := v.eval.Evaluate(&dcap.Input{
+		Kind:       dcap.TDX,
+		Collateral: col,
+		Now:        now,
+		PCKChain:   p.chain,
+		QE: dcap.QEReport{
+			MRSigner:   qe.MRSigner,
+			ISVProdID:  qe.ISVProdID,
+			ISVSVN:     qe.ISVSVN,
+			MiscSelect: qe.MiscSelect,
+			Attributes: qe.Attributes,
+		},
+		TDX: &dcap.TDXTCB{
+			TEETCBSVN:      q.Body.TEETCBSVN,
+			MRSignerSEAM:   q.Body.MRSignerSEAM,
+			SEAMAttributes: q.Body.SEAMAttributes,
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("tdx: TCB evaluation for FMSPC %x: %w", p.ext.FMSPC, err)
+	}
+	c.TCB.Evaluated = true
+	c.TCB.Status = string(res.Status)
+	c.TCB.Advisories = slices.Clone(res.Advisories)
+	c.RevocationChecked = res.RevocationChecked
+	c.Platform["platform_tcb_status"] = string(res.PlatformStatus)
+	c.Platform["qe_tcb_status"] = string(res.QEStatus)
+	if res.TDXModuleStatus != "" {
+		c.Platform["tdx_module_tcb_status"] = string(res.TDXModuleStatus)
+	}
+	c.Platform["tcb_date"] = res.TCBLevel.TCBDate.UTC().Format(time.RFC3339)
+	c.Platform["tcb_evaluation_data_number"] = strconv.FormatUint(uint64(res.TCBInfo.TCBEvaluationDataNumber), 10)
+	return nil
+}
+
+// pck returns the verified PCK chain of a quote's type-5 certification
+// data from the cache, or splits, verifies and caches it, and checks it
+// against opts.
+func (v *Verifier) pck(certData []byte, opts attest.Options) (*pck, error) {
+	key := sha256.Sum256(certData)
+	p, ok := v.chains.get(key)
+	if !ok || !p.validAt(opts.Now) {
+		ders, err := splitPEMChain(certData)
+		if err != nil {
+			return nil, err
+		}
+		if p, err = verifyPCKChain(ders, v.roots, v.simulated, opts.Now); err != nil {
+			return nil, err
+		}
+		v.chains.put(key, p)
+	}
+	if p.simulated && !opts.AllowSimulated {
+		return nil, fmt.Errorf("%w: the PCK chain leads to %q", attest.ErrSimulated, p.chain[len(p.chain)-1].Subject.CommonName)
+	}
+	return p, nil
+}
+
+// verifyRS checks an r||s (big-endian) ECDSA signature over SHA-256(msg).
+func verifyRS(pub *ecdsa.PublicKey, msg []byte, sig *[64]byte) bool {
+	h := sha256.Sum256(msg)
+	r := new(big.Int).SetBytes(sig[:32])
+	s := new(big.Int).SetBytes(sig[32:])
+	return ecdsa.Verify(pub, h[:], r, s)
+}
