@@ -18,11 +18,12 @@ import (
 
 	"github.com/google/go-sev-guest/abi"
 	"github.com/google/go-sev-guest/kds"
+
+	"github.com/trustbound/trustbound/api"
 )
 
 const (
 	bundleFormat     = "trustbound-collateral"
-	bundleVersion    = 1
 	maxBundleSize    = 64 << 20
 	maxBundleEntries = 10000
 )
@@ -35,9 +36,10 @@ type bundleDoc struct {
 }
 
 type bundleEntry struct {
-	URL       string    `json:"url"`
-	Body      []byte    `json:"body"`
-	FetchedAt time.Time `json:"fetchedAt"`
+	URL       string            `json:"url"`
+	Body      []byte            `json:"body"`
+	FetchedAt time.Time         `json:"fetchedAt"`
+	Headers   map[string]string `json:"headers,omitempty"` // version 2
 }
 
 // Export writes every entry of the cache, the bundles and the cache
@@ -54,8 +56,9 @@ func (f *Fetcher) Export(w io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("collateral: export: %w", err)
 		}
+		now := f.now()
 		for _, e := range disk {
-			if better(e, all[e.url]) {
+			if e = capFetched(e, now); better(e, all[e.url], now) {
 				all[e.url] = e
 			}
 		}
@@ -69,10 +72,13 @@ func (f *Fetcher) Export(w io.Writer) error {
 
 func writeBundle(w io.Writer, entries []*entry) error {
 	slices.SortFunc(entries, func(a, b *entry) int { return strings.Compare(a.url, b.url) })
-	doc := bundleDoc{Version: bundleVersion, Format: bundleFormat, Entries: []bundleEntry{}}
+	doc := bundleDoc{Format: bundleFormat, Entries: []bundleEntry{}}
+	withHeaders := false
 	for _, e := range entries {
-		doc.Entries = append(doc.Entries, bundleEntry{URL: e.url, Body: e.body, FetchedAt: e.fetchedAt.UTC()})
+		doc.Entries = append(doc.Entries, bundleEntry{URL: e.url, Body: e.body, FetchedAt: e.fetchedAt.UTC(), Headers: e.headers})
+		withHeaders = withHeaders || e.headers != nil
 	}
+	doc.Version = formatVersion(withHeaders)
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -84,18 +90,20 @@ func writeBundle(w io.Writer, entries []*entry) error {
 	return err
 }
 
-// Import adds the entries of a bundle to the cache (and the cache
-// directory), each unless the cache has one that expires later, and
-// returns how many it added. A bundle that does not decode strictly adds
-// nothing.
+// Import adds the entries of a bundle, or of a dcap-qvl collateral JSON
+// file, to the cache (and the cache directory), each unless the cache has
+// one fetched as late or later (fetch times capped at now), and returns
+// how many it added. A bundle that does not decode strictly adds nothing.
 func (f *Fetcher) Import(r io.Reader) (int, error) {
 	entries, err := readBundle(r)
 	if err != nil {
 		return 0, err
 	}
+	now := f.now()
 	n := 0
 	for _, e := range entries {
-		if cur := f.lookup(e.url, f.now()); !better(e, cur) {
+		e = capFetched(e, now)
+		if cur := f.lookup(e.url, now); !better(e, cur, now) {
 			continue
 		}
 		f.remember(e, true)
@@ -111,7 +119,8 @@ func (f *Fetcher) Import(r io.Reader) (int, error) {
 
 // readBundle strictly decodes a bundle: bounded, no unknown fields, no
 // trailing data, no duplicate URLs, each URL one Get accepts and each body
-// valid for it.
+// and its headers valid for it. A dcap-qvl collateral JSON file (qvl.go)
+// is read as the bundle of its entries.
 func readBundle(r io.Reader) ([]*entry, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxBundleSize+1))
 	if err != nil {
@@ -120,12 +129,18 @@ func readBundle(r io.Reader) ([]*entry, error) {
 	if len(data) > maxBundleSize {
 		return nil, fmt.Errorf("%w: bundle exceeds %d bytes", ErrMalformed, maxBundleSize)
 	}
+	if isQVL(data) {
+		return parseQVL(data)
+	}
 	var doc bundleDoc
-	if err := decodeStrict(data, &doc); err != nil {
+	if err := api.DecodeStrict(data, &doc); err != nil {
 		return nil, fmt.Errorf("%w: bundle: %v", ErrMalformed, err)
 	}
-	if doc.Version != bundleVersion || doc.Format != bundleFormat {
-		return nil, fmt.Errorf("%w: bundle is version %d format %q, want version %d format %q", ErrMalformed, doc.Version, doc.Format, bundleVersion, bundleFormat)
+	if doc.Format != bundleFormat {
+		return nil, fmt.Errorf("%w: bundle is format %q, want %q", ErrMalformed, doc.Format, bundleFormat)
+	}
+	if err := checkVersion("bundle", doc.Version, slices.ContainsFunc(doc.Entries, func(be bundleEntry) bool { return be.Headers != nil })); err != nil {
+		return nil, err
 	}
 	if len(doc.Entries) > maxBundleEntries {
 		return nil, fmt.Errorf("%w: bundle has %d entries, at most %d allowed", ErrMalformed, len(doc.Entries), maxBundleEntries)
@@ -137,49 +152,76 @@ func readBundle(r io.Reader) ([]*entry, error) {
 			return nil, fmt.Errorf("%w: bundle entry %d: %s appears twice", ErrMalformed, i, be.URL)
 		}
 		seen[be.URL] = true
-		if be.FetchedAt.IsZero() || len(be.Body) == 0 || len(be.Body) > maxBody {
-			return nil, fmt.Errorf("%w: bundle entry %d (%s): no fetchedAt, or body size %d outside 1..%d", ErrMalformed, i, be.URL, len(be.Body), maxBody)
+		if be.FetchedAt.IsZero() || len(be.Body) == 0 || len(be.Body) > maxBody || headersSize(be.Headers) > maxHeaders {
+			return nil, fmt.Errorf("%w: bundle entry %d (%s): no fetchedAt, body size %d outside 1..%d, or headers over %d bytes", ErrMalformed, i, be.URL, len(be.Body), maxBody, maxHeaders)
 		}
 		k, err := classify(be.URL)
 		if err != nil {
 			return nil, fmt.Errorf("%w: bundle entry %d: %w", ErrMalformed, i, err)
 		}
-		if err := validate(k, be.URL, be.Body); err != nil {
+		if err := validateEntry(k, be.URL, be.Body, be.Headers); err != nil {
 			return nil, fmt.Errorf("bundle entry %d: %w", i, err)
 		}
-		out = append(out, newEntry(be.URL, be.Body, be.FetchedAt))
+		out = append(out, newEntryHeaders(be.URL, be.Body, be.Headers, be.FetchedAt))
 	}
 	return out, nil
 }
 
-// loadBundle reads a bundle file or a directory of raw collateral files.
-func loadBundle(path string, log *slog.Logger) ([]*entry, error) {
+// loadBundle reads a bundle file, a dcap-qvl collateral JSON file, a
+// single raw collateral file or a directory of raw collateral files, with
+// fetch times capped at now.
+func loadBundle(path string, now time.Time, log *slog.Logger) ([]*entry, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("collateral: bundle: %w", err)
 	}
 	if fi.IsDir() {
-		return loadDir(path, log)
+		return loadDir(path, now, log)
 	}
-	fh, err := os.Open(path)
+	data, err := readFileBounded(path, maxBundleSize)
 	if err != nil {
 		return nil, fmt.Errorf("collateral: bundle: %w", err)
 	}
-	defer fh.Close()
-	entries, err := readBundle(fh)
+	var entries []*entry
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) > 0 && t[0] == '{' {
+		entries, err = readBundle(bytes.NewReader(data))
+	} else {
+		entries, err = loadFile(path, fi, data)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("collateral: bundle %s: %w", path, err)
+	}
+	for i, e := range entries {
+		entries[i] = capFetched(e, now)
 	}
 	return entries, nil
 }
 
-// kdsPath matches a file placed at its KDS URL path under a directory.
-var kdsPath = regexp.MustCompile(`^(?:kdsintf\.amd\.com/)?((?:vcek|vlek)/v1/[A-Za-z0-9]{1,32}/(?:crl|cert_chain))$`)
+// loadFile reads one raw collateral file (not JSON) as the entry its
+// content names, fetched when it was last modified.
+func loadFile(path string, fi fs.FileInfo, data []byte) ([]*entry, error) {
+	if len(data) > maxBody {
+		return nil, fmt.Errorf("%w: a raw collateral file exceeds %d bytes", ErrMalformed, maxBody)
+	}
+	url, body, err := matchFile(filepath.ToSlash(path), data)
+	if err != nil {
+		return nil, err
+	}
+	if url == "" {
+		return nil, fmt.Errorf("%w: neither a bundle, dcap-qvl collateral JSON, a VCEK certificate (DER or PEM) nor an AMD ASK/ARK cert_chain", ErrMalformed)
+	}
+	return []*entry{newEntry(url, body, fi.ModTime())}, nil
+}
+
+// kdsPath matches a file placed at its KDS URL path, under any directories
+// (such as kdsintf.amd.com/ in a `wget -x` copy).
+var kdsPath = regexp.MustCompile(`(?:^|/)((?:vcek|vlek)/v1/[A-Za-z0-9]{1,32}/(?:crl|cert_chain))$`)
 
 // loadDir reads a directory of raw collateral files, matched to their URLs
-// as the package documentation says. A file placed at a KDS path must be
-// valid for it; other files that match nothing are skipped.
-func loadDir(root string, log *slog.Logger) ([]*entry, error) {
+// as the package documentation says, with fetch times capped at now. A
+// file placed at a KDS path must be valid for it, and a CRL elsewhere is
+// refused; other files that match nothing are skipped.
+func loadDir(root string, now time.Time, log *slog.Logger) ([]*entry, error) {
 	byURL := map[string]*entry{}
 	files := 0
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -212,6 +254,18 @@ func loadDir(root string, log *slog.Logger) ([]*entry, error) {
 		if err != nil {
 			return err
 		}
+		if isQVL(body) {
+			es, err := parseQVL(body)
+			if err != nil {
+				return fmt.Errorf("%s: %w", rel, err)
+			}
+			for _, e := range es {
+				if e = capFetched(e, now); better(e, byURL[e.url], now) {
+					byURL[e.url] = e
+				}
+			}
+			return nil
+		}
 		url, body, err := matchFile(rel, body)
 		if err != nil {
 			return fmt.Errorf("%s: %w", rel, err)
@@ -220,7 +274,7 @@ func loadDir(root string, log *slog.Logger) ([]*entry, error) {
 			log.Warn("collateral: skipping bundle file that is no known collateral", "file", rel)
 			return nil
 		}
-		if e := newEntry(url, body, fi.ModTime()); better(e, byURL[url]) {
+		if e := capFetched(newEntry(url, body, fi.ModTime()), now); better(e, byURL[url], now) {
 			byURL[url] = e
 		}
 		return nil
@@ -235,8 +289,9 @@ func loadDir(root string, log *slog.Logger) ([]*entry, error) {
 	return out, nil
 }
 
-// matchFile returns the KDS URL a raw file at rel is the body of, and that
-// body as the KDS serves it; "" if it is no known collateral.
+// matchFile returns the KDS URL a raw file at rel (a slash path) is the
+// body of, and that body as the KDS serves it; "" if it is no known
+// collateral. A CRL not at its KDS path is an error.
 func matchFile(rel string, body []byte) (string, []byte, error) {
 	url, body, err := matchFileURL(rel, body)
 	if err != nil || url == "" {
@@ -259,16 +314,12 @@ func matchFileURL(rel string, body []byte) (string, []byte, error) {
 		}
 		return "https://" + hostKDS + "/" + m[1], body, nil
 	}
-	if crl, err := parseCRL(body); err == nil {
-		line, ok := strings.CutPrefix(crl.Issuer.CommonName, "ARK-")
-		if !ok || !isProductLine(line) {
-			return "", nil, nil
-		}
-		signer := abi.VcekReportSigner
-		if strings.Contains(strings.ToLower(filepath.Base(rel)), "vlek") {
-			signer = abi.VlekReportSigner
-		}
-		return kds.CrlLinkByKey(line, signer), crl.Raw, nil
+	if crl, err := parseCRL(derOf(body, "X509 CRL")); err == nil {
+		// AMD's ARK issues both the VCEK and the VLEK CRL of its line, so
+		// a CRL cannot say which it is: only its place can.
+		return "", nil, fmt.Errorf("%w: a CRL (issued by %q) is taken only at its AMD KDS path, {vcek,vlek}/v1/{product line}/crl "+
+			"(e.g. vcek/v1/Milan/crl), as its content cannot say whether it is the VCEK or the VLEK CRL; "+
+			"Intel CRLs only within dcap-qvl collateral JSON or a bundle", ErrMalformed, crl.Issuer.CommonName)
 	}
 	if ask, _, err := kds.ParseProductCertChain(body); err == nil {
 		c, err := x509.ParseCertificate(ask)

@@ -143,7 +143,9 @@ func TestReadBundleStrict(t *testing.T) {
 		t.Fatalf("empty bundle: %v", err)
 	}
 	for name, doc := range map[string]string{
-		"version 2":      strings.Replace(good, `"version":1`, `"version":2`, 1),
+		"version 3":      strings.Replace(good, `"version":1`, `"version":3`, 1),
+		"v1 headers":     strings.Replace(good, `"fetchedAt"`, `"headers":{"X":"y"},"fetchedAt"`, 1),
+		"AMD headers":    strings.Replace(strings.Replace(good, `"version":1`, `"version":2`, 1), `"fetchedAt"`, `"headers":{"X":"y"},"fetchedAt"`, 1),
 		"other format":   strings.Replace(good, `trustbound-collateral`, `other`, 1),
 		"unknown field":  strings.Replace(good, `"entries"`, `"extra":1,"entries"`, 1),
 		"entry field":    strings.Replace(good, `"fetchedAt"`, `"expiresAt":"2099-01-01T00:00:00Z","fetchedAt"`, 1),
@@ -208,7 +210,7 @@ func TestBundleDirectory(t *testing.T) {
 		"chains/milan-vlek.pem":                    trust.AskArkMilanVlekBytes,
 		"kdsintf.amd.com/vcek/v1/Milan/crl":        crl,
 		"vlek/v1/Milan/crl":                        pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: vlekCRL}),
-		"genoa.crl":                                pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: genoaCRL}),
+		"site/amd/vcek/v1/Genoa/crl":               pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: genoaCRL}), // a loose CRL only at its KDS path
 		"kdsintf.amd.com/vcek/v1/Milan/cert_chain": fx.chain,
 		"README.txt":                               []byte("collateral for the air-gapped site\n"),
 	})
@@ -269,5 +271,139 @@ func TestExportGolden(t *testing.T) {
 	}
 	if !bytes.Equal(buf.Bytes(), want) {
 		t.Fatalf("export differs from %s (go test -update to rewrite):\n%s", golden, buf.Bytes())
+	}
+}
+
+// TestImportForgedThenGenuine: an import replaces what was fetched
+// earlier, whatever the bodies claim about their expiry.
+func TestImportForgedThenGenuine(t *testing.T) {
+	fx := loadFixtures(t)
+	forgedARK, forgedKey := newCA(t, "ARK-Milan")
+	forged := (&fixtures{ark: forgedARK, arkKey: forgedKey}).crl(t, 99, t0.Add(-time.Hour), time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
+	genuine := fx.crl(t, 2, t0, t0.Add(time.Hour))
+	bundleOf := func(body []byte, fetchedAt time.Time) io.Reader {
+		var b bytes.Buffer
+		if err := writeBundle(&b, []*entry{newEntry(fx.crlURL, body, fetchedAt)}); err != nil {
+			t.Fatal(err)
+		}
+		return &b
+	}
+	now := func() time.Time { return t0.Add(time.Minute) }
+	dir := t.TempDir()
+	f, err := New(Options{Dir: dir, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	future := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, step := range []struct {
+		body      []byte
+		fetchedAt time.Time
+		added     int
+	}{
+		{forged, t0.Add(-time.Hour), 1},
+		{genuine, t0, 1},                // fetched later: replaces, though it expires sooner
+		{forged, t0.Add(-time.Hour), 0}, // fetched earlier
+		{forged, future, 0},             // a fetch time in the future is not believed
+	} {
+		if n, err := f.Import(bundleOf(step.body, step.fetchedAt)); n != step.added || err != nil {
+			t.Fatalf("step %d: Import = %d, %v; want %d", i, n, err, step.added)
+		}
+	}
+	f2, err := New(Options{Dir: dir, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []*Fetcher{f, f2} {
+		if got, err := f.Get(context.Background(), fx.crlURL); err != nil || !bytes.Equal(got, genuine) {
+			t.Fatalf("Get: %v; want the genuine CRL", err)
+		}
+	}
+
+	// A forged entry claiming a future fetch yields to a genuine import.
+	f3, err := New(Options{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, step := range []struct {
+		body      []byte
+		fetchedAt time.Time
+	}{{forged, future}, {genuine, t0}} {
+		if n, err := f3.Import(bundleOf(step.body, step.fetchedAt)); n != 1 || err != nil {
+			t.Fatalf("step %d: Import = %d, %v; want 1", i, n, err)
+		}
+	}
+	if got, err := f3.Get(context.Background(), fx.crlURL); err != nil || !bytes.Equal(got, genuine) {
+		t.Fatalf("Get: %v; want the genuine CRL", err)
+	}
+}
+
+// TestBundleDirectoryLooseCRL: a CRL's file name does not say whether it
+// is the VCEK or the VLEK CRL; only its KDS path does.
+func TestBundleDirectoryLooseCRL(t *testing.T) {
+	fx := loadFixtures(t)
+	vlekCRL := fx.crl(t, 2, t0, t0.Add(time.Hour))
+	for name, body := range map[string][]byte{
+		"crl.der":           vlekCRL,
+		"milan-vlek.pem":    pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: vlekCRL}),
+		"Milan/crl":         vlekCRL,
+		"vlek/v2/Milan/crl": vlekCRL,
+	} {
+		dir := t.TempDir()
+		writeDirFixture(t, dir, map[string][]byte{name: body})
+		if _, err := New(Options{Bundles: []string{dir}, Now: func() time.Time { return t0 }}); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "vcek,vlek}/v1/{product line}/crl") {
+			t.Errorf("a CRL at %s: %v, want ErrMalformed naming the KDS path", name, err)
+		}
+	}
+	dir := t.TempDir()
+	writeDirFixture(t, dir, map[string][]byte{"vlek/v1/Milan/crl": vlekCRL})
+	f, err := New(Options{Bundles: []string{dir}, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.Get(context.Background(), fx.vlekCRLURL); err != nil || !bytes.Equal(got, vlekCRL) {
+		t.Fatalf("the VLEK CRL at its KDS path: %v", err)
+	}
+	if _, err := f.Get(context.Background(), fx.crlURL); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the VCEK CRL: %v, want ErrNotFound", err)
+	}
+}
+
+// TestBundleSingleFile: Options.Bundles (trustbound verify --collateral)
+// takes one raw collateral file, classified by its content.
+func TestBundleSingleFile(t *testing.T) {
+	fx := loadFixtures(t)
+	crl := fx.crl(t, 1, t0, t0.Add(time.Hour))
+	dir := t.TempDir()
+	writeDirFixture(t, dir, map[string][]byte{
+		"vcek.pem":                          pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: fx.vcek}),
+		"vcek.der":                          fx.vcek,
+		"ask_ark_milan.pem":                 fx.chain,
+		"kdsintf.amd.com/vcek/v1/Milan/crl": crl,
+		"crl.der":                           crl,
+		"notes.txt":                         []byte("collateral for the air-gapped site\n"),
+		"empty":                             nil,
+	})
+	at := func() time.Time { return t0 }
+	for name, want := range map[string]struct {
+		url  string
+		body []byte
+	}{
+		"vcek.pem":                          {fx.vcekURL, fx.vcek},
+		"vcek.der":                          {fx.vcekURL, fx.vcek},
+		"ask_ark_milan.pem":                 {fx.chainURL, fx.chain},
+		"kdsintf.amd.com/vcek/v1/Milan/crl": {fx.crlURL, crl},
+	} {
+		f, err := New(Options{Bundles: []string{filepath.Join(dir, filepath.FromSlash(name))}, Now: at})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got, err := f.Get(context.Background(), want.url); err != nil || !bytes.Equal(got, want.body) || len(f.mem) != 1 {
+			t.Errorf("%s: Get(%s): %v (%d entries)", name, want.url, err, len(f.mem))
+		}
+	}
+	for _, name := range []string{"crl.der", "notes.txt", "empty"} {
+		if _, err := New(Options{Bundles: []string{filepath.Join(dir, name)}, Now: at}); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package collateral
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,19 +12,60 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/trustbound/trustbound/api"
 )
 
-// maxCacheFile bounds one cache file: a base64 body and its metadata.
-const maxCacheFile = 2 * maxBody
+// maxCacheFile bounds one cache file: a base64 body, its headers and its
+// metadata.
+const maxCacheFile = 3 * maxBody
 
-// cacheFile is the on-disk form of an entry (see the package documentation).
+// maxHeaders bounds the headers kept with one entry (an issuer chain is
+// about 2 KiB).
+const maxHeaders = 64 << 10
+
+// cacheFile is the on-disk form of an entry (see the package
+// documentation): version 1 without headers, version 2 with them.
 type cacheFile struct {
-	Version   int       `json:"version"`
-	URL       string    `json:"url"`
-	FetchedAt time.Time `json:"fetchedAt"`
-	ExpiresAt time.Time `json:"expiresAt"`
-	SHA256    string    `json:"sha256"`
-	Body      []byte    `json:"body"`
+	Version   int               `json:"version"`
+	URL       string            `json:"url"`
+	FetchedAt time.Time         `json:"fetchedAt"`
+	ExpiresAt time.Time         `json:"expiresAt"`
+	SHA256    string            `json:"sha256"`
+	Body      []byte            `json:"body"`
+	Headers   map[string]string `json:"headers,omitempty"`
+}
+
+// formatVersion is the version of a cache file or bundle: 1 if it carries
+// no headers (so that older readers still read it), else 2.
+func formatVersion(withHeaders bool) int {
+	if withHeaders {
+		return 2
+	}
+	return 1
+}
+
+// checkVersion checks a cache file's or bundle's version against whether
+// it carries headers.
+func checkVersion(what string, version int, withHeaders bool) error {
+	switch {
+	case version == 2:
+		return nil
+	case version == 1 && !withHeaders:
+		return nil
+	case version == 1:
+		return fmt.Errorf("%w: %s version 1 carries headers (version 2 may)", ErrMalformed, what)
+	}
+	return fmt.Errorf("%w: %s version %d, want 1 or 2", ErrMalformed, what, version)
+}
+
+// headersSize is the number of bytes of hdr's names and values.
+func headersSize(hdr map[string]string) int {
+	n := 0
+	for k, v := range hdr {
+		n += len(k) + len(v)
+	}
+	return n
 }
 
 func cacheName(url string) string {
@@ -58,11 +98,14 @@ func (f *Fetcher) readDisk(url string) (*entry, error) {
 // body, never taken from the file.
 func decodeCacheFile(data []byte) (*entry, error) {
 	var c cacheFile
-	if err := decodeStrict(data, &c); err != nil {
+	if err := api.DecodeStrict(data, &c); err != nil {
 		return nil, fmt.Errorf("%w: cache file: %v", ErrMalformed, err)
 	}
-	if c.Version != 1 {
-		return nil, fmt.Errorf("%w: cache file version %d, want 1", ErrMalformed, c.Version)
+	if err := checkVersion("cache file", c.Version, c.Headers != nil); err != nil {
+		return nil, err
+	}
+	if headersSize(c.Headers) > maxHeaders {
+		return nil, fmt.Errorf("%w: cache file for %s: headers exceed %d bytes", ErrMalformed, c.URL, maxHeaders)
 	}
 	if c.FetchedAt.IsZero() || len(c.Body) == 0 || len(c.Body) > maxBody {
 		return nil, fmt.Errorf("%w: cache file for %s: no fetch time, or body size %d outside 1..%d", ErrMalformed, c.URL, len(c.Body), maxBody)
@@ -75,22 +118,23 @@ func decodeCacheFile(data []byte) (*entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := validate(k, c.URL, c.Body); err != nil {
+	if err := validateEntry(k, c.URL, c.Body, c.Headers); err != nil {
 		return nil, err
 	}
-	return newEntry(c.URL, c.Body, c.FetchedAt), nil
+	return newEntryHeaders(c.URL, c.Body, c.Headers, c.FetchedAt), nil
 }
 
 // writeDisk writes e atomically: a 0600 temporary file, synced, renamed.
 func (f *Fetcher) writeDisk(e *entry) error {
 	sum := sha256.Sum256(e.body)
 	data, err := json.Marshal(cacheFile{
-		Version:   1,
+		Version:   formatVersion(e.headers != nil),
 		URL:       e.url,
 		FetchedAt: e.fetchedAt.UTC(),
 		ExpiresAt: e.expiresAt.UTC(),
 		SHA256:    hex.EncodeToString(sum[:]),
 		Body:      e.body,
+		Headers:   e.headers,
 	})
 	if err != nil {
 		return err
@@ -162,18 +206,4 @@ func readFileBounded(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s exceeds %d bytes", ErrMalformed, path, limit)
 	}
 	return data, nil
-}
-
-// decodeStrict decodes exactly one JSON value into v: no unknown fields,
-// nothing after it.
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("trailing data after the JSON document")
-	}
-	return nil
 }

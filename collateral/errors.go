@@ -27,12 +27,11 @@ var (
 // StaleError is returned, instead of a body, when the only copy of the
 // collateral is past its expiry (a CRL past its NextUpdate, a certificate
 // past its NotAfter) and could not be refreshed. It is ErrUnavailable and
-// also wraps the cause. Body is the stale copy: use it only where the
-// operator explicitly allows stale collateral, and check its dates yourself.
+// also wraps the cause. It carries no body: stale collateral is never
+// served.
 type StaleError struct {
 	URL     string
-	Body    []byte
-	Expired time.Time // when Body stopped being fresh
+	Expired time.Time // when the copy stopped being fresh
 	Err     error     // why it could not be refreshed
 }
 

@@ -5,21 +5,38 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 )
 
 // Getter returns the body at a collateral URL.
+//
+// A Getter that caches should also be an Invalidator: a verifier that
+// rejects a body it got (a signature that does not verify against its
+// trusted roots, a wrong issuer) calls Invalidate with that URL, if its
+// Getter has the method, so that the next Get asks the vendor again rather
+// than serve the rejected copy until it expires.
 type Getter interface {
 	Get(ctx context.Context, url string) ([]byte, error)
 }
 
-var _ Getter = (*Fetcher)(nil)
+// Invalidator is the optional capability of a caching Getter: Invalidate
+// forgets what it holds for a URL.
+type Invalidator interface {
+	Invalidate(url string)
+}
+
+var (
+	_ Getter      = (*Fetcher)(nil)
+	_ Invalidator = (*Fetcher)(nil)
+)
 
 const (
 	maxBody              = 1 << 20          // bytes of one collateral body
@@ -30,6 +47,8 @@ const (
 	maxRetries           = 2                // after the first attempt
 	requestTimeout       = 30 * time.Second // one HTTP attempt
 	staleRefetchInterval = time.Minute      // between refetches of a source's stale copy
+	negativeTTL          = 10 * time.Minute // how long a "not found" is believed
+	maxNegative          = 4096             // URLs remembered as not found
 )
 
 // Options configure a Fetcher. The zero value is an offline, memory-only
@@ -42,29 +61,49 @@ type Options struct {
 	// cache and the bundles only. Its CheckRedirect is replaced so that
 	// redirects never leave the host asked.
 	Client *http.Client
-	// Now is the clock (default time.Now); Sleep waits for d unless ctx ends
-	// first (default a timer). Tests inject both.
-	Now   func() time.Time
+	// Now is the clock of freshness (default time.Now): an entry is served
+	// while Now is before its expiry, and what is fetched is filed as
+	// fetched at Now. It must tell the current time: never set it to a
+	// verification time (trustbound verify --at), or the cache files what
+	// it fetches under that time. A fetch time later than Now, in a cache
+	// file or a bundle, is not believed (see the package documentation).
+	// Rate limits, Retry-After and remembered 404s run on the monotonic
+	// wall clock (time.Now), never on Now.
+	Now func() time.Time
+	// Sleep waits for d unless ctx ends first (default a timer). Tests
+	// inject it with Now.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Rate is the sustained requests per second to each vendor host
 	// (default 2: the AMD KDS throttles); Burst how many may go at once
 	// (default 2).
 	Rate  float64
 	Burst int
-	// MaxRetryWait is the longest Retry-After honoured (default 5s); a
-	// longer one ends the retries at once.
+	// MaxRetryWait is the longest wait accepted (default 5s), for a
+	// Retry-After or for a rate limit token: a longer Retry-After ends the
+	// retries at once, and a longer (or one past the caller's deadline)
+	// wait for a token fails at once with ErrUnavailable, leaving the
+	// token to others.
 	MaxRetryWait time.Duration
 	// DisableMirrors turns off asking Azure's cache for a VCEK when the AMD
 	// KDS is unavailable.
 	DisableMirrors bool
 	// Hosts sends the requests for a vendor host (kdsintf.amd.com,
-	// global.acccache.azure.net) to another base URL, such as a test server
-	// or a private mirror ("http://127.0.0.1:8080"). It adds no host: URLs
-	// Get accepts stay those of the vendors.
+	// global.acccache.azure.net, api.trustedservices.intel.com,
+	// certificates.trustedservices.intel.com) to another base URL, such as
+	// a test server or a private mirror ("http://127.0.0.1:8080"). It adds
+	// no host: URLs Get accepts stay those of the vendors.
 	Hosts map[string]string
+	// PCCS is the https base URL of an Intel PCCS (e.g.
+	// https://pccs.example:8081/sgx/certification/v4/) to ask instead of
+	// Intel PCS: every PCS v4 path goes to it, and so does the root CA CRL
+	// (its rootcacrl path). Collateral is still cached and bundled under
+	// the PCS URLs; Get also accepts the PCCS's own URLs for them.
+	PCCS string
 	// Bundles are offline bundles to serve from, in order: bundle files
-	// written by Export, or directories of raw collateral files (see the
-	// package documentation). They are read once, by New.
+	// written by Export, dcap-qvl collateral JSON files, single raw
+	// collateral files (a VCEK, a cert_chain), or directories of raw
+	// collateral files (see the package documentation). They are read
+	// once, by New.
 	Bundles []string
 	// Logger receives fetches at debug level and ignored cache files and
 	// mirror fallbacks at warning level (default: discard).
@@ -76,13 +115,16 @@ type Options struct {
 type Fetcher struct {
 	dir          string
 	client       *http.Client
-	now          func() time.Time
+	now          func() time.Time // freshness (Options.Now)
+	wall         func() time.Time // rate limits and 404s: time.Now (tests: a fake)
 	sleep        func(context.Context, time.Duration) error
 	rate         float64
 	burst        int
 	maxRetryWait time.Duration
 	mirrors      bool
 	hosts        map[string]*url.URL
+	pccsBase     string // PCCS URL prefix of the PCS paths; "" for Intel PCS
+	pccsHost     string
 	log          *slog.Logger
 
 	cacheMu sync.RWMutex
@@ -92,7 +134,10 @@ type Fetcher struct {
 	calls   map[string]*call // in-flight fetches by URL
 
 	limitMu sync.Mutex
-	limits  map[string]*bucket // by vendor host
+	limits  map[string]*bucket // by limitKey
+
+	negMu sync.Mutex
+	neg   map[string]time.Time // URL answered not found → until when (wall)
 }
 
 // New returns a Fetcher configured by opts, with its bundles loaded.
@@ -100,6 +145,7 @@ func New(opts Options) (*Fetcher, error) {
 	f := &Fetcher{
 		dir:          opts.Dir,
 		now:          opts.Now,
+		wall:         time.Now,
 		sleep:        opts.Sleep,
 		rate:         opts.Rate,
 		burst:        opts.Burst,
@@ -110,6 +156,7 @@ func New(opts Options) (*Fetcher, error) {
 		mem:          map[string]*entry{},
 		calls:        map[string]*call{},
 		limits:       map[string]*bucket{},
+		neg:          map[string]time.Time{},
 	}
 	if f.now == nil {
 		f.now = time.Now
@@ -148,6 +195,12 @@ func New(opts Options) (*Fetcher, error) {
 		}
 		f.hosts[host] = u
 	}
+	if opts.PCCS != "" {
+		var err error
+		if f.pccsBase, f.pccsHost, err = parsePCCS(opts.PCCS); err != nil {
+			return nil, err
+		}
+	}
 	if opts.Client != nil {
 		c := *opts.Client
 		c.CheckRedirect = sameHostRedirects
@@ -158,8 +211,9 @@ func New(opts Options) (*Fetcher, error) {
 			return nil, err
 		}
 	}
+	now := f.now()
 	for _, path := range opts.Bundles {
-		entries, err := loadBundle(path, f.log)
+		entries, err := loadBundle(path, now, f.log)
 		if err != nil {
 			return nil, err
 		}
@@ -209,34 +263,75 @@ func sleepContext(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// entry is one cached collateral body. Entries are never modified.
+// entry is one cached collateral body, with the response headers its
+// kind keeps (Intel issuer chains, URL-decoded). Entries are never
+// modified.
 type entry struct {
 	url       string
 	body      []byte
+	headers   map[string]string
 	fetchedAt time.Time
-	expiresAt time.Time // derived from body and fetchedAt
+	expiresAt time.Time // derived from body, headers and fetchedAt
+	capped    bool      // loaded claiming a fetch after now (capFetched)
 }
 
 func newEntry(url string, body []byte, fetchedAt time.Time) *entry {
-	return &entry{url: url, body: body, fetchedAt: fetchedAt, expiresAt: expiry(body, fetchedAt)}
+	return newEntryHeaders(url, body, nil, fetchedAt)
+}
+
+// newEntryHeaders makes an entry that expires with its body or with the
+// first certificate of its header chains to expire.
+func newEntryHeaders(url string, body []byte, hdr map[string]string, fetchedAt time.Time) *entry {
+	if len(hdr) == 0 {
+		hdr = nil
+	}
+	return &entry{url: url, body: body, headers: hdr, fetchedAt: fetchedAt, expiresAt: chainsExpiry(hdr, expiry(body, fetchedAt))}
 }
 
 func (e *entry) fresh(now time.Time) bool { return now.Before(e.expiresAt) }
 
 func (e *entry) stale(cause error) *StaleError {
-	return &StaleError{URL: e.url, Body: bytes.Clone(e.body), Expired: e.expiresAt, Err: cause}
+	return &StaleError{URL: e.url, Expired: e.expiresAt, Err: cause}
 }
 
-// better reports whether a should replace b: it expires later, or as late
-// and was fetched later.
-func better(a, b *entry) bool {
+// capFetched returns e, or, if e (from a cache file or a bundle) claims to
+// have been fetched after now, a copy fetched at now and marked capped: a
+// clock set ahead, or a forger, must not make it outrank what is fetched
+// until then, nor hold back a refetch. A capped entry whose freshness
+// would come from its fetch time alone (no date in its body) is stale.
+func capFetched(e *entry, now time.Time) *entry {
+	if !e.fetchedAt.After(now) {
+		return e
+	}
+	c := newEntryHeaders(e.url, e.body, e.headers, now)
+	c.capped = true
+	if _, dated := bodyExpiry(e.body); !dated && c.expiresAt.After(now) {
+		c.expiresAt = now
+	}
+	return c
+}
+
+// better reports whether a should replace b (nil: nothing): a was fetched
+// later, fetch times capped at now. An entry whose fetch time was not
+// believed (capped) replaces only nothing or another such entry, so that
+// one planted with a fetch time in the future yields to any genuine copy.
+// The expiry is not compared: it is the body's own claim, and a forged
+// body may claim anything.
+func better(a, b *entry, now time.Time) bool {
 	if b == nil {
 		return true
 	}
-	if !a.expiresAt.Equal(b.expiresAt) {
-		return a.expiresAt.After(b.expiresAt)
+	if a.capped != b.capped {
+		return b.capped
 	}
-	return a.fetchedAt.After(b.fetchedAt)
+	return capTime(a.fetchedAt, now).After(capTime(b.fetchedAt, now))
+}
+
+func capTime(t, now time.Time) time.Time {
+	if t.After(now) {
+		return now
+	}
+	return t
 }
 
 // Get returns the collateral at url: from the cache or the bundles while
@@ -245,32 +340,52 @@ func better(a, b *entry) bool {
 // *StaleError (which is ErrUnavailable); it never returns a stale body
 // without an error. The caller owns the returned slice.
 func (f *Fetcher) Get(ctx context.Context, url string) ([]byte, error) {
-	now := f.now()
+	e, err := f.get(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(e.body), nil
+}
+
+// cached returns the fresh in-memory entry of url, or nil.
+func (f *Fetcher) cached(url string, now time.Time) *entry {
 	f.cacheMu.RLock()
 	e := f.mem[url] // only URLs classify accepts are ever kept
 	f.cacheMu.RUnlock()
 	if e != nil && e.fresh(now) {
-		return bytes.Clone(e.body), nil
+		return e
+	}
+	return nil
+}
+
+// get is Get returning the shared, immutable entry.
+func (f *Fetcher) get(ctx context.Context, url string) (*entry, error) {
+	url = f.canonical(url)
+	now := f.now()
+	if e := f.cached(url, now); e != nil {
+		return e, nil
 	}
 	k, err := classify(url)
 	if err != nil {
 		return nil, err
 	}
 	if e := f.lookup(url, now); e != nil && e.fresh(now) {
-		return bytes.Clone(e.body), nil
+		return e, nil
 	}
-	return f.coalesce(ctx, url, func(ctx context.Context) ([]byte, error) {
-		return f.refresh(ctx, url, k)
+	deadline, _ := ctx.Deadline() // the first caller's bounds the rate limit wait
+	return f.coalesce(ctx, url, func(ctx context.Context) (*entry, error) {
+		return f.refresh(ctx, url, k, deadline)
 	})
 }
 
 // refresh runs once per URL at a time: it fetches unless another call has
-// just done so, and stores what it fetched.
-func (f *Fetcher) refresh(ctx context.Context, url string, k kind) ([]byte, error) {
+// just done so, or the vendor has just answered not found, and stores what
+// it fetched. A non-zero deadline bounds the wait for the rate limit.
+func (f *Fetcher) refresh(ctx context.Context, url string, k kind, deadline time.Time) (*entry, error) {
 	now := f.now()
 	old := f.lookup(url, now)
 	if old != nil && old.fresh(now) {
-		return old.body, nil
+		return old, nil
 	}
 	if f.client == nil {
 		if old != nil {
@@ -278,18 +393,28 @@ func (f *Fetcher) refresh(ctx context.Context, url string, k kind) ([]byte, erro
 		}
 		return nil, fmt.Errorf("%w: %s is in neither the cache nor the offline bundles (no network configured)", ErrNotFound, url)
 	}
-	if old != nil && !old.expiresAt.After(old.fetchedAt) && now.Sub(old.fetchedAt) < staleRefetchInterval {
+	if old != nil && !old.capped && !old.expiresAt.After(old.fetchedAt) &&
+		!old.fetchedAt.After(now) && now.Sub(old.fetchedAt) < staleRefetchInterval {
 		return nil, old.stale(fmt.Errorf("the vendor's copy was already expired when fetched at %s; not asking again before %s",
 			old.fetchedAt.UTC().Format(time.RFC3339), staleRefetchInterval))
 	}
-	body, err := f.fetch(ctx, url, k)
-	if err != nil {
+	if err := f.missing(url); err != nil {
 		if old != nil {
 			return nil, old.stale(err)
 		}
 		return nil, err
 	}
-	e := newEntry(url, body, f.now())
+	body, hdr, err := f.fetch(ctx, url, k, deadline)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			f.rememberMissing(url)
+		}
+		if old != nil {
+			return nil, old.stale(err)
+		}
+		return nil, err
+	}
+	e := newEntryHeaders(url, body, hdr, f.now())
 	f.remember(e, true)
 	if f.dir != "" {
 		if err := f.writeDisk(e); err != nil {
@@ -299,11 +424,11 @@ func (f *Fetcher) refresh(ctx context.Context, url string, k kind) ([]byte, erro
 	if !e.fresh(now) {
 		return nil, e.stale(fmt.Errorf("the vendor's copy expired at %s", e.expiresAt.UTC().Format(time.RFC3339)))
 	}
-	return body, nil
+	return e, nil
 }
 
 // lookup returns the best entry for url in memory and, unless memory has a
-// fresh one, on disk.
+// fresh one, on disk (its fetch time capped at now).
 func (f *Fetcher) lookup(url string, now time.Time) *entry {
 	f.cacheMu.RLock()
 	e := f.mem[url]
@@ -319,25 +444,93 @@ func (f *Fetcher) lookup(url string, now time.Time) *entry {
 	if d == nil {
 		return e
 	}
-	return f.remember(d, false)
+	return f.remember(capFetched(d, now), false)
 }
 
 // remember keeps e in memory if it is better than what is there (or
 // always, if replace) and returns the entry kept.
 func (f *Fetcher) remember(e *entry, replace bool) *entry {
+	now := f.now()
 	f.cacheMu.Lock()
 	defer f.cacheMu.Unlock()
-	if cur := f.mem[e.url]; replace || better(e, cur) {
+	if cur := f.mem[e.url]; replace || better(e, cur, now) {
 		f.mem[e.url] = e
 		return e
 	}
 	return f.mem[e.url]
 }
 
+// Invalidate forgets the entry of url, in memory and in the cache
+// directory, so that the next Get asks the vendor again (offline: fails
+// with ErrNotFound). A verifier calls it for a body it rejects; see Getter.
+func (f *Fetcher) Invalidate(url string) {
+	url = f.canonical(url)
+	f.cacheMu.Lock()
+	_, had := f.mem[url]
+	delete(f.mem, url)
+	f.cacheMu.Unlock()
+	if f.dir != "" {
+		err := os.Remove(filepath.Join(f.dir, cacheName(url)))
+		switch {
+		case err == nil:
+			had = true
+		case !errors.Is(err, fs.ErrNotExist):
+			f.log.Warn("collateral: cannot remove cache file", "url", url, "err", err)
+		}
+	}
+	if had {
+		f.log.Info("collateral: entry invalidated", "url", url)
+	}
+}
+
+// missing returns an ErrNotFound if the vendor answered url not found
+// less than negativeTTL ago.
+func (f *Fetcher) missing(url string) error {
+	f.negMu.Lock()
+	defer f.negMu.Unlock()
+	until, ok := f.neg[url]
+	if !ok {
+		return nil
+	}
+	now := f.wall()
+	if !now.Before(until) {
+		delete(f.neg, url)
+		return nil
+	}
+	return fmt.Errorf("%w: %s: the vendor answered not found less than %s ago; not asking again for %s",
+		ErrNotFound, url, negativeTTL, until.Sub(now).Round(time.Second))
+}
+
+// rememberMissing notes that the vendor answered url not found. At most
+// maxNegative URLs are kept: when full, the expired ones go, else the one
+// that would expire first. They are kept in memory only, never in the
+// cache directory or bundles.
+func (f *Fetcher) rememberMissing(url string) {
+	f.negMu.Lock()
+	defer f.negMu.Unlock()
+	now := f.wall()
+	if _, ok := f.neg[url]; !ok && len(f.neg) >= maxNegative {
+		first, firstUntil := "", time.Time{}
+		for u, until := range f.neg {
+			if !now.Before(until) {
+				delete(f.neg, u)
+				continue
+			}
+			if first == "" || until.Before(firstUntil) {
+				first, firstUntil = u, until
+			}
+		}
+		if len(f.neg) >= maxNegative {
+			delete(f.neg, first)
+		}
+	}
+	f.neg[url] = now.Add(negativeTTL)
+}
+
 // call is one in-flight fetch that concurrent Gets of a URL share.
 type call struct {
 	done    chan struct{}
-	body    []byte
+	e       *entry
 	err     error
 	waiters int
 	cancel  context.CancelFunc
@@ -346,7 +539,7 @@ type call struct {
 // coalesce runs fn once for concurrent callers with the same key. fn runs
 // with the first caller's context values but is cancelled only when every
 // caller waiting for it has given up.
-func (f *Fetcher) coalesce(ctx context.Context, key string, fn func(context.Context) ([]byte, error)) ([]byte, error) {
+func (f *Fetcher) coalesce(ctx context.Context, key string, fn func(context.Context) (*entry, error)) (*entry, error) {
 	f.callsMu.Lock()
 	c := f.calls[key]
 	if c == nil {
@@ -354,7 +547,7 @@ func (f *Fetcher) coalesce(ctx context.Context, key string, fn func(context.Cont
 		c = &call{done: make(chan struct{}), cancel: cancel}
 		f.calls[key] = c
 		go func() {
-			c.body, c.err = fn(cctx)
+			c.e, c.err = fn(cctx)
 			f.callsMu.Lock()
 			if f.calls[key] == c {
 				delete(f.calls, key)
@@ -371,11 +564,10 @@ func (f *Fetcher) coalesce(ctx context.Context, key string, fn func(context.Cont
 	case <-c.done:
 		var se *StaleError
 		if errors.As(c.err, &se) {
-			cp := *se
-			cp.Body = bytes.Clone(se.Body)
+			cp := *se // each caller its own
 			return nil, &cp
 		}
-		return bytes.Clone(c.body), c.err
+		return c.e, c.err
 	case <-ctx.Done():
 		f.callsMu.Lock()
 		c.waiters--

@@ -217,7 +217,7 @@ func TestStaleCRLRefetched(t *testing.T) {
 		t.Fatalf("stale CRL, server down: %d bytes, %v; want no body and ErrUnavailable", len(got), err)
 	}
 	var se *StaleError
-	if !errors.As(err, &se) || !bytes.Equal(se.Body, crl2) || !se.Expired.Equal(t0.Add(2*time.Hour)) || se.URL != fx.crlURL {
+	if !errors.As(err, &se) || !bytes.Equal(kept(f, fx.crlURL).body, crl2) || !se.Expired.Equal(t0.Add(2*time.Hour)) || se.URL != fx.crlURL {
 		t.Fatalf("stale CRL, server down: %v; want a StaleError with the stale CRL", err)
 	}
 	if srv.total() != 3 {
@@ -234,7 +234,7 @@ func TestVendorCopyAlreadyStale(t *testing.T) {
 	for i, wantHits := range []int{1, 1} {
 		_, err := f.Get(context.Background(), fx.crlURL)
 		var se *StaleError
-		if !errors.As(err, &se) || !bytes.Equal(se.Body, old) || srv.total() != wantHits {
+		if !errors.As(err, &se) || !bytes.Equal(kept(f, fx.crlURL).body, old) || srv.total() != wantHits {
 			t.Fatalf("Get %d: %v, %d requests; want a StaleError and %d requests", i, err, srv.total(), wantHits)
 		}
 	}
@@ -725,7 +725,7 @@ func TestOfflineStale(t *testing.T) {
 	clock.Advance(time.Hour)
 	got, err := f.Get(context.Background(), fx.crlURL)
 	var se *StaleError
-	if got != nil || !errors.Is(err, ErrUnavailable) || !errors.As(err, &se) || !bytes.Equal(se.Body, crl) {
+	if got != nil || !errors.Is(err, ErrUnavailable) || !errors.As(err, &se) || !bytes.Equal(kept(f, fx.crlURL).body, crl) {
 		t.Fatalf("stale offline CRL: %d bytes, %v; want no body and a StaleError", len(got), err)
 	}
 }
@@ -750,6 +750,435 @@ func BenchmarkGetWarm(b *testing.B) {
 	for b.Loop() {
 		if _, err := f.Get(ctx, u); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestFutureNowDoesNotPoisonTheCache: a run whose Now was a verification
+// time in 2040 filed its fetch under 2040; later runs on the real clock
+// must still refetch the stale CRL rather than wait until 2040.
+func TestFutureNowDoesNotPoisonTheCache(t *testing.T) {
+	fx := loadFixtures(t)
+	crl1 := fx.crl(t, 1, t0, t0.Add(time.Hour))
+	crl2 := fx.crl(t, 2, t0.Add(2*time.Hour), t0.Add(30*time.Hour))
+	var mu sync.Mutex
+	current := crl1
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.Write(current)
+	})
+	dir := t.TempDir()
+	ctx := context.Background()
+
+	f1 := online(t, &fakeClock{t: time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC)}, srv, nil, Options{Dir: dir})
+	var se *StaleError
+	if _, err := f1.Get(ctx, fx.crlURL); !errors.As(err, &se) || srv.total() != 1 {
+		t.Fatalf("at 2040: %v, %d requests; want a StaleError and 1 request", err, srv.total())
+	}
+	var c cacheFile
+	if data, err := os.ReadFile(filepath.Join(dir, cacheName(fx.crlURL))); err != nil || json.Unmarshal(data, &c) != nil || c.FetchedAt.Year() != 2040 {
+		t.Fatalf("the 2040 run left no cache file fetched in 2040 (%v)", err)
+	}
+
+	mu.Lock()
+	current = crl2
+	mu.Unlock()
+	clock := newClock()
+	clock.Advance(2 * time.Hour) // crl1 is stale now
+	f2 := online(t, clock, srv, nil, Options{Dir: dir})
+	if got, err := f2.Get(ctx, fx.crlURL); err != nil || !bytes.Equal(got, crl2) || srv.total() != 2 {
+		t.Fatalf("after the 2040 run: %v, %d requests; want the new CRL and 2 requests", err, srv.total())
+	}
+	data, err := os.ReadFile(filepath.Join(dir, cacheName(fx.crlURL)))
+	if err != nil || json.Unmarshal(data, &c) != nil || !c.FetchedAt.Equal(clock.Now()) {
+		t.Fatalf("cache file fetched at %v (%v), want %v", c.FetchedAt, err, clock.Now())
+	}
+
+	// A bundle that claims a fetch in 2040 holds back no refetch either.
+	mu.Lock()
+	current = crl2
+	mu.Unlock()
+	var buf bytes.Buffer
+	if err := writeBundle(&buf, []*entry{newEntry(fx.crlURL, crl1, time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC))}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "bundle.json")
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f3 := online(t, clock, srv, nil, Options{Bundles: []string{path}})
+	if e := kept(f3, fx.crlURL); !e.capped || !e.fetchedAt.Equal(clock.Now()) {
+		t.Fatalf("bundle entry fetched at %v (capped %v), want capped at %v", e.fetchedAt, e.capped, clock.Now())
+	}
+	if got, err := f3.Get(ctx, fx.crlURL); err != nil || !bytes.Equal(got, crl2) || srv.total() != 3 {
+		t.Fatalf("over a bundle fetched in 2040: %v, %d requests; want the new CRL and 3 requests", err, srv.total())
+	}
+}
+
+func TestCapFetched(t *testing.T) {
+	fx := loadFixtures(t)
+	past := newEntry(fx.vcekURL, fx.vcek, t0.Add(-time.Hour))
+	if capFetched(past, t0) != past {
+		t.Fatal("an entry fetched before now was changed")
+	}
+	e := capFetched(newEntry(fx.vcekURL, fx.vcek, t0.Add(time.Hour)), t0)
+	if !e.capped || !e.fetchedAt.Equal(t0) || !e.expiresAt.Equal(past.expiresAt) {
+		t.Fatalf("capped entry fetched %v, expires %v (capped %v)", e.fetchedAt, e.expiresAt, e.capped)
+	}
+	// Freshness from the fetch time alone is not believed.
+	undated := capFetched(newEntry(fx.crlURL, []byte("undated"), t0.Add(time.Hour)), t0)
+	if undated.fresh(t0) {
+		t.Fatalf("an undated entry fetched in the future is fresh until %v", undated.expiresAt)
+	}
+}
+
+// TestRateLimitIgnoresNow: the buckets run on the wall clock, so a Now
+// stuck at a verification time does not stop them refilling.
+func TestRateLimitIgnoresNow(t *testing.T) {
+	var mu sync.Mutex
+	var sleeps []time.Duration
+	f, err := New(Options{
+		Now:  func() time.Time { return time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC) },
+		Rate: 20, Burst: 1,
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			mu.Lock()
+			defer mu.Unlock()
+			sleeps = append(sleeps, d)
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := f.wait(context.Background(), hostKDS, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(60 * time.Millisecond) // a token takes 50ms
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sleeps) != 0 {
+		t.Fatalf("waited %v: the bucket did not refill on the wall clock", sleeps)
+	}
+}
+
+func TestNotFoundRemembered(t *testing.T) {
+	fx := loadFixtures(t)
+	clock := newClock()
+	srv := newServer(t, serveBodies(nil))
+	dir := t.TempDir()
+	f := online(t, clock, srv, nil, Options{Dir: dir, DisableMirrors: true})
+	for i := range 3 {
+		if _, err := f.Get(context.Background(), fx.vcekURL); !errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Get %d: %v, want ErrNotFound", i, err)
+		}
+	}
+	if srv.total() != 1 {
+		t.Fatalf("%d requests, want 1 (the 404 is remembered)", srv.total())
+	}
+	// Never persisted, never exported.
+	var buf bytes.Buffer
+	if err := f.Export(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if es, err := readBundle(&buf); err != nil || len(es) != 0 {
+		t.Fatalf("export after a 404: %d entries, %v; want none", len(es), err)
+	}
+	if des, err := os.ReadDir(dir); err != nil || len(des) != 0 {
+		t.Fatalf("cache directory after a 404: %d files, %v; want none", len(des), err)
+	}
+	clock.Advance(negativeTTL)
+	if _, err := f.Get(context.Background(), fx.vcekURL); !errors.Is(err, ErrNotFound) || srv.total() != 2 {
+		t.Fatalf("after %v: %v, %d requests; want the vendor asked again", negativeTTL, err, srv.total())
+	}
+
+	// Bounded: the entry expiring first goes; expired ones go first.
+	for i := range maxNegative + 100 {
+		clock.Advance(time.Millisecond)
+		f.rememberMissing(fmt.Sprintf("https://kdsintf.amd.com/vcek/v1/Milan/%d", i))
+	}
+	f.negMu.Lock()
+	n := len(f.neg)
+	_, oldest := f.neg["https://kdsintf.amd.com/vcek/v1/Milan/0"]
+	f.negMu.Unlock()
+	if n != maxNegative || oldest {
+		t.Fatalf("%d URLs remembered (the first still: %v), want %d", n, oldest, maxNegative)
+	}
+	clock.Advance(negativeTTL)
+	f.rememberMissing("https://kdsintf.amd.com/vcek/v1/Milan/last")
+	f.negMu.Lock()
+	n = len(f.neg)
+	f.negMu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d URLs remembered after all expired, want 1", n)
+	}
+}
+
+// bucketTokens is the token count of f's bucket key.
+func bucketTokens(f *Fetcher, key string) float64 {
+	f.limitMu.Lock()
+	b := f.limits[key]
+	f.limitMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.tokens
+}
+
+// recordingSleep is a Sleep that returns at once without moving the
+// clock, so that reservations pile up as under a flood.
+type recordingSleep struct {
+	mu     sync.Mutex
+	sleeps []time.Duration
+}
+
+func (r *recordingSleep) Sleep(ctx context.Context, d time.Duration) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sleeps = append(r.sleeps, d)
+	return ctx.Err()
+}
+
+func (r *recordingSleep) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.sleeps)
+}
+
+// TestVCEKFloodDoesNotStarveRevocation: 200 made-up chip ids cost at most
+// what the rate limit allows within MaxRetryWait, fail fast beyond it
+// without taking tokens, and do not delay a CRL.
+func TestVCEKFloodDoesNotStarveRevocation(t *testing.T) {
+	fx := loadFixtures(t)
+	clock := newClock()
+	crl := fx.crl(t, 1, t0, t0.Add(time.Hour))
+	srv := newServer(t, serveBodies(map[string][]byte{"/vcek/v1/Milan/crl": crl}))
+	rec := &recordingSleep{}
+	f, err := New(Options{Client: srv.Client(), Hosts: map[string]string{hostKDS: srv.URL}, Now: clock.Now, Sleep: rec.Sleep, DisableMirrors: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.wall = clock.Now
+	ctx := context.Background()
+	bogus := func(i int) string {
+		hwid := make([]byte, abi.ChipIDSize)
+		hwid[0], hwid[1], hwid[63] = byte(i), byte(i>>8), 0xbb
+		return kds.VCEKCertURL("Milan", hwid, fx.tcb)
+	}
+	notFound, limited := 0, 0
+	for i := range 200 {
+		_, err := f.Get(ctx, bogus(i))
+		switch {
+		case errors.Is(err, ErrNotFound):
+			notFound++
+		case errors.Is(err, ErrUnavailable) && errors.Is(err, errRateLimited):
+			limited++
+		default:
+			t.Fatalf("bogus VCEK %d: %v", i, err)
+		}
+	}
+	// Burst 2, then one every 0.5s up to the 5s MaxRetryWait.
+	if notFound != 12 || limited != 188 || srv.total() != 12 || rec.count() != 10 {
+		t.Fatalf("%d not found, %d rate limited, %d requests, %d waits; want 12, 188, 12, 10", notFound, limited, srv.total(), rec.count())
+	}
+	if got := bucketTokens(f, hostKDS); got != -10 {
+		t.Fatalf("VCEK bucket holds %v tokens, want -10 (refused requests take none)", got)
+	}
+	if got, err := f.Get(ctx, fx.crlURL); err != nil || !bytes.Equal(got, crl) || rec.count() != 10 {
+		t.Fatalf("CRL after the flood: %v, %d waits; want it at once", err, rec.count())
+	}
+	// A made-up chip asked again costs neither a request nor a token.
+	if _, err := f.Get(ctx, bogus(0)); !errors.Is(err, ErrNotFound) || srv.total() != 13 || bucketTokens(f, hostKDS) != -10 {
+		t.Fatalf("a remembered 404: %v, %d requests, %v tokens", err, srv.total(), bucketTokens(f, hostKDS))
+	}
+}
+
+// TestRateLimitWaitBounded: a token due after the caller's deadline is
+// not waited for, and one given up is given back.
+func TestRateLimitWaitBounded(t *testing.T) {
+	fx := loadFixtures(t)
+	clock := newClock()
+	crl := fx.crl(t, 1, t0, t0.Add(time.Hour))
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { w.Write(crl) })
+	rec := &recordingSleep{}
+	f, err := New(Options{Client: srv.Client(), Hosts: map[string]string{hostKDS: srv.URL}, Now: clock.Now, Sleep: rec.Sleep, Rate: 2, Burst: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.wall = clock.Now
+	ctx, cancel := context.WithTimeout(context.Background(), 1200*time.Millisecond)
+	defer cancel()
+	urls := []string{fx.crlURL, fx.vlekCRLURL, kds.CrlLinkByKey("Genoa", abi.VcekReportSigner), kds.CrlLinkByKey("Genoa", abi.VlekReportSigner)}
+	for _, u := range urls[:3] { // due at 0, 0.5s, 1s
+		if _, err := f.Get(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.Get(ctx, urls[3]); !errors.Is(err, ErrUnavailable) || !errors.Is(err, errRateLimited) || srv.total() != 3 || rec.count() != 2 {
+		t.Fatalf("a token due after the deadline: %v, %d requests, %d waits; want ErrUnavailable at once", err, srv.total(), rec.count())
+	}
+	if _, err := f.Get(context.Background(), urls[3]); err != nil || srv.total() != 4 {
+		t.Fatalf("without a deadline: %v, %d requests", err, srv.total())
+	}
+
+	// A caller that gives up while waiting gives its token back.
+	sleeping := make(chan struct{}, 1)
+	g, err := New(Options{Client: srv.Client(), Hosts: map[string]string{hostKDS: srv.URL}, Now: clock.Now, Rate: 1, Burst: 1,
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			sleeping <- struct{}{}
+			<-ctx.Done()
+			return ctx.Err()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.wall = clock.Now
+	if _, err := g.Get(context.Background(), urls[0]); err != nil {
+		t.Fatal(err)
+	}
+	key := limitKey(hostKDS, kindCRL)
+	gctx, gcancel := context.WithCancel(context.Background())
+	go func() { <-sleeping; gcancel() }()
+	if _, err := g.Get(gctx, urls[1]); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a caller that gives up: %v", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); bucketTokens(g, key) != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("bucket holds %v tokens, want 0: the reservation was not given back", bucketTokens(g, key))
+		}
+	}
+	if srv.total() != 5 {
+		t.Fatalf("%d requests, want 5", srv.total())
+	}
+}
+
+func TestBucketGivesBack(t *testing.T) {
+	b := &bucket{rate: 2, burst: 1}
+	for i, want := range []time.Duration{0, 500 * time.Millisecond, time.Second} { // A, B, C
+		if d := b.reserve(t0); d != want {
+			t.Fatalf("reservation %d waits %v, want %v", i, d, want)
+		}
+	}
+	if d, ok := b.tryReserve(t0, time.Second); ok || d != 1500*time.Millisecond || b.tokens != -2 {
+		t.Fatalf("over the limit: %v, %v, %v tokens; want refused, nothing taken", d, ok, b.tokens)
+	}
+	for _, step := range []struct {
+		name     string
+		due      time.Duration
+		wantLeft float64
+	}{
+		{"B, C counts on it", 500 * time.Millisecond, -2},
+		{"C, the latest", time.Second, -1},
+		{"B, now the latest", 500 * time.Millisecond, 0},
+	} {
+		b.cancel(t0, t0.Add(step.due))
+		if b.tokens != step.wantLeft {
+			t.Fatalf("cancel %s: %v tokens, want %v", step.name, b.tokens, step.wantLeft)
+		}
+	}
+	if d := b.reserve(t0); d != 500*time.Millisecond {
+		t.Fatalf("after the cancellations a reservation waits %v, want 500ms", d)
+	}
+	b.cancel(t0.Add(time.Second), t0.Add(500*time.Millisecond)) // already due
+	if b.tokens != -1 {
+		t.Fatalf("a reservation given up once due gave back: %v tokens, want -1", b.tokens)
+	}
+}
+
+func TestInvalidate(t *testing.T) {
+	fx := loadFixtures(t)
+	clock := newClock()
+	genuine := fx.crl(t, 2, t0, t0.Add(time.Hour))
+	forgedARK, forgedKey := newCA(t, "ARK-Milan")
+	forged := (&fixtures{ark: forgedARK, arkKey: forgedKey}).crl(t, 99, t0, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
+	srv := newServer(t, serveBodies(map[string][]byte{"/vcek/v1/Milan/crl": genuine}))
+	dir := t.TempDir()
+	f := online(t, clock, srv, nil, Options{Dir: dir})
+	var buf bytes.Buffer
+	if err := writeBundle(&buf, []*entry{newEntry(fx.crlURL, forged, t0)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.Import(&buf); n != 1 || err != nil {
+		t.Fatalf("Import = %d, %v", n, err)
+	}
+	if got, err := f.Get(context.Background(), fx.crlURL); err != nil || !bytes.Equal(got, forged) || srv.total() != 0 {
+		t.Fatalf("Get of the imported CRL: %v", err)
+	}
+	// The verifier finds the signature bad and invalidates it.
+	var g Getter = f
+	inv, ok := g.(interface{ Invalidate(string) })
+	if !ok {
+		t.Fatal("a Fetcher is no Invalidator")
+	}
+	inv.Invalidate(fx.crlURL)
+	if _, err := os.Stat(filepath.Join(dir, cacheName(fx.crlURL))); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("cache file after Invalidate: %v", err)
+	}
+	if got, err := f.Get(context.Background(), fx.crlURL); err != nil || !bytes.Equal(got, genuine) || srv.total() != 1 {
+		t.Fatalf("Get after Invalidate: %v, %d requests; want the genuine CRL refetched", err, srv.total())
+	}
+	if e, err := f.readDisk(fx.crlURL); err != nil || e == nil || !bytes.Equal(e.body, genuine) {
+		t.Fatalf("cache file after the refetch: %v", err)
+	}
+	// Offline, a dropped entry is gone.
+	off, err := New(Options{Dir: dir, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	off.Invalidate(fx.crlURL)
+	if _, err := off.Get(context.Background(), fx.crlURL); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("offline Get after Invalidate: %v, want ErrNotFound", err)
+	}
+}
+
+// TestCRLTrailingBytesRefused: what the verifiers refuse (bytes after the
+// CRL) is never cached.
+func TestCRLTrailingBytesRefused(t *testing.T) {
+	fx := loadFixtures(t)
+	crl := fx.crl(t, 1, t0, t0.Add(time.Hour))
+	pemCRL := pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: crl})
+	trailing := append(bytes.Clone(crl), 0)
+	for _, ok := range [][]byte{crl, pemCRL} {
+		if _, err := parseCRL(ok); err != nil {
+			t.Fatalf("a good CRL: %v", err)
+		}
+	}
+	for name, body := range map[string][]byte{
+		"DER then a byte":        trailing,
+		"PEM of DER then a byte": pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: trailing}),
+		"PEM then text":          append(bytes.Clone(pemCRL), 'x'),
+		"PEM then a blank line":  append(bytes.Clone(pemCRL), '\n'),
+		"text then PEM":          append([]byte("x\n"), pemCRL...),
+		"PEM with headers":       pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Headers: map[string]string{"A": "b"}, Bytes: crl}),
+	} {
+		if _, err := parseCRL(body); err == nil {
+			t.Errorf("parseCRL accepted %s", name)
+		}
+	}
+	srv := newServer(t, serveBodies(map[string][]byte{"/vcek/v1/Milan/crl": trailing}))
+	f := online(t, newClock(), srv, nil, Options{})
+	if _, err := f.Get(context.Background(), fx.crlURL); !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrMalformed) || len(f.mem) != 0 {
+		t.Fatalf("a KDS CRL with a trailing byte: %v, %d cached; want ErrMalformed, nothing cached", err, len(f.mem))
+	}
+	var buf bytes.Buffer
+	if err := writeBundle(&buf, []*entry{newEntry(fx.crlURL, trailing, t0)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readBundle(&buf); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("a bundle CRL with a trailing byte: %v, want ErrMalformed", err)
+	}
+	qfx := loadQVL(t, "dcapqvl-sgx_quote_collateral.json")
+	for _, tc := range []struct {
+		k    kind
+		url  string
+		body []byte
+	}{{kindPCKCRL, pckCRLURL(qfx.ca), qfx.want.PCKCRL}, {kindRootCACRL, rootCACRLURL, qfx.want.RootCACRL}} {
+		if err := validate(tc.k, tc.url, tc.body); err != nil {
+			t.Fatalf("%s: %v", tc.k, err)
+		}
+		if err := validate(tc.k, tc.url, append(bytes.Clone(tc.body), 0)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s with a trailing byte: %v, want ErrMalformed", tc.k, err)
 		}
 	}
 }

@@ -85,6 +85,21 @@ func newServer(t *testing.T, h http.HandlerFunc) *server {
 	return s
 }
 
+// newTLSServer is newServer over https (a PCCS is https only).
+func newTLSServer(t *testing.T, h http.HandlerFunc) *server {
+	t.Helper()
+	s := &server{hits: map[string]int{}}
+	s.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.hits[r.URL.Path]++
+		s.reqs = append(s.reqs, r)
+		s.mu.Unlock()
+		h(w, r)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
 func (s *server) count(path string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -214,5 +229,17 @@ func online(t *testing.T, clock *fakeClock, kdsSrv, azure *server, opts Options)
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.wall = clock.Now // rate limits on the fake clock too
 	return f
+}
+
+// kept is the entry f holds in memory for url (an empty one if none): the
+// stale copy behind a StaleError.
+func kept(f *Fetcher, url string) *entry {
+	f.cacheMu.RLock()
+	defer f.cacheMu.RUnlock()
+	if e := f.mem[url]; e != nil {
+		return e
+	}
+	return &entry{}
 }

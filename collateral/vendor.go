@@ -3,6 +3,7 @@ package collateral
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -14,8 +15,8 @@ import (
 	"github.com/google/go-sev-guest/kds"
 )
 
-// Vendor collateral hosts. Get accepts URLs of the first; the others are
-// asked only by this package (mirrors). Intel PCS joins here later.
+// Vendor collateral hosts. Get accepts URLs of the KDS and of the Intel
+// hosts (intel.go); Azure's cache is asked only by this package (a mirror).
 const (
 	hostKDS   = "kdsintf.amd.com"
 	hostAzure = "global.acccache.azure.net"
@@ -23,16 +24,20 @@ const (
 
 // vendorHosts are the hosts Options.Hosts may redirect (for tests and
 // private mirrors).
-var vendorHosts = []string{hostKDS, hostAzure}
+var vendorHosts = []string{hostKDS, hostAzure, hostPCS, hostIntelCerts}
 
 // kind is the kind of collateral a URL names.
 type kind int
 
 const (
-	kindVCEK      kind = iota + 1 // DER VCEK certificate
-	kindVLEK                      // DER VLEK certificate
-	kindCertChain                 // PEM ASK/ASVK then ARK
-	kindCRL                       // DER CRL
+	kindVCEK       kind = iota + 1 // DER VCEK certificate
+	kindVLEK                       // DER VLEK certificate
+	kindCertChain                  // PEM ASK/ASVK then ARK
+	kindCRL                        // DER CRL
+	kindTCBInfo                    // Intel {"tcbInfo":…,"signature":…} + issuer chain header
+	kindQEIdentity                 // Intel {"enclaveIdentity":…,"signature":…} + issuer chain header
+	kindPCKCRL                     // Intel PCK CA CRL (DER or PEM) + issuer chain header
+	kindRootCACRL                  // Intel SGX Root CA CRL (DER or PEM)
 )
 
 func (k kind) String() string {
@@ -45,6 +50,14 @@ func (k kind) String() string {
 		return "cert_chain"
 	case kindCRL:
 		return "CRL"
+	case kindTCBInfo:
+		return "Intel TCB info"
+	case kindQEIdentity:
+		return "Intel QE identity"
+	case kindPCKCRL:
+		return "Intel PCK CRL"
+	case kindRootCACRL:
+		return "Intel SGX Root CA CRL"
 	}
 	return "unknown"
 }
@@ -58,8 +71,15 @@ func classify(raw string) (kind, error) {
 	if u.Scheme != "https" || u.Opaque != "" || u.User != nil || u.Fragment != "" {
 		return 0, fmt.Errorf("%w: %q: only plain https URLs are fetched", ErrRefused, raw)
 	}
-	if u.Host != hostKDS {
-		return 0, fmt.Errorf("%w: %q: host %q is not a vendor collateral service (allowed: %s)", ErrRefused, raw, u.Host, hostKDS)
+	switch u.Host {
+	case hostKDS:
+	case hostPCS, hostIntelCerts:
+		if t, ok := parseIntelURL(raw); ok {
+			return t.kind, nil
+		}
+		return 0, fmt.Errorf("%w: %q is not an Intel PCS v4 TCB info, QE identity or PCK CRL URL, nor the Intel SGX Root CA CRL", ErrRefused, raw)
+	default:
+		return 0, fmt.Errorf("%w: %q: host %q is not a vendor collateral service (allowed: %s, %s, %s)", ErrRefused, raw, u.Host, hostKDS, hostPCS, hostIntelCerts)
 	}
 	if _, err := kds.ParseVCEKCertURL(raw); err == nil {
 		return kindVCEK, nil
@@ -122,7 +142,9 @@ func validate(k kind, raw string, body []byte) error {
 	case kindCertChain:
 		_, _, err = kds.ParseProductCertChain(body)
 	case kindCRL:
-		_, err = x509.ParseRevocationList(body)
+		_, err = parseDERCRL(body)
+	case kindTCBInfo, kindQEIdentity, kindPCKCRL, kindRootCACRL:
+		err = checkIntel(k, raw, body)
 	default:
 		err = errors.New("unknown collateral kind")
 	}
@@ -130,6 +152,14 @@ func validate(k kind, raw string, body []byte) error {
 		return fmt.Errorf("%w: %s is not a valid %s: %v", ErrMalformed, raw, k, err)
 	}
 	return nil
+}
+
+// validateEntry checks a body and its headers (validate, checkHeaders).
+func validateEntry(k kind, raw string, body []byte, hdr map[string]string) error {
+	if err := validate(k, raw, body); err != nil {
+		return err
+	}
+	return checkHeaders(k, raw, hdr)
 }
 
 // checkVCEK checks that der is a VCEK certificate for the hwID and TCB the
@@ -158,15 +188,21 @@ func checkVCEK(raw string, der []byte) error {
 	return nil
 }
 
-// expiry returns when body stops being fresh: a CRL's NextUpdate, a
-// certificate's NotAfter, the earliest NotAfter of PEM certificates, else
-// fetchedAt + defaultTTL.
+// expiry returns when body stops being fresh: its own date (bodyExpiry),
+// else fetchedAt + defaultTTL.
 func expiry(body []byte, fetchedAt time.Time) time.Time {
+	if end, ok := bodyExpiry(body); ok {
+		return end
+	}
+	return fetchedAt.Add(defaultTTL)
+}
+
+// bodyExpiry returns the date a body carries: a CRL's NextUpdate, a
+// certificate's NotAfter, the earliest NotAfter of PEM certificates, an
+// Intel TCB info's or enclave identity's nextUpdate; false if it has none.
+func bodyExpiry(body []byte) (time.Time, bool) {
 	if crl, err := parseCRL(body); err == nil {
-		if !crl.NextUpdate.IsZero() {
-			return crl.NextUpdate
-		}
-		return fetchedAt.Add(defaultTTL)
+		return crl.NextUpdate, !crl.NextUpdate.IsZero()
 	}
 	if certs, err := parseCerts(body); err == nil {
 		end := certs[0].NotAfter
@@ -175,20 +211,61 @@ func expiry(body []byte, fetchedAt time.Time) time.Time {
 				end = c.NotAfter
 			}
 		}
-		return end
+		return end, true
 	}
-	return fetchedAt.Add(defaultTTL)
+	if len(body) > 0 && body[0] == '{' {
+		if _, _, next, err := parseSigned(body); err == nil {
+			return next, true
+		}
+	}
+	return time.Time{}, false
 }
 
-// parseCRL parses a DER CRL or exactly one PEM "X509 CRL" block.
-func parseCRL(body []byte) (*x509.RevocationList, error) {
-	if b, rest := pem.Decode(body); b != nil {
-		if b.Type != "X509 CRL" || len(bytes.TrimSpace(rest)) != 0 {
-			return nil, errors.New("not one PEM X509 CRL")
+// chainsExpiry returns the earliest NotAfter of the certificates in
+// headers, or end if none is earlier.
+func chainsExpiry(hdr map[string]string, end time.Time) time.Time {
+	for _, v := range hdr {
+		certs, err := parsePEMChain([]byte(v))
+		if err != nil {
+			continue
 		}
-		return x509.ParseRevocationList(b.Bytes)
+		for _, c := range certs {
+			if c.NotAfter.Before(end) {
+				end = c.NotAfter
+			}
+		}
 	}
-	return x509.ParseRevocationList(body)
+	return end
+}
+
+// parseCRL parses a CRL by the rule of the verifiers (attest/snp and
+// attest/dcap), so that nothing they refuse is cached: DER, or exactly one
+// PEM "X509 CRL" block without headers that starts the body and has
+// nothing after it.
+func parseCRL(body []byte) (*x509.RevocationList, error) {
+	der := body
+	if bytes.HasPrefix(body, []byte("-----BEGIN")) {
+		b, rest := pem.Decode(body)
+		if b == nil || b.Type != "X509 CRL" || len(b.Headers) != 0 || len(rest) != 0 {
+			return nil, errors.New("not exactly one PEM X509 CRL block")
+		}
+		der = b.Bytes
+	}
+	return parseDERCRL(der)
+}
+
+// parseDERCRL parses exactly one DER CRL: x509.ParseRevocationList alone
+// ignores bytes after it, which the verifiers refuse.
+func parseDERCRL(der []byte) (*x509.RevocationList, error) {
+	var outer asn1.RawValue
+	rest, err := asn1.Unmarshal(der, &outer)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("%d trailing bytes after the CRL", len(rest))
+	}
+	return x509.ParseRevocationList(der)
 }
 
 // parseCerts parses a DER certificate or PEM CERTIFICATE blocks (nothing
