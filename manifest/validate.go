@@ -41,6 +41,10 @@ const (
 	TCBConfigurationAndSWHardeningNeeded = "ConfigurationAndSWHardeningNeeded"
 	TCBOutOfDate                         = "OutOfDate"
 	TCBOutOfDateConfigurationNeeded      = "OutOfDateConfigurationNeeded"
+	// TDX 1.5: the platform is current but the TD runs on an outdated
+	// module and should be relaunched.
+	TCBTDRelaunchAdvised                    = "TDRelaunchAdvised"
+	TCBTDRelaunchAdvisedConfigurationNeeded = "TDRelaunchAdvisedConfigurationNeeded"
 	// TCBRevoked is never acceptable.
 	TCBRevoked = "Revoked"
 )
@@ -49,6 +53,7 @@ const (
 var acceptableTCB = []string{
 	TCBUpToDate, TCBSWHardeningNeeded, TCBConfigurationNeeded,
 	TCBConfigurationAndSWHardeningNeeded, TCBOutOfDate, TCBOutOfDateConfigurationNeeded,
+	TCBTDRelaunchAdvised, TCBTDRelaunchAdvisedConfigurationNeeded,
 }
 
 // modelFact says which TEEs can host a model, and why.

@@ -33,6 +33,10 @@ type Input struct {
 type Result struct {
 	// Status is the combined TCB status (platform level, TDX module and QE
 	// converged as Intel's QVL does): what attest.Claims.TCB.Status reports.
+	// For a TD report 1.5 body (TDXTCB.TEETCBSVN2 set) it may also be
+	// TDRelaunchAdvised or TDRelaunchAdvisedConfigurationNeeded: the TD
+	// launched under a TDX module now OutOfDate, the platform runs a
+	// current one since a TD-preserving update (Intel's relaunch check).
 	Status Status
 	// Advisories are the advisory IDs of the matched platform level, then
 	// of the TDX module level and of the QE level, each once.
@@ -172,6 +176,11 @@ func (e *Evaluator) Evaluate(in *Input) (*Result, error) {
 		r.TDXModuleStatus, r.TDXModuleAdvisories = m.ModuleLevel.Status, m.ModuleLevel.AdvisoryIDs
 		r.Status = Converge(r.Status, m.ModuleLevel.Status)
 		r.Advisories = appendNew(r.Advisories, m.ModuleLevel.AdvisoryIDs...)
+	}
+	if in.TDX != nil && in.TDX.TEETCBSVN2 != nil {
+		if r.Status, err = t.relaunch(*in.TDX.TEETCBSVN2, m.SGXLevel.Status, r.Status, r.TDXModuleStatus, qeLevel.Status); err != nil {
+			return nil, err
+		}
 	}
 	r.Status = Converge(r.Status, qeLevel.Status)
 	r.Advisories = appendNew(r.Advisories, qeLevel.AdvisoryIDs...)

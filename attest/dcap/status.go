@@ -15,6 +15,16 @@ const (
 	Revoked                           Status = "Revoked"
 )
 
+// The outcomes of Intel's TD relaunch check (TD report 1.5 bodies only,
+// see Result.Status): never the status of a level, only of an evaluation.
+// The TD was launched under a TDX module that is out of date, the platform
+// now runs one that is current (a TD-preserving update): relaunching the
+// TD would make it UpToDate (or ConfigurationNeeded).
+const (
+	TDRelaunchAdvised                    Status = "TDRelaunchAdvised"
+	TDRelaunchAdvisedConfigurationNeeded Status = "TDRelaunchAdvisedConfigurationNeeded"
+)
+
 // platformStatuses are the statuses a TCB info level may carry.
 var platformStatuses = []Status{UpToDate, SWHardeningNeeded, ConfigurationNeeded,
 	ConfigurationAndSWHardeningNeeded, OutOfDate, OutOfDateConfigurationNeeded, Revoked}

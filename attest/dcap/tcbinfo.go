@@ -311,6 +311,10 @@ type Match struct {
 	// Level is the matched level and Index its position in TCBLevels.
 	Level TCBLevel
 	Index int
+	// SGXLevel is the first level whose SGX components and PCESVN the PCK
+	// certificate's TCB meets, whatever its TDX components (Intel's "SGX
+	// TCB level", which its TD relaunch check consults); Level for SGX.
+	SGXLevel TCBLevel
 	// Module is the TDX module identity that applied and ModuleLevel its
 	// matched level (TDX with TEE_TCB_SVN[1] > 0 only).
 	Module      *TDXModuleIdentity
@@ -345,7 +349,9 @@ func (t *TCBInfo) Match(pck PCKTCB, tdx *TDXTCB) (*Match, error) {
 		if !meets(pck.CompSVN[:], l.SGXComponents[:]) || pck.PCESVN < l.PCESVN {
 			continue
 		}
-		sgxMet = true
+		if !sgxMet {
+			m.SGXLevel, sgxMet = l, true
+		}
 		if isTDX {
 			from := 0
 			if tdx.TEETCBSVN[1] > 0 {
@@ -388,15 +394,9 @@ func (t *TCBInfo) matchModule(tdx *TDXTCB, m *Match) error {
 			return fmt.Errorf("%w: the TD's TDX module is major version %d but the TCB info for FMSPC %x lists no tdxModuleIdentities (fetch current TCB info)",
 				ErrCollateral, version, t.FMSPC)
 		}
-		id := fmt.Sprintf("TDX_%02X", version)
-		for i := range t.TDXModuleIdentities {
-			if strings.EqualFold(t.TDXModuleIdentities[i].ID, id) {
-				m.Module = &t.TDXModuleIdentities[i]
-			}
-		}
-		if m.Module == nil {
+		if m.Module = t.moduleIdentity(version); m.Module == nil {
 			return fmt.Errorf("%w: TDX module major version %d has no identity %s in the TCB info for FMSPC %x: the TDX module is not one Intel lists",
-				attest.ErrSignature, version, id, t.FMSPC)
+				attest.ErrSignature, version, moduleID(version), t.FMSPC)
 		}
 		want = m.Module.TDXModule
 	}
@@ -418,6 +418,21 @@ func (t *TCBInfo) matchModule(tdx *TDXTCB, m *Match) error {
 		}
 	}
 	return fmt.Errorf("TDX module %s SVN %d: %w in its identity (TCB not supported)", m.Module.ID, svn, ErrNoMatchingTCBLevel)
+}
+
+// moduleID is the ID of the TDX module identity of a major version.
+func moduleID(version uint8) string { return fmt.Sprintf("TDX_%02X", version) }
+
+// moduleIdentity returns the TDX module identity of a major version, or
+// nil (IDs compare case-insensitively, as Intel's QVL does).
+func (t *TCBInfo) moduleIdentity(version uint8) *TDXModuleIdentity {
+	id := moduleID(version)
+	for i := range t.TDXModuleIdentities {
+		if strings.EqualFold(t.TDXModuleIdentities[i].ID, id) {
+			return &t.TDXModuleIdentities[i]
+		}
+	}
+	return nil
 }
 
 // meets reports whether every have[i] >= want[i].

@@ -102,4 +102,11 @@ type TDXTCB struct {
 	TEETCBSVN      [16]byte
 	MRSignerSEAM   [48]byte
 	SEAMAttributes [8]byte
+	// TEETCBSVN2 is TEE_TCB_SVN2 of a TD report 1.5 body (quote v5, body
+	// type 3): the TDX module the platform runs now, which differs from
+	// TEE_TCB_SVN (the one the TD was launched under) after a
+	// TD-preserving update. Nil for TD report 1.0 bodies. It is used only
+	// by Intel's TD relaunch check (Result.Status); the TCB level is
+	// matched on TEETCBSVN, as Intel's QVL does.
+	TEETCBSVN2 *[16]byte
 }

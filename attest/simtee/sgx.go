@@ -132,8 +132,8 @@ var (
 	sgxSimChainEnd   = time.Date(2049, 12, 31, 23, 59, 59, 0, time.UTC)
 )
 
-// SGXSimulatedAdvisory is the made-up advisory of the simulated TCB info's
-// older levels.
+// SGXSimulatedAdvisory is the made-up advisory of the older levels of the
+// simulated SGX and TDX collateral (TCB info, TDX module and QE identity).
 const SGXSimulatedAdvisory = "TRUSTBOUND-SIMULATED-SA-0001"
 
 // sgxCollateral signs TCB info and a QE identity valid from issue to next
@@ -165,6 +165,13 @@ func sgxCollateral(issue, next time.Time) (*dcap.Collateral, error) {
 			{ISVSVN: 0, TCBDate: sgxSimChainStart.AddDate(-1, 0, 0), Status: dcap.OutOfDate, AdvisoryIDs: old},
 		},
 	}
+	return ch.collateral(tcb, qe)
+}
+
+// collateral signs TCB info and a QE identity with the simulated TCB
+// signing key and serves them with the simulated CRLs and issuer chains,
+// as a PCS would for a platform of the simulated Processor CA.
+func (ch *sgxChain) collateral(tcb *dcap.TCBInfo, qe *dcap.QEIdentity) (*dcap.Collateral, error) {
 	tj, err := dcaptest.MarshalTCBInfo(tcb)
 	if err != nil {
 		return nil, err

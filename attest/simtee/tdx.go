@@ -9,15 +9,19 @@ import (
 	"crypto/sha512"
 	"encoding/binary"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/attest/dcap"
 )
 
 // The simulated TDX platform: its TDX module and TD quoting enclave. The
 // PCK chain is the simulated SGX one (intel/README.md), as a real TDX
-// platform's PCK certificate is an SGX one. Simulated TDX collateral must
-// describe these values (TDX TCB info for the PCK certificate's FMSPC with
-// these TDX components and module signer, a TD_QE identity with this QE).
+// platform's PCK certificate is an SGX one. The simulated TDX collateral
+// (tdxCollateral) describes these values: TDX TCB info for the PCK
+// certificate's FMSPC with these TDX components and module, a TD_QE
+// identity with this QE.
 var (
 	// tdxSimTEETCBSVN is TEE_TCB_SVN: TDX module SVN 5, major version 1,
 	// further TDX components 2.
@@ -42,6 +46,82 @@ const (
 	// tdReportSize is the size of a TDREPORT_STRUCT.
 	tdReportSize = 1024
 )
+
+// tdxCollateral signs TDX TCB info and a TD QE identity valid from issue
+// to next for the simulated TDX platform, in the shape Intel publishes
+// them: the first TCB level is the simulated platform's (UpToDate: the
+// simulated PCK's SGX components and PCESVN, TDX components 5 0 2, judged
+// from component 2 on for a module of major version 1), an older one is
+// OutOfDate; the simulated module, major version 1 with MRSIGNERSEAM and
+// SEAM attributes zero, has the identity TDX_01 (SVN 5 UpToDate, 3
+// OutOfDate); the simulated TD QE's ISVSVN is UpToDate.
+func tdxCollateral(issue, next time.Time) (*dcap.Collateral, error) {
+	ch, err := sgxLoad()
+	if err != nil {
+		return nil, fmt.Errorf("simtee: simulated Intel chain: %w", err)
+	}
+	old := []string{SGXSimulatedAdvisory}
+	oldDate := sgxSimChainStart.AddDate(-1, 0, 0)
+	// As Intel's: MRSIGNERSEAM and attributes zero, every attribute bit judged.
+	module := dcap.TDXModule{AttributesMask: [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}
+	tcb := &dcap.TCBInfo{
+		ID: dcap.TCBInfoTDX, Version: dcap.TCBInfoVersion, IssueDate: issue, NextUpdate: next,
+		FMSPC: sgxSimFMSPC, TCBEvaluationDataNumber: 1,
+		TDXModule: &module,
+		TDXModuleIdentities: []dcap.TDXModuleIdentity{{
+			ID: fmt.Sprintf("TDX_%02X", tdxSimTEETCBSVN[1]), TDXModule: module,
+			TCBLevels: []dcap.EnclaveTCBLevel{
+				{ISVSVN: uint16(tdxSimTEETCBSVN[0]), TCBDate: sgxSimChainStart, Status: dcap.UpToDate},
+				{ISVSVN: uint16(tdxSimTEETCBSVN[0]) - 2, TCBDate: oldDate, Status: dcap.OutOfDate, AdvisoryIDs: old},
+			},
+		}},
+		TCBLevels: []dcap.TCBLevel{
+			{SGXComponents: sgxSimCPUSVN, PCESVN: sgxSimPCESVN, TDXComponents: [16]uint8{tdxSimTEETCBSVN[0], 0, tdxSimTEETCBSVN[2]},
+				HasTDX: true, TCBDate: sgxSimChainStart, Status: dcap.UpToDate},
+			{TDXComponents: [16]uint8{tdxSimTEETCBSVN[0] - 2, 0, tdxSimTEETCBSVN[2] - 1},
+				HasTDX: true, TCBDate: oldDate, Status: dcap.OutOfDate, AdvisoryIDs: old},
+		},
+	}
+	qe := &dcap.QEIdentity{
+		ID: dcap.QEIdentityTDX, Version: dcap.QEIdentityVersion, IssueDate: issue, NextUpdate: next,
+		TCBEvaluationDataNumber: 1, MRSigner: tdxSimQEMRSigner, ISVProdID: tdxSimQEProdID,
+		MiscSelectMask: [4]byte{0xff, 0xff, 0xff, 0xff},
+		// As Intel's: INIT and PROVISIONKEY set, MODE64BIT and XFRM not judged.
+		Attributes:     [16]byte{0x11},
+		AttributesMask: [16]byte{0xfb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+		TCBLevels: []dcap.EnclaveTCBLevel{
+			{ISVSVN: tdxSimQESVN, TCBDate: sgxSimChainStart, Status: dcap.UpToDate},
+			{ISVSVN: 0, TCBDate: oldDate, Status: dcap.OutOfDate, AdvisoryIDs: old},
+		},
+	}
+	return ch.collateral(tcb, qe)
+}
+
+// TDXCollateral returns simulated Intel collateral for the simulated TDX
+// platform as a PCS would serve it at now: TDX TCB info and TD QE identity
+// issued at now (to the second) with Intel's 30-day window, the simulated
+// CRLs. Quotes of TDX evaluate UpToDate against it, without advisories.
+func TDXCollateral(now time.Time) (*dcap.Collateral, error) {
+	issue := now.UTC().Truncate(time.Second)
+	return tdxCollateral(issue, issue.AddDate(0, 0, 30))
+}
+
+var tdxSource = sync.OnceValues(func() (*dcap.Collateral, error) {
+	return tdxCollateral(sgxSimChainStart, sgxSimChainEnd)
+})
+
+// TDXCollateralSource returns a source of simulated TDX collateral valid
+// for as long as the simulated chain (2025-01-01 to 2049-12-31), for
+// tdx.Config.SimulatedCollateral: simulated quotes then evaluate UpToDate
+// at any time the chain is valid.
+func TDXCollateralSource() dcap.Source {
+	c, err := tdxSource()
+	if err != nil {
+		// Embedded at build time and covered by tests.
+		panic(fmt.Sprintf("simtee: simulated TDX collateral: %v", err))
+	}
+	return dcap.NewStaticSource(c)
+}
 
 // TDX is a simulated Intel TDX trust domain. Report gives the TDREPORT its
 // simulated TDX module would, Quote the version 4 DCAP quote its simulated

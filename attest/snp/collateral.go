@@ -74,6 +74,15 @@ func (v *Verifier) fetchVCEK(ctx context.Context, r *spb.Report, productLine str
 	return nil, "", fmt.Errorf("%w: no VCEK in the evidence and none could be fetched: %w", ErrCollateral, errors.Join(errs...))
 }
 
+// invalidate tells a getter that can forget (collateral.Fetcher) that the
+// body it served at url did not verify, so the next request refetches it
+// instead of serving the same bad body until it expires.
+func (v *Verifier) invalidate(url string) {
+	if inv, ok := v.getter.(interface{ Invalidate(url string) }); ok {
+		inv.Invalidate(url)
+	}
+}
+
 type crlKey struct {
 	digest [sha256.Size]byte
 	ark    *x509.Certificate
@@ -116,6 +125,7 @@ func (v *Verifier) currentCRL(ctx context.Context, pre *x509.RevocationList, url
 	}
 	revs, err := v.verifiedCRL(b, ark, func() (*x509.RevocationList, error) { return parseCRL(b) })
 	if err != nil {
+		v.invalidate(url)
 		return nil, fmt.Errorf("%w: the CRL from %s: %w", ErrCollateral, url, err)
 	}
 	if err := revs.freshAt(now); err != nil {

@@ -393,3 +393,33 @@ func TestRevocationSiblingCRL(t *testing.T) {
 		}
 	})
 }
+
+// forgetfulGetter is a fakeGetter that can be told a body was bad, as
+// collateral.Fetcher can.
+type forgetfulGetter struct {
+	*fakeGetter
+	invalidated []string
+}
+
+func (g *forgetfulGetter) Invalidate(url string) { g.invalidated = append(g.invalidated, url) }
+
+// A CRL that does not verify is reported back to the getter, so a cache
+// refetches it instead of serving it until it expires; a good one is not.
+func TestBadCollateralIsInvalidated(t *testing.T) {
+	ev := attestSim(t, simtee.SNP{}, [64]byte{})
+	g := &forgetfulGetter{fakeGetter: newGetter(map[string][]byte{simtee.SNPCRLURL(): []byte("not a CRL")})}
+	v := snp.NewVerifier(snp.Config{Simulated: simRootsWithCRL(t, nil), Getter: g})
+	if _, err := v.Verify(context.Background(), ev, simulation); !errors.Is(err, snp.ErrCollateral) {
+		t.Fatalf("bad CRL: %v", err)
+	}
+	if len(g.invalidated) != 1 || g.invalidated[0] != simtee.SNPCRLURL() {
+		t.Fatalf("invalidated %v, want the CRL's URL", g.invalidated)
+	}
+	g.set(simtee.SNPCRLURL(), simCRL(t, now.Add(-time.Hour), now.Add(time.Hour)))
+	if _, err := v.Verify(context.Background(), ev, simulation); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.invalidated) != 1 {
+		t.Errorf("a good CRL was invalidated: %v", g.invalidated)
+	}
+}

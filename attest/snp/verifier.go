@@ -246,6 +246,7 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 // evidence's, or a fetched VCEK.
 func (v *Verifier) endorsementFor(ctx context.Context, ev *attest.Evidence, r *spb.Report, key abi.ReportSigner, productLine string, opts attest.Options) (*endorsement, error) {
 	var der []byte
+	fetched := false // der came from the getter
 	if len(ev.Certs) > 0 {
 		der = ev.Certs[0]
 	}
@@ -262,9 +263,13 @@ func (v *Verifier) endorsementFor(ctx context.Context, ev *attest.Evidence, r *s
 		if der, productLine, err = v.fetchVCEK(ctx, r, productLine); err != nil {
 			return nil, err
 		}
+		fetched = true
 	}
 	ek, productLine, err := v.verifiedEndorsement(der, key, productLine, opts)
 	if err != nil {
+		if fetched {
+			v.invalidate(vcekURL(productLine, r))
+		}
 		return nil, fmt.Errorf("%w: %v certificate not trusted at %s: %w; %s",
 			attest.ErrChain, key, opts.Now.UTC().Format(time.RFC3339), err, whereToGet(key, productLine, r))
 	}

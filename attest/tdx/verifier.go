@@ -178,6 +178,15 @@ func (v *Verifier) evaluate(ctx context.Context, c *attest.Claims, q *Quote, p *
 		return fmt.Errorf("%w: tdx: collateral for FMSPC %x (PCK %s CA): %w", dcap.ErrCollateral, p.ext.FMSPC, p.ca, err)
 	}
 	qe := &q.Signature.QEReport
+	td := &dcap.TDXTCB{
+		TEETCBSVN:      q.Body.TEETCBSVN,
+		MRSignerSEAM:   q.Body.MRSignerSEAM,
+		SEAMAttributes: q.Body.SEAMAttributes,
+	}
+	if q.BodyType == BodyTypeTD15 {
+		svn2 := q.Body.TEETCBSVN2
+		td.TEETCBSVN2 = &svn2
+	}
 	res, err := v.eval.Evaluate(&dcap.Input{
 		Kind:       dcap.TDX,
 		Collateral: col,
@@ -190,11 +199,7 @@ func (v *Verifier) evaluate(ctx context.Context, c *attest.Claims, q *Quote, p *
 			MiscSelect: qe.MiscSelect,
 			Attributes: qe.Attributes,
 		},
-		TDX: &dcap.TDXTCB{
-			TEETCBSVN:      q.Body.TEETCBSVN,
-			MRSignerSEAM:   q.Body.MRSignerSEAM,
-			SEAMAttributes: q.Body.SEAMAttributes,
-		},
+		TDX: td,
 	})
 	if err != nil {
 		return fmt.Errorf("tdx: TCB evaluation for FMSPC %x: %w", p.ext.FMSPC, err)

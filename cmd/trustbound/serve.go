@@ -79,7 +79,7 @@ func startServer(ctx context.Context, o serverOptions) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	reg, err := formats.Registry(formats.Config{Getter: fetcher, AllowMissingCRL: o.allowMissingCRL})
+	reg, err := formats.Registry(formats.Config{Getter: fetcher, Intel: fetcher, AllowMissingCRL: o.allowMissingCRL})
 	if err != nil {
 		return nil, err
 	}

@@ -41,7 +41,7 @@ const maxEvidenceFile = 4 << 20
 func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("verify", stderr)
 	at := fs.String("at", "", "verify as of this time (RFC 3339); default now")
-	coll := fs.String("collateral", "", "offline collateral: a bundle from 'trustbound collateral export', or a directory of collateral files; nothing is fetched")
+	coll := fs.String("collateral", "", "offline collateral, nothing fetched: a bundle from 'trustbound collateral export', a dcap-qvl collateral JSON, a VCEK file, or a directory of such files")
 	noColl := fs.Bool("no-collateral", false, "check signatures and chains only; revocation and TCB status are reported unchecked (no appraisal accepts that)")
 	cacheDir := fs.String("cache", defaultCacheDir(), "collateral cache directory (used when --collateral is not given)")
 	nonce := fs.String("nonce", "", "hex nonce the evidence must bind (its report data, zero-padded)")
@@ -76,25 +76,31 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 
-	var getter formats.Getter
+	var fetcher *collateral.Fetcher
 	switch {
 	case *noColl:
 	case *coll != "":
-		// The fetcher keeps the wall clock: --at is the verification time
-		// only, never the cache's notion of "now".
-		f, err := collateral.New(collateral.Options{Bundles: []string{*coll}})
+		// Offline, from a bundle only: nothing is fetched or persisted, so
+		// freshness is judged at the verification time (--at), and an old
+		// bundle verifies old evidence. (The online cache below keeps the
+		// wall clock: --at must never become its notion of now.)
+		f, err := collateral.New(collateral.Options{Bundles: []string{*coll}, Now: func() time.Time { return now }})
 		if err != nil {
 			return err
 		}
-		getter = f
+		fetcher = f
 	default:
 		f, err := collateral.New(collateral.Options{Dir: *cacheDir, Client: &http.Client{Timeout: 30 * time.Second}})
 		if err != nil {
 			return err
 		}
-		getter = f
+		fetcher = f
 	}
-	reg, err := formats.Registry(formats.Config{Getter: getter})
+	cfg := formats.Config{}
+	if fetcher != nil {
+		cfg.Getter, cfg.Intel = fetcher, fetcher
+	}
+	reg, err := formats.Registry(cfg)
 	if err != nil {
 		return err
 	}
@@ -172,8 +178,12 @@ func evidenceFromFiles(paths []string) (*attest.Evidence, error) {
 			certs = append(certs, parsed...)
 		case "sgx-quote":
 			ev = &attest.Evidence{Format: attest.FormatSGXQuoteV3, Data: b}
+		case "tdx-quote":
+			ev = &attest.Evidence{Format: attest.FormatTDXQuote, Data: b}
 		case "az-snp-vtpm":
 			ev = &attest.Evidence{Format: attest.FormatAzureSNPVTPM, Data: b}
+		case "az-tdx-vtpm":
+			ev = &attest.Evidence{Format: attest.FormatAzureTDXVTPM, Data: b}
 		case "evidence-json":
 			var e attest.Evidence
 			if err := json.Unmarshal(b, &e); err != nil {
@@ -252,8 +262,11 @@ func detect(b []byte) (string, [][]byte) {
 			_, hcl := probe["hcl_report"]
 			_, report := probe["report"]
 			_, quote := probe["quote"]
+			_, tdQuote := probe["td_quote"]
 			_, format := probe["format"]
 			switch {
+			case tdQuote:
+				return "az-tdx-vtpm", nil
 			case hcl || (report && quote):
 				return "az-snp-vtpm", nil
 			case format:
@@ -262,6 +275,8 @@ func detect(b []byte) (string, [][]byte) {
 		}
 	case len(b) >= 48 && b[0] == 3 && b[1] == 0 && b[2] == 2 && b[3] == 0:
 		return "sgx-quote", nil // version 3, ECDSA-256-with-P-256
+	case len(b) >= 48 && (b[0] == 4 || b[0] == 5) && b[1] == 0 && b[2] == 2 && b[3] == 0 && binary.LittleEndian.Uint32(b[4:]) == 0x81:
+		return "tdx-quote", nil // version 4/5, ECDSA-256-with-P-256, TEE type TDX
 	}
 	if _, err := x509.ParseCertificate(b); err == nil {
 		return "certs", [][]byte{b}

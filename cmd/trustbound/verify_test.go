@@ -242,3 +242,48 @@ func FuzzDetect(f *testing.F) {
 		}
 	})
 }
+
+const (
+	tdxTestdata = "../../attest/tdx/testdata/"
+	sgxTestdata = "../../attest/sgx/testdata/"
+)
+
+// Intel evidence with dcap-qvl's collateral: the TCB status and advisories
+// Intel's rules give, at a time inside the collateral's window, and a
+// refusal once it has expired.
+func TestVerifyIntelWithCollateral(t *testing.T) {
+	code, v, e := verifyJSON(t, "--collateral", tdxTestdata+"dcap-qvl-tdx_quote_collateral.json", "--at", "2025-07-04T00:00:00Z", tdxTestdata+"dcap-qvl-tdx_quote")
+	if code != exitOK {
+		t.Fatalf("TDX: exit %d %s", code, e)
+	}
+	if v.Format != "tdx-quote" || v.Claims.TEE != "tdx" || !v.Claims.TCB.Evaluated || v.Claims.TCB.Status != "UpToDate" || !v.Claims.RevocationChecked || len(v.Unchecked) != 1 {
+		t.Errorf("TDX claims %+v, unchecked %v", v.Claims, v.Unchecked)
+	}
+	if code, _, e := runCmd(t, "verify", "--collateral", tdxTestdata+"dcap-qvl-tdx_quote_collateral.json", "--at", atNow, tdxTestdata+"dcap-qvl-tdx_quote"); code != exitRefused || !strings.Contains(e, "refused") {
+		t.Fatalf("TDX now: exit %d %s", code, e)
+	}
+	code, v, e = verifyJSON(t, "--collateral", sgxTestdata+"qvl_sgx_collateral.json", "--at", "2025-07-04T00:00:00Z", sgxTestdata+"qvl_sgx_quote_v3.dat")
+	if code != exitOK {
+		t.Fatalf("SGX: exit %d %s", code, e)
+	}
+	if v.Claims.TCB.Status != "ConfigurationAndSWHardeningNeeded" || strings.Join(v.Claims.TCB.Advisories, ",") != "INTEL-SA-00289,INTEL-SA-00615" {
+		t.Errorf("SGX TCB %+v", v.Claims.TCB)
+	}
+	if v.Azure["x-ms-sgx-mrenclave"] != v.Claims.Measurement.String() {
+		t.Errorf("SGX azure claims %v", v.Azure)
+	}
+	// Without collateral the verdict is signatures and chain only.
+	if code, v, e := verifyJSON(t, "--no-collateral", "--at", atNow, tdxTestdata+"trustee-tdx_quote_4.dat"); code != exitOK || v.Claims.TCB.Evaluated || strings.Join(v.Unchecked, ",") != "revocation,tcb,nonce (no --nonce given)" {
+		t.Fatalf("TDX no collateral: exit %d %s %+v %v", code, e, v.Claims, v.Unchecked)
+	}
+}
+
+func TestVerifyAzureTDX(t *testing.T) {
+	code, v, e := verifyJSON(t, "--no-collateral", "--at", atNow, "--nonce", hex.EncodeToString([]byte("challenge")), azureTestdata+"tdx-evidence-v1.json")
+	if code != exitOK {
+		t.Fatalf("exit %d %s", code, e)
+	}
+	if v.Format != "az-tdx-vtpm" || v.Claims.TEE != "tdx" || v.Claims.PCRs[0].String() != "782b20b10f55cc46e2142cc2145d548698073e5beb82752c8d7f9279f0d8a273" {
+		t.Errorf("format %s, TEE %s, PCR0 %s", v.Format, v.Claims.TEE, v.Claims.PCRs[0])
+	}
+}
