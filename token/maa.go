@@ -24,15 +24,19 @@ func AzureClaims(c *attest.Claims) map[string]any {
 		hw = snpClaims(c)
 	case attest.SGX:
 		hw = sgxClaims(c)
+	case attest.TDX:
+		hw = tdxClaims(c)
 	default:
 		return nil
 	}
-	if c.Format != attest.FormatAzureSNPVTPM {
+	if c.Format != attest.FormatAzureSNPVTPM && c.Format != attest.FormatAzureTDXVTPM {
 		return hw
 	}
 	// Behind the paravisor the hardware report data binds the HCL runtime
 	// claims; the workload's nonce is in the TPM quote (Claims.ReportData).
-	hw["x-ms-sevsnpvm-reportdata"] = c.Platform["snp_report_data"]
+	if c.TEE == attest.SEVSNP {
+		hw["x-ms-sevsnpvm-reportdata"] = c.Platform["snp_report_data"]
+	}
 	guest := map[string]any{
 		"x-ms-attestation-type": "azurevm",
 		"x-ms-isolation-tee":    hw,
@@ -84,6 +88,33 @@ func sgxClaims(c *attest.Claims) map[string]any {
 	}
 	if v, err := strconv.Atoi(c.Platform["config_svn"]); err == nil {
 		m["x-ms-sgx-config-svn"] = v
+	}
+	return m
+}
+
+func tdxClaims(c *attest.Claims) map[string]any {
+	p := c.Platform
+	m := map[string]any{
+		"x-ms-attestation-type":   "tdxvm",
+		"tdx_mrtd":                c.Measurement.String(),
+		"tdx_mrconfigid":          c.HostData.String(),
+		"tdx_report_data":         c.ReportData.String(),
+		"tdx_td_attributes_debug": c.Debug,
+		"tdx_mrseam":              p["mrseam"],
+		"tdx_mrsignerseam":        p["mrsignerseam"],
+		"tdx_mrowner":             p["mrowner"],
+		"tdx_mrownerconfig":       p["mrownerconfig"],
+		"tdx_rtmr0":               p["rtmr0"],
+		"tdx_rtmr1":               p["rtmr1"],
+		"tdx_rtmr2":               p["rtmr2"],
+		"tdx_rtmr3":               p["rtmr3"],
+		"tdx_seam_attributes":     p["seam_attributes"],
+		"tdx_td_attributes":       p["td_attributes"],
+		"tdx_tee_tcb_svn":         p["tee_tcb_svn"],
+		"tdx_xfam":                p["xfam"],
+	}
+	if c.TCB.Evaluated {
+		m["attester_tcb_status"] = c.TCB.Status
 	}
 	return m
 }

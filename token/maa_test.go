@@ -37,7 +37,13 @@ func TestAzureClaims(t *testing.T) {
 	if sgx["x-ms-sgx-mrenclave"] != "01" || sgx["x-ms-sgx-mrsigner"] != "02" || sgx["x-ms-sgx-is-debuggable"] != true || sgx["x-ms-sgx-product-id"] != uint16(1) {
 		t.Errorf("sgx claims %v", sgx)
 	}
-	if AzureClaims(&attest.Claims{TEE: attest.TDX}) != nil {
-		t.Error("TDX claims mapped before TDX is verified")
+	td := AzureClaims(&attest.Claims{TEE: attest.TDX, Measurement: attest.Hex{9}, HostData: attest.Hex{8}, Debug: true,
+		TCB: attest.TCB{Evaluated: true, Status: "UpToDate"}, Platform: map[string]string{"rtmr2": "aa", "mrseam": "bb"}})
+	if td["x-ms-attestation-type"] != "tdxvm" || td["tdx_mrtd"] != "09" || td["tdx_mrconfigid"] != "08" || td["tdx_rtmr2"] != "aa" ||
+		td["tdx_mrseam"] != "bb" || td["tdx_td_attributes_debug"] != true || td["attester_tcb_status"] != "UpToDate" {
+		t.Errorf("tdx claims %v", td)
+	}
+	if AzureClaims(&attest.Claims{TEE: "none"}) != nil {
+		t.Error("claims of an unknown TEE were mapped")
 	}
 }
