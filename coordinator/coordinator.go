@@ -143,7 +143,15 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.tokens, err = token.NewIssuer(tk, cfg.Issuer, cfg.TokenTTL); err != nil {
+	tkey, err := token.NewKey(token.ES256, tk, c.now())
+	if err != nil {
+		return nil, err
+	}
+	ring, err := token.NewKeyring(cfg.TokenTTL, tkey)
+	if err != nil {
+		return nil, err
+	}
+	if c.tokens, err = token.NewIssuer(token.Config{Issuer: cfg.Issuer, Keyring: ring, TTL: cfg.TokenTTL}); err != nil {
 		return nil, err
 	}
 	c.broker = keybroker.New(cfg.Store, cfg.Sealer)
@@ -224,11 +232,11 @@ func (c *Coordinator) loadCA(ctx context.Context, key, trustDomain string) (*ide
 
 func (c *Coordinator) loadTokenKey(ctx context.Context) (*ecdsa.PrivateKey, error) {
 	pt, err := c.sealedGetOrCreate(ctx, keyTokenKey, func() ([]byte, error) {
-		k, err := token.GenerateKey()
+		k, err := token.GenerateKey(token.ES256, c.now())
 		if err != nil {
 			return nil, err
 		}
-		return x509.MarshalPKCS8PrivateKey(k)
+		return x509.MarshalPKCS8PrivateKey(k.Private)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: token key: %w", err)

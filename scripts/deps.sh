@@ -8,3 +8,4 @@ if [ ${#need[@]} -gt 0 ]; then
   else sudo apt-get update -qq && sudo apt-get install -y -qq "${need[@]}"; fi
 fi
 go mod download
+npm ci --prefix token/testdata/node --no-audit --no-fund  # jose, the independent JWT verifier of token/interop_test.go

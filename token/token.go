@@ -1,130 +1,181 @@
 // Package token issues and verifies attestation-result tokens: JWTs signed
-// by the coordinator's token key that carry the appraised claims, the
-// workload's TEE-held keys and the EAR status; it never sees evidence.
+// by the coordinator's rotating token keys (ES256, or RS256) that carry the
+// appraisal in EAR shape, the TEE's claims under Azure Attestation's names,
+// the workload's TEE-held keys (x-ms-runtime) and trustbound's x-tb-*
+// claims; it publishes the keys as a JWKS and an OpenID configuration, and
+// never sees evidence.
 package token
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"net/url"
+	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
-
-	"github.com/trustbound/trustbound/api"
-	"github.com/trustbound/trustbound/attest"
 )
 
-// EATProfile is the EAR profile the tokens follow.
-const EATProfile = "tag:github.com,2023:veraison/ear"
-
-// Claims is the body of a trustbound attestation token.
-type Claims struct {
-	jwt.Claims
-	Nonce string `json:"nonce,omitempty"`
-	// EATProfile and Submods give the token the EAR shape.
-	EATProfile string            `json:"eat_profile"`
-	VerifierID map[string]string `json:"ear.verifier-id"`
-	Submods    map[string]Submod `json:"submods"`
-	// trustbound's own claims.
-	Workload       string        `json:"x-tb-workload"`
-	Model          string        `json:"x-tb-model"`
-	Simulated      bool          `json:"x-tb-simulated"`
-	ManifestDigest string        `json:"x-tb-manifest-digest"`
-	EvidenceDigest string        `json:"x-tb-evidence-digest"`
-	TEE            attest.Claims `json:"x-tb-tee"`
-	// Runtime carries the TEE-held keys bound into the evidence.
-	Runtime Runtime `json:"x-ms-runtime"`
+// Config configures an Issuer.
+type Config struct {
+	// Issuer is the iss of every token, and the issuer the OpenID
+	// configuration names (an https URL for OpenID Connect clients).
+	Issuer string
+	// Keyring holds the signing keys. Required.
+	Keyring *Keyring
+	// TTL is the lifetime of a token; it may not exceed the keyring's
+	// maximum token lifetime.
+	TTL time.Duration
+	// Algorithm is the algorithm tokens are signed with: ES256 (the
+	// default) or RS256. The keyring must have a current key for it.
+	Algorithm string
+	// JWKSURL, when set, goes into every token's jku header, as in Azure
+	// Attestation's tokens. Relying parties should not trust it unchecked.
+	JWKSURL string
+	// Rand is the source of token ids; nil means crypto/rand.
+	Rand io.Reader
 }
 
-// Submod is one EAR appraisal (trustbound issues one: "tee").
-type Submod struct {
-	Status   string `json:"ear.status"`
-	PolicyID string `json:"ear.appraisal-policy-id"`
-}
-
-// Runtime is the token's view of the workload's runtime data.
-type Runtime struct {
-	Keys []api.JWK   `json:"keys"`
-	HPKE api.HPKEKey `json:"hpke"`
-}
-
-// Issuer signs tokens with one ES256 key. It is safe for concurrent use.
+// Issuer signs tokens with the current key of its algorithm and verifies
+// tokens signed by any published key. It is safe for concurrent use.
 type Issuer struct {
-	key    *ecdsa.PrivateKey
-	kid    string
-	issuer string
-	ttl    time.Duration
+	name string
+	ring *Keyring
+	ttl  time.Duration
+	alg  string
+	jku  string
+	rand io.Reader
+
+	mu    sync.Mutex
+	certs map[string]*x509.Certificate // self-signed certificate per kid
 }
 
-// NewIssuer returns an issuer for key (ECDSA P-256) naming itself iss in
-// every token, whose tokens live ttl.
-func NewIssuer(key *ecdsa.PrivateKey, iss string, ttl time.Duration) (*Issuer, error) {
-	if key == nil || key.Curve != elliptic.P256() {
-		return nil, errors.New("token: key must be ECDSA P-256 (ES256)")
+// NewIssuer returns an issuer for cfg.
+func NewIssuer(cfg Config) (*Issuer, error) {
+	if cfg.Issuer == "" {
+		return nil, errors.New("token: issuer name required")
 	}
-	if ttl <= 0 {
+	if cfg.Keyring == nil {
+		return nil, errors.New("token: keyring required")
+	}
+	if cfg.TTL <= 0 {
 		return nil, errors.New("token: lifetime must be positive")
 	}
-	return &Issuer{key: key, kid: KeyID(&key.PublicKey), issuer: iss, ttl: ttl}, nil
-}
-
-// GenerateKey makes a new token key.
-func GenerateKey() (*ecdsa.PrivateKey, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }
-
-// KeyID is the key's JWK thumbprint-like identifier: hex SHA-256 of its
-// uncompressed point, first 16 bytes.
-func KeyID(pub *ecdsa.PublicKey) string {
-	raw, _ := pub.Bytes()
-	h := sha256.Sum256(raw)
-	return hex.EncodeToString(h[:16])
-}
-
-// Public returns the verification key.
-func (i *Issuer) Public() crypto.PublicKey { return &i.key.PublicKey }
-
-// Issue fills iss, iat, nbf, exp and jti and signs c.
-func (i *Issuer) Issue(c Claims, now time.Time) (string, error) {
-	jti := make([]byte, 16)
-	if _, err := rand.Read(jti); err != nil {
-		return "", err
+	if cfg.TTL > cfg.Keyring.MaxLifetime() {
+		return nil, fmt.Errorf("token: lifetime %v exceeds the keyring's maximum token lifetime %v, so rotated keys would retire before their tokens expire",
+			cfg.TTL, cfg.Keyring.MaxLifetime())
 	}
-	c.Issuer = i.issuer
+	alg := cfg.Algorithm
+	if alg == "" {
+		alg = ES256
+	}
+	if alg != ES256 && alg != RS256 {
+		return nil, fmt.Errorf("token: unsupported signing algorithm %q (ES256 or RS256)", alg)
+	}
+	if _, ok := cfg.Keyring.Current(alg); !ok {
+		return nil, fmt.Errorf("token: the keyring has no current %s key", alg)
+	}
+	if cfg.JWKSURL != "" {
+		if u, err := url.Parse(cfg.JWKSURL); err != nil || !u.IsAbs() {
+			return nil, fmt.Errorf("token: JWKS URL %q is not an absolute URL", cfg.JWKSURL)
+		}
+	}
+	r := cfg.Rand
+	if r == nil {
+		r = rand.Reader
+	}
+	return &Issuer{name: cfg.Issuer, ring: cfg.Keyring, ttl: cfg.TTL, alg: alg, jku: cfg.JWKSURL, rand: r,
+		certs: map[string]*x509.Certificate{}}, nil
+}
+
+// Name is the issuer's iss.
+func (i *Issuer) Name() string { return i.name }
+
+// Issue sets iss, iat, nbf, exp (now plus the TTL), jti and eat_profile,
+// completes what the TEE claims determine and the caller left out (see
+// NewClaims), and signs c with the current key.
+func (i *Issuer) Issue(c Claims, now time.Time) (string, error) {
+	key, ok := i.ring.Current(i.alg)
+	if !ok {
+		return "", fmt.Errorf("token: the keyring has no current %s key", i.alg)
+	}
+	jti := make([]byte, 16)
+	if _, err := io.ReadFull(i.rand, jti); err != nil {
+		return "", fmt.Errorf("token: token id: %w", err)
+	}
+	c.Issuer = i.name
 	c.IssuedAt = jwt.NewNumericDate(now)
 	c.NotBefore = jwt.NewNumericDate(now)
 	c.Expiry = jwt.NewNumericDate(now.Add(i.ttl))
 	c.ID = hex.EncodeToString(jti)
 	c.EATProfile = EATProfile
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: i.key},
-		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", i.kid))
+	if err := c.complete(); err != nil {
+		return "", err
+	}
+	opts := (&jose.SignerOptions{}).WithType("JWT").WithHeader(jose.HeaderKey("kid"), key.ID)
+	if i.jku != "" {
+		opts = opts.WithHeader(jose.HeaderKey("jku"), i.jku)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(key.Algorithm), Key: key.Private}, opts)
 	if err != nil {
 		return "", fmt.Errorf("token: %w", err)
 	}
-	return jwt.Signed(signer).Claims(c).Serialize()
+	raw, err := jwt.Signed(signer).Claims(c).Serialize()
+	if err != nil {
+		return "", fmt.Errorf("token: %w", err)
+	}
+	return raw, nil
 }
 
 // ErrInvalid is wrapped by every refusal of Verify.
 var ErrInvalid = errors.New("invalid attestation token")
 
-// Verify checks the signature, issuer and validity window of a token
-// issued by i, at now, and returns its claims.
+// acceptedAlgorithms are the only JWS algorithms Verify parses: "none",
+// HMAC and every other algorithm are refused before any key is looked at.
+var acceptedAlgorithms = []jose.SignatureAlgorithm{jose.ES256, jose.RS256}
+
+// Verify checks, at now, that raw is a compact JWS signed by a published
+// key of the keyring found by its kid, with the header algorithm that key
+// signs with (no algorithm confusion), and that it names this issuer, has
+// exp, nbf and iat and is valid at now; it returns the claims.
 func (i *Issuer) Verify(raw string, now time.Time) (*Claims, error) {
-	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
+	tok, err := jwt.ParseSigned(raw, acceptedAlgorithms)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
+	if len(tok.Headers) != 1 {
+		return nil, fmt.Errorf("%w: want one signature, got %d", ErrInvalid, len(tok.Headers))
+	}
+	h := tok.Headers[0]
+	if h.KeyID == "" {
+		return nil, fmt.Errorf("%w: no kid in the header", ErrInvalid)
+	}
+	key, ok := i.ring.lookup(h.KeyID, now)
+	if !ok {
+		return nil, fmt.Errorf("%w: key %q is not a published token key (unknown, or retired)", ErrInvalid, h.KeyID)
+	}
+	if h.Algorithm != key.Algorithm {
+		return nil, fmt.Errorf("%w: header algorithm %q, but key %s signs with %s", ErrInvalid, h.Algorithm, key.ID, key.Algorithm)
+	}
 	var c Claims
-	if err := tok.Claims(&i.key.PublicKey, &c); err != nil {
+	if err := tok.Claims(key.Public(), &c); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if err := c.ValidateWithLeeway(jwt.Expected{Issuer: i.issuer, Time: now}, 0); err != nil {
+	if c.Expiry == nil || c.NotBefore == nil || c.IssuedAt == nil {
+		return nil, fmt.Errorf("%w: exp, nbf and iat are required", ErrInvalid)
+	}
+	if err := c.ValidateWithLeeway(jwt.Expected{Issuer: i.name, Time: now}, 0); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	// RFC 7519: the current time must be before exp (go-jose accepts exp
+	// itself). This also keeps tokens within their key's publication.
+	if !now.Before(c.Expiry.Time()) {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, jwt.ErrExpired)
 	}
 	return &c, nil
 }
