@@ -115,7 +115,11 @@
 // Fetcher.Invalidate(url) drops an entry from memory and the cache
 // directory: a verifier that rejects a body (a signature that does not
 // verify) calls it, through the optional Invalidator interface of its
-// Getter, so that the next Get asks the vendor again.
+// Getter, so that the next Get asks the vendor again. For Intel collateral
+// the SGX and TDX verifiers do the same through dcap.Invalidator:
+// Fetcher.InvalidateCollateral(kind, fmspc, ca) drops the four pieces
+// Collateral returned for a platform when TCB evaluation rejects them as
+// not genuine (dcap.RejectedError; not when they are only stale).
 //
 // # Offline bundles
 //

@@ -19,7 +19,10 @@ import (
 	"github.com/trustbound/trustbound/attest/dcap"
 )
 
-var _ dcap.Source = (*Fetcher)(nil)
+var (
+	_ dcap.Source      = (*Fetcher)(nil)
+	_ dcap.Invalidator = (*Fetcher)(nil)
+)
 
 // Intel collateral hosts: the Provisioning Certification Service (v4 API)
 // and the host of the Intel SGX Root CA's CRL (the CRL distribution point
@@ -439,4 +442,25 @@ func (f *Fetcher) Collateral(ctx context.Context, tee dcap.Kind, fmspc [6]byte, 
 		QEIdentity:            bytes.Clone(es[3].body),
 		QEIdentityIssuerChain: chainHeader(kindQEIdentity, es[3].headers),
 	}, nil
+}
+
+// InvalidateCollateral forgets, in memory and in the cache directory, the
+// four pieces Collateral returns for a platform: the CRL of its PCK CA, the
+// Intel SGX Root CA's CRL, the TCB info of its FMSPC and the identity of
+// its QE (SGX) or TD QE (TDX), so that the next Collateral asks Intel (or
+// the PCCS) again. The SGX and TDX verifiers call it when TCB evaluation
+// refuses the collateral as not genuine (dcap.RejectedError). Bundles
+// loaded in memory are kept only as they were cached; unknown kinds and
+// CAs are ignored.
+func (f *Fetcher) InvalidateCollateral(tee dcap.Kind, fmspc [6]byte, ca dcap.CA) {
+	if tee != dcap.SGX && tee != dcap.TDX {
+		return
+	}
+	urls := []string{rootCACRLURL, tcbInfoURL(tee, fmspc), qeIdentityURL(tee)}
+	if ca == dcap.ProcessorCA || ca == dcap.PlatformCA {
+		urls = append(urls, pckCRLURL(ca))
+	}
+	for _, u := range urls {
+		f.Invalidate(u)
+	}
 }

@@ -803,3 +803,47 @@ func BenchmarkCollateralWarm(b *testing.B) {
 		}
 	}
 }
+
+// TestIntelInvalidateCollateral: the verifiers' dcap.Invalidator drops the
+// four pieces of a platform's collateral from memory and the cache
+// directory, so the next Collateral asks the PCS again.
+func TestIntelInvalidateCollateral(t *testing.T) {
+	fx := loadQVL(t, "dcapqvl-tdx_quote_collateral.json")
+	clock := &fakeClock{t: intelAt}
+	srv := newServer(t, pcsFor(fx).handler)
+	dir := t.TempDir()
+	ctx := context.Background()
+	f := onlineIntel(t, clock, srv, Options{Dir: dir})
+	got, err := fx.collateral(ctx, f)
+	checkCollateral(t, "fetched", got, err, &fx.want)
+	urls := []string{pckCRLURL(fx.ca), rootCACRLURL, tcbInfoURL(fx.kind, fx.fmspc), qeIdentityURL(fx.kind)}
+	for _, u := range urls {
+		if _, err := os.Stat(filepath.Join(dir, cacheName(u))); err != nil {
+			t.Fatalf("cache file of %s: %v", u, err)
+		}
+	}
+	// Another platform's collateral is not this one's: nothing dropped.
+	var src dcap.Source = f
+	inv, ok := src.(dcap.Invalidator)
+	if !ok {
+		t.Fatal("a Fetcher is no dcap.Invalidator")
+	}
+	inv.InvalidateCollateral("sev", fx.fmspc, fx.ca)
+	if got, err = fx.collateral(ctx, f); err != nil || srv.total() != 4 {
+		t.Fatalf("after a no-op invalidation: %v, %d requests, want 4", err, srv.total())
+	}
+	inv.InvalidateCollateral(fx.kind, fx.fmspc, fx.ca)
+	for _, u := range urls {
+		if _, err := os.Stat(filepath.Join(dir, cacheName(u))); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("cache file of %s after InvalidateCollateral: %v", u, err)
+		}
+		if e := kept(f, u); e.body != nil {
+			t.Errorf("%s still in memory after InvalidateCollateral", u)
+		}
+	}
+	got, err = fx.collateral(ctx, f)
+	checkCollateral(t, "refetched", got, err, &fx.want)
+	if n := srv.total(); n != 8 {
+		t.Fatalf("%d requests after InvalidateCollateral, want 8 (all four refetched)", n)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/pem"
@@ -24,7 +23,25 @@ const maxIssuerChain = 8
 // SGX-*-Issuer-Chain headers (URL-decoded): CERTIFICATE blocks without
 // headers, leaf first, separated only by whitespace.
 func ParseIssuerChain(b []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
+	ders, err := splitPEM(b, maxIssuerChain)
+	if err != nil {
+		return nil, fmt.Errorf("issuer chain: %w", err)
+	}
+	certs := make([]*x509.Certificate, len(ders))
+	for i, der := range ders {
+		if certs[i], err = x509.ParseCertificate(der); err != nil {
+			return nil, fmt.Errorf("issuer chain: certificate %d: %w", i, err)
+		}
+	}
+	return certs, nil
+}
+
+// splitPEM returns the DER bytes of the PEM CERTIFICATE blocks of b, at
+// most max of them: blocks without headers separated and surrounded only
+// by whitespace. It is the one PEM chain splitter of Intel's collateral
+// issuer chains and of the PCK chains of quotes (SplitPCKCertData).
+func splitPEM(b []byte, max int) ([][]byte, error) {
+	var ders [][]byte
 	rest := b
 	for {
 		rest = bytes.TrimLeft(rest, " \t\r\n")
@@ -32,29 +49,26 @@ func ParseIssuerChain(b []byte) ([]*x509.Certificate, error) {
 			break
 		}
 		if !bytes.HasPrefix(rest, []byte("-----BEGIN ")) {
-			return nil, errors.New("issuer chain: bytes outside PEM blocks")
+			return nil, errors.New("bytes outside PEM blocks")
 		}
 		blk, after := pem.Decode(rest)
+		// pem.Decode skips a broken block and returns a later one; refuse that.
 		if blk == nil || bytes.Count(rest[:len(rest)-len(after)], []byte("-----BEGIN ")) != 1 {
-			return nil, errors.New("issuer chain: a PEM block does not decode")
+			return nil, errors.New("a PEM block does not decode")
 		}
 		if blk.Type != "CERTIFICATE" || len(blk.Headers) != 0 {
-			return nil, fmt.Errorf("issuer chain: PEM block %q, want CERTIFICATE without headers", blk.Type)
+			return nil, fmt.Errorf("PEM block %q, want CERTIFICATE without headers", blk.Type)
 		}
-		if len(certs) == maxIssuerChain {
-			return nil, fmt.Errorf("issuer chain: more than %d certificates", maxIssuerChain)
+		if len(ders) == max {
+			return nil, fmt.Errorf("more than %d certificates", max)
 		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("issuer chain: certificate %d: %w", len(certs), err)
-		}
-		certs = append(certs, c)
+		ders = append(ders, blk.Bytes)
 		rest = after
 	}
-	if len(certs) == 0 {
-		return nil, errors.New("issuer chain: no certificate")
+	if len(ders) == 0 {
+		return nil, errors.New("no certificate")
 	}
-	return certs, nil
+	return ders, nil
 }
 
 // ParseCRL reads one CRL in DER or PEM ("X509 CRL"), nothing after it.
@@ -106,7 +120,7 @@ func verifyIssuerChain(pemChain []byte, root *x509.Certificate, now time.Time) (
 	}
 	inter := x509.NewCertPool()
 	for _, c := range certs[1:] {
-		if bytes.Equal(c.RawSubject, c.RawIssuer) && c.CheckSignatureFrom(c) == nil {
+		if selfSigned(c) {
 			if !bytes.Equal(c.RawSubjectPublicKeyInfo, root.RawSubjectPublicKeyInfo) {
 				return nil, nil, w, fmt.Errorf("issuer chain: root %q is not the trusted root %q", c.Subject.CommonName, root.Subject.CommonName)
 			}
@@ -137,17 +151,71 @@ func verifyIssuerChain(pemChain []byte, root *x509.Certificate, now time.Time) (
 	return chain[0], chain, w, nil
 }
 
-// verifyRS checks an r||s ECDSA P-256 signature over SHA-256(msg).
+// tcbSigningCN is what the subject common name of Intel's TCB signing
+// certificate ("Intel SGX TCB Signing") contains; the simulated one
+// ("trustbound SIMULATED SGX TCB Signing") too.
+const tcbSigningCN = "SGX TCB Signing"
+
+// verifyTCBSigningChain verifies the issuer chain of TCB info or a QE
+// identity as Intel's QVL does (TCBSigningChain::verify): it is exactly
+// [signer, root], root carrying the key of the trusted root; the signer was
+// issued directly by the root, is valid at now, is not a CA, carries no SGX
+// extension (it is not a PCK certificate) and is named as a TCB signing
+// certificate. Any other certificate that chains to the root — a PCK CA,
+// or a platform's own PCK certificate, whose key the platform holds — does
+// not sign collateral. The error says which rule failed.
+func verifyTCBSigningChain(pemChain []byte, root *x509.Certificate, now time.Time) (signer *x509.Certificate, chain []*x509.Certificate, w window, err error) {
+	if signer, chain, w, err = verifyIssuerChain(pemChain, root, now); err != nil {
+		return nil, nil, w, err
+	}
+	certs, err := ParseIssuerChain(pemChain)
+	if err != nil { // parsed by verifyIssuerChain already
+		return nil, nil, w, err
+	}
+	switch {
+	case len(certs) != 2 || !selfSigned(certs[1]) || len(chain) != 2:
+		return nil, nil, w, fmt.Errorf("%w: the issuer chain is %d certificates verifying through %d, want exactly the TCB signing certificate and the root that issued it",
+			errNotTCBSigner, len(certs), len(chain))
+	case signer.BasicConstraintsValid && signer.IsCA:
+		return nil, nil, w, fmt.Errorf("%w: %q is a CA", errNotTCBSigner, signer.Subject.CommonName)
+	case hasSGXExtension(signer):
+		return nil, nil, w, fmt.Errorf("%w: %q carries the SGX extension (%s) of a PCK certificate", errNotTCBSigner, signer.Subject.CommonName, OIDSGXExtensions)
+	case !strings.Contains(signer.Subject.CommonName, tcbSigningCN):
+		return nil, nil, w, fmt.Errorf("%w: the subject %q does not name an %s certificate", errNotTCBSigner, signer.Subject.CommonName, tcbSigningCN)
+	}
+	return signer, chain, w, nil
+}
+
+// errNotTCBSigner is the refusal of a collateral signer that is not a TCB
+// signing certificate.
+var errNotTCBSigner = errors.New("the signer is not Intel's TCB signing certificate")
+
+// hasSGXExtension reports whether c carries the SGX extension of PCK
+// certificates, or an extension under its arc.
+func hasSGXExtension(c *x509.Certificate) bool {
+	for _, e := range c.Extensions {
+		if len(e.Id) >= len(OIDSGXExtensions) && e.Id[:len(OIDSGXExtensions)].Equal(OIDSGXExtensions) {
+			return true
+		}
+	}
+	return false
+}
+
+// verifyRS checks an r||s ECDSA P-256 signature over SHA-256(msg) by c.
 func verifyRS(c *x509.Certificate, msg []byte, sig [64]byte) error {
 	pub, ok := c.PublicKey.(*ecdsa.PublicKey)
 	if !ok || pub.Curve != elliptic.P256() {
 		return fmt.Errorf("%q has no ECDSA P-256 key", c.Subject.CommonName)
 	}
-	h := sha256.Sum256(msg)
-	if !ecdsa.Verify(pub, h[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])) {
+	if !verifyRSKey(pub, msg, &sig) {
 		return fmt.Errorf("signature does not verify with the key of %q", c.Subject.CommonName)
 	}
 	return nil
+}
+
+// selfSigned reports whether c names and verifies as its own issuer.
+func selfSigned(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawSubject, c.RawIssuer) && c.CheckSignatureFrom(c) == nil
 }
 
 // revocations are the serial numbers a CRL lists, keyed by

@@ -200,11 +200,18 @@ func appendNew(list []string, ids ...string) []string {
 // verifyCollateral checks everything in c that does not depend on time
 // beyond the chains' validity at now.
 func verifyCollateral(kind Kind, c *Collateral, pckCA, root *x509.Certificate, now time.Time) (*verified, error) {
+	// bad: collateral that is not genuine or does not parse, which a
+	// caching Source should drop (RejectedError); a certificate of a
+	// signing chain outside its validity is only stale.
 	bad := func(what string, err error) error {
-		if errors.Is(err, ErrCollateral) {
+		if !errors.Is(err, ErrCollateral) {
+			err = fmt.Errorf("%w: %s: %w", ErrCollateral, what, err)
+		}
+		var inv x509.CertificateInvalidError
+		if errors.As(err, &inv) && inv.Reason == x509.Expired {
 			return err
 		}
-		return fmt.Errorf("%w: %s: %w", ErrCollateral, what, err)
+		return &RejectedError{Err: err}
 	}
 	for what, b := range map[string][]byte{
 		"PCK CRL": c.PCKCRL, "PCK CRL issuer chain": c.PCKCRLIssuerChain, "root CA CRL": c.RootCACRL,
@@ -231,8 +238,8 @@ func verifyCollateral(kind Kind, c *Collateral, pckCA, root *x509.Certificate, n
 	}
 	v.crlCh = w
 	if !bytes.Equal(crlSigner.RawSubjectPublicKeyInfo, pckCA.RawSubjectPublicKeyInfo) {
-		return nil, fmt.Errorf("%w: the PCK CRL issuer chain is for %q, not for the PCK certificate's CA %q (wrong PCK CA: processor or platform?)",
-			ErrCollateral, crlSigner.Subject.CommonName, pckCA.Subject.CommonName)
+		return nil, bad("", fmt.Errorf("%w: the PCK CRL issuer chain is for %q, not for the PCK certificate's CA %q (wrong PCK CA: processor or platform?)",
+			ErrCollateral, crlSigner.Subject.CommonName, pckCA.Subject.CommonName))
 	}
 	if crl, err = ParseCRL(c.PCKCRL); err != nil {
 		return nil, bad("PCK CRL", err)
@@ -246,12 +253,15 @@ func verifyCollateral(kind Kind, c *Collateral, pckCA, root *x509.Certificate, n
 		wantTCB, wantQE = TCBInfoTDX, QEIdentityTDX
 	}
 	if v.tcb, err = ParseTCBInfo(c.TCBInfo); err != nil {
-		return nil, err
+		return nil, bad("", err)
 	}
 	if v.tcb.ID != wantTCB {
-		return nil, fmt.Errorf("%w: the TCB info is for %s, the quote is %s", ErrCollateral, v.tcb.ID, wantTCB)
+		return nil, bad("", fmt.Errorf("%w: the TCB info is for %s, the quote is %s", ErrCollateral, v.tcb.ID, wantTCB))
 	}
-	tcbSigner, tcbChain, w, err := verifyIssuerChain(c.TCBInfoIssuerChain, root, now)
+	tcbSigner, tcbChain, w, err := verifyTCBSigningChain(c.TCBInfoIssuerChain, root, now)
+	if errors.Is(err, errNotTCBSigner) {
+		return nil, bad("TCB info is not signed by Intel", err)
+	}
 	if err != nil {
 		return nil, bad("TCB info", err)
 	}
@@ -261,12 +271,15 @@ func verifyCollateral(kind Kind, c *Collateral, pckCA, root *x509.Certificate, n
 	}
 
 	if v.qe, err = ParseQEIdentity(c.QEIdentity); err != nil {
-		return nil, err
+		return nil, bad("", err)
 	}
 	if v.qe.ID != wantQE {
-		return nil, fmt.Errorf("%w: the QE identity is %s, the quote needs %s", ErrCollateral, v.qe.ID, wantQE)
+		return nil, bad("", fmt.Errorf("%w: the QE identity is %s, the quote needs %s", ErrCollateral, v.qe.ID, wantQE))
 	}
-	qeSigner, qeChain, w, err := verifyIssuerChain(c.QEIdentityIssuerChain, root, now)
+	qeSigner, qeChain, w, err := verifyTCBSigningChain(c.QEIdentityIssuerChain, root, now)
+	if errors.Is(err, errNotTCBSigner) {
+		return nil, bad("QE identity is not signed by Intel", err)
+	}
 	if err != nil {
 		return nil, bad("QE identity", err)
 	}
@@ -281,8 +294,8 @@ func verifyCollateral(kind Kind, c *Collateral, pckCA, root *x509.Certificate, n
 	for _, ch := range [][]*x509.Certificate{crlChain[1:], tcbChain, qeChain} {
 		for _, cert := range ch {
 			if !cert.Equal(root) && v.rootCRL.revoked(cert) {
-				return nil, fmt.Errorf("%w: collateral signing certificate %q serial %x is revoked by the root CA CRL",
-					ErrCollateral, cert.Subject.CommonName, cert.SerialNumber)
+				return nil, bad("", fmt.Errorf("%w: collateral signing certificate %q serial %x is revoked by the root CA CRL",
+					ErrCollateral, cert.Subject.CommonName, cert.SerialNumber))
 			}
 		}
 	}

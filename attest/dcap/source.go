@@ -58,3 +58,42 @@ type Source interface {
 // ErrCollateral is wrapped when collateral is missing, stale, malformed or
 // not signed by Intel: verification then fails closed.
 var ErrCollateral = errors.New("Intel DCAP collateral missing, stale or not genuine")
+
+// Invalidator is the optional capability of a caching Source: it drops what
+// it holds for a platform's collateral (TCB info and QE identity of kind,
+// the CRLs of the PCK CA ca and of the root), so that the next Collateral
+// asks Intel again rather than serve a rejected copy until it expires. The
+// SGX and TDX verifiers call it when evaluation refuses the collateral with
+// a *RejectedError (not for collateral that is only stale). The method is
+// not named Invalidate: collateral.Fetcher already has Invalidate(url).
+type Invalidator interface {
+	InvalidateCollateral(kind Kind, fmspc [6]byte, ca CA)
+}
+
+// RejectedError is collateral that Evaluate refused as not genuine or
+// malformed: a signature or an issuer chain that does not verify, a signer
+// that is not Intel's TCB signing certificate, a document that does not
+// parse or is of the wrong kind, a revoked collateral signer. It wraps
+// ErrCollateral and prints as its cause. Collateral that is missing, stale,
+// not yet valid or for another platform is refused without it.
+type RejectedError struct {
+	Err error
+}
+
+func (e *RejectedError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the cause, which wraps ErrCollateral.
+func (e *RejectedError) Unwrap() error { return e.Err }
+
+// InvalidateRejected calls src's InvalidateCollateral for the platform
+// when err is a *RejectedError and src is an Invalidator; it reports
+// whether it did.
+func InvalidateRejected(src Source, err error, kind Kind, fmspc [6]byte, ca CA) bool {
+	var rej *RejectedError
+	inv, ok := src.(Invalidator)
+	if !ok || !errors.As(err, &rej) {
+		return false
+	}
+	inv.InvalidateCollateral(kind, fmspc, ca)
+	return true
+}

@@ -2,43 +2,33 @@ package sgx
 
 import (
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/binary"
 	"sync"
-	"time"
+
+	"github.com/trustbound/trustbound/attest/dcap"
 )
 
 // maxCachedChains bounds the verified PCK chains a Verifier keeps (one per
 // platform and TCB level it sees).
 const maxCachedChains = 1024
 
-// pckChainEntry is a PCK chain that verified to a configured root, with
-// the span in which all its certificates are valid: within it, the same
-// chain verifies again (validity is x509's only time-dependent check).
-type pckChainEntry struct {
-	chain               []*x509.Certificate // leaf … root, as verified
-	simulated           bool
-	ext                 *PCKExtensions
-	notBefore, notAfter time.Time
-}
-
 // chainCache holds verified chains by the digest of their DER certificates.
 type chainCache struct {
 	mu sync.Mutex
-	m  map[[32]byte]*pckChainEntry
+	m  map[[32]byte]*dcap.PCKChain
 }
 
-func (c *chainCache) get(k [32]byte) *pckChainEntry {
+func (c *chainCache) get(k [32]byte) *dcap.PCKChain {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.m[k]
 }
 
-func (c *chainCache) put(k [32]byte, e *pckChainEntry) {
+func (c *chainCache) put(k [32]byte, e *dcap.PCKChain) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
-		c.m = make(map[[32]byte]*pckChainEntry)
+		c.m = make(map[[32]byte]*dcap.PCKChain)
 	}
 	if len(c.m) >= maxCachedChains {
 		for old := range c.m { // evict one; which does not matter

@@ -146,12 +146,17 @@ func TestQVLCollateralTampered(t *testing.T) {
 			c.TCBInfo = replaceOnce(t, c.TCBInfo, `"ConfigurationAndSWHardeningNeeded"`, `"UpToDate"`)
 		}, "TCB info is not signed by Intel"},
 		{"TCB info signature", func(c *dcap.Collateral) { c.TCBInfo = flipHexDigit(c.TCBInfo, sigAt(c.TCBInfo)) }, "TCB info is not signed by Intel"},
-		{"TCB info issuer chain of the PCK CA", func(c *dcap.Collateral) { c.TCBInfoIssuerChain = c.PCKCRLIssuerChain }, "TCB info is not signed by Intel"},
+		// The PCK CA chains to the root but is no TCB signer: refused for that,
+		// before its (here wrong) signature is checked; TestCollateralSignerRole
+		// signs with such a certificate's key.
+		{"TCB info issuer chain of the PCK CA", func(c *dcap.Collateral) { c.TCBInfoIssuerChain = c.PCKCRLIssuerChain },
+			`TCB info is not signed by Intel: the signer is not Intel's TCB signing certificate: "Intel SGX PCK Processor CA" is a CA`},
 		{"TCB info issuer chain truncated", func(c *dcap.Collateral) { c.TCBInfoIssuerChain = c.TCBInfoIssuerChain[:100] }, "TCB info"},
 		{"TCB info not JSON", func(c *dcap.Collateral) { c.TCBInfo = c.TCBInfo[:len(c.TCBInfo)-1] }, "TCB info: not valid JSON"},
 		{"QE identity body byte", func(c *dcap.Collateral) { c.QEIdentity = replaceOnce(t, c.QEIdentity, `"isvsvn":8`, `"isvsvn":7`) }, "QE identity is not signed by Intel"},
 		{"QE identity signature", func(c *dcap.Collateral) { c.QEIdentity = flipHexDigit(c.QEIdentity, sigAt(c.QEIdentity)) }, "QE identity is not signed by Intel"},
-		{"QE identity issuer chain", func(c *dcap.Collateral) { c.QEIdentityIssuerChain = c.PCKCRLIssuerChain }, "QE identity is not signed by Intel"},
+		{"QE identity issuer chain", func(c *dcap.Collateral) { c.QEIdentityIssuerChain = c.PCKCRLIssuerChain },
+			`QE identity is not signed by Intel: the signer is not Intel's TCB signing certificate: "Intel SGX PCK Processor CA" is a CA`},
 		{"PCK CRL signature byte", func(c *dcap.Collateral) { c.PCKCRL[len(c.PCKCRL)-3] ^= 1 }, "PCK CRL: CRL signature does not verify"},
 		{"root CA CRL signature byte", func(c *dcap.Collateral) { c.RootCACRL[len(c.RootCACRL)-3] ^= 1 }, "root CA CRL: CRL signature does not verify"},
 		{"PCK CRL is the root's", func(c *dcap.Collateral) { c.PCKCRL = c.RootCACRL }, "PCK CRL: CRL issuer is not"},

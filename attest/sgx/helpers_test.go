@@ -117,7 +117,7 @@ func newTestCA(t testing.TB, sgxExt bool) *testCA {
 		Subject: pkix.Name{CommonName: "test PCK Platform CA"}, IsCA: true, BasicConstraintsValid: true,
 		KeyUsage: x509.KeyUsageCertSign,
 	}, root, rootKey)
-	leafTmpl := &x509.Certificate{Subject: pkix.Name{CommonName: "test PCK Certificate"}, KeyUsage: x509.KeyUsageDigitalSignature}
+	leafTmpl := &x509.Certificate{Subject: pkix.Name{CommonName: "test SGX PCK Certificate"}, KeyUsage: x509.KeyUsageDigitalSignature}
 	if sgxExt {
 		leafTmpl.ExtraExtensions = []pkix.Extension{intelPCKExtension(t)}
 	}

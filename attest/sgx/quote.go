@@ -6,11 +6,11 @@ package sgx
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/pem"
 	"errors"
 	"fmt"
 
 	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/attest/dcap"
 )
 
 // Sizes and values fixed by the Intel SGX ECDSA Quote Library API, quote
@@ -32,25 +32,19 @@ const (
 	// TEETypeSGX is the header's TEE type (reserved in early texts) for SGX.
 	TEETypeSGX = 0
 
-	// maxChainCerts bounds the certificates read from certification data.
-	maxChainCerts = 8
+	// MaxQuoteSize bounds the input. Real quotes with a PCK chain are
+	// about 4.7 KB; the signature data length field alone would allow 4 GB.
+	MaxQuoteSize = 64 << 10
 )
 
 // Certification data types (QE certification data, "Certification Data Type").
+// (dcap.CertData*, shared with TDX quotes).
 const (
-	CertDataPPIDCleartext = 1 // PPID in clear, CPUSVN, PCESVN, PCE ID
-	CertDataPPIDRSA2048   = 2 // PPID RSA-2048-OAEP encrypted, CPUSVN, PCESVN, PCE ID
-	CertDataPPIDRSA3072   = 3 // PPID RSA-3072-OAEP encrypted, CPUSVN, PCESVN, PCE ID
-	CertDataPCKChain      = 5 // PCK leaf, intermediate CA, root CA as concatenated PEM
+	CertDataPPIDCleartext = dcap.CertDataPPIDCleartext // PPID in clear, CPUSVN, PCESVN, PCE ID
+	CertDataPPIDRSA2048   = dcap.CertDataPPIDRSA2048   // PPID RSA-2048-OAEP encrypted, CPUSVN, PCESVN, PCE ID
+	CertDataPPIDRSA3072   = dcap.CertDataPPIDRSA3072   // PPID RSA-3072-OAEP encrypted, CPUSVN, PCESVN, PCE ID
+	CertDataPCKChain      = dcap.CertDataPCKChain      // PCK leaf, intermediate CA, root CA as concatenated PEM
 )
-
-// ppidCertDataSize is the exact length of certification data of types 1–3:
-// the (encrypted) PPID, then CPUSVN 16, PCESVN 2 and PCE ID 2.
-var ppidCertDataSize = map[uint16]int{
-	CertDataPPIDCleartext: 16 + 20,
-	CertDataPPIDRSA2048:   256 + 20,
-	CertDataPPIDRSA3072:   384 + 20,
-}
 
 // Header is the 48-byte quote header.
 type Header struct {
@@ -149,11 +143,15 @@ func malformed(format string, args ...any) error {
 }
 
 // ParseQuote reads b as an SGX DCAP quote v3 with ECDSA-256 signature data.
-// It is strict: exact lengths, no trailing bytes, zero reserved fields,
-// version 3, key type 2 and TEE type SGX only; certification data must be of
-// type 1–3 (exact size) or 5 (a PEM certificate chain). Every refusal wraps
-// attest.ErrMalformed. The Quote does not alias b.
+// It is strict: exact lengths, no trailing bytes, at most MaxQuoteSize
+// bytes, zero reserved fields, version 3, key type 2, TEE type SGX and
+// Intel's QE vendor ID (dcap.IntelQEVendorID) only; certification data must
+// be of type 1–3 (exact size) or 5 (a PEM certificate chain). Every refusal
+// wraps attest.ErrMalformed. The Quote does not alias b.
 func ParseQuote(b []byte) (*Quote, error) {
+	if len(b) > MaxQuoteSize {
+		return nil, malformed("%d bytes, more than the %d allowed", len(b), MaxQuoteSize)
+	}
 	if len(b) < SignedSize+4+sigDataFixed {
 		return nil, malformed("%d bytes, shorter than the minimum %d", len(b), SignedSize+4+sigDataFixed)
 	}
@@ -198,12 +196,12 @@ func ParseQuote(b []byte) (*Quote, error) {
 	s.CertData = rest
 	switch s.CertDataType {
 	case CertDataPPIDCleartext, CertDataPPIDRSA2048, CertDataPPIDRSA3072:
-		if want := ppidCertDataSize[s.CertDataType]; len(rest) != want {
+		if want, _ := dcap.PPIDCertDataSize(s.CertDataType); len(rest) != want {
 			return nil, malformed("certification data type %d is %d bytes, want %d", s.CertDataType, len(rest), want)
 		}
 	case CertDataPCKChain:
-		if q.PCKChain, err = splitPEMChain(rest); err != nil {
-			return nil, err
+		if q.PCKChain, err = dcap.SplitPCKCertData(rest); err != nil {
+			return nil, fmt.Errorf("sgx quote: %w", err)
 		}
 	default:
 		return nil, malformed("certification data type %d is not supported (want 5, a PCK certificate chain)", s.CertDataType)
@@ -229,6 +227,9 @@ func parseHeader(b []byte) (Header, error) {
 	}
 	if h.TEEType != TEETypeSGX {
 		return h, malformed("TEE type %#x, want %#x (SGX)", h.TEEType, TEETypeSGX)
+	}
+	if err := dcap.CheckQEVendorID(h.QEVendorID); err != nil {
+		return h, fmt.Errorf("sgx quote: %w", err)
 	}
 	return h, nil
 }
@@ -262,40 +263,6 @@ func parseReportBody(b []byte, what string) (ReportBody, error) {
 	copy(r.ISVFamilyID[:], b[304:320])
 	copy(r.ReportData[:], b[320:384])
 	return r, nil
-}
-
-// splitPEMChain returns the DER bytes of the CERTIFICATE blocks in data.
-// Only whitespace may separate or follow the blocks, and a single NUL (the C
-// string terminator Intel's quote provider appends) may end the data.
-func splitPEMChain(data []byte) ([][]byte, error) {
-	rest := bytes.TrimSuffix(data, []byte{0})
-	var ders [][]byte
-	for {
-		rest = bytes.TrimLeft(rest, " \t\r\n")
-		if len(rest) == 0 {
-			break
-		}
-		if !bytes.HasPrefix(rest, []byte("-----BEGIN ")) {
-			return nil, malformed("PCK certificate chain: unexpected bytes outside PEM blocks")
-		}
-		blk, after := pem.Decode(rest)
-		// pem.Decode skips a broken block and returns a later one; refuse that.
-		if blk == nil || bytes.Count(rest[:len(rest)-len(after)], []byte("-----BEGIN ")) != 1 {
-			return nil, malformed("PCK certificate chain: a PEM block does not decode")
-		}
-		if blk.Type != "CERTIFICATE" || len(blk.Headers) != 0 {
-			return nil, malformed("PCK certificate chain: PEM block %q, want CERTIFICATE without headers", blk.Type)
-		}
-		if len(ders) == maxChainCerts {
-			return nil, malformed("PCK certificate chain: more than %d certificates", maxChainCerts)
-		}
-		ders = append(ders, blk.Bytes)
-		rest = after
-	}
-	if len(ders) == 0 {
-		return nil, malformed("PCK certificate chain: no certificate")
-	}
-	return ders, nil
 }
 
 // Marshal serialises q in the quote v3 layout, from its fields (the signed

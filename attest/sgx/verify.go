@@ -3,15 +3,10 @@ package sgx
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/big"
 	"slices"
 	"strconv"
 	"strings"
@@ -106,67 +101,49 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 	if err != nil {
 		return nil, err
 	}
-	vc, err := v.verifiedChain(q, ev.Certs, opts.Now)
+	p, err := v.verifiedChain(q, ev.Certs, opts.Now)
 	if err != nil {
 		return nil, err
 	}
-	chain, simulated, ext := vc.chain, vc.simulated, vc.ext
+	chain, simulated, ext := p.Chain, p.Simulated, p.Ext
 	if simulated && !opts.AllowSimulated {
 		return nil, fmt.Errorf("%w: the PCK chain leads to %q", attest.ErrSimulated, chain[len(chain)-1].Subject.CommonName)
 	}
-	pck := chain[0]
-	if err := certDataMatches(q, ext); err != nil {
-		return nil, err
+	if t := q.Signature.CertDataType; t != CertDataPCKChain {
+		if err := dcap.CheckPPIDCertData(t, q.Signature.CertData, ext); err != nil {
+			return nil, fmt.Errorf("sgx: %w", err)
+		}
 	}
-	pckKey, ok := pck.PublicKey.(*ecdsa.PublicKey)
-	if !ok || pckKey.Curve != elliptic.P256() {
-		return nil, fmt.Errorf("%w: sgx: PCK certificate key is not ECDSA P-256", attest.ErrChain)
-	}
-
 	s := &q.Signature
-	if !verifyRS(pckKey, q.SignedByPCK, s.QEReportSignature) {
-		return nil, fmt.Errorf("%w: sgx: QE report signature does not verify with the PCK certificate key", attest.ErrSignature)
+	if err := dcap.VerifyQuoteSignatures(p.Key, &dcap.QuoteSignatures{
+		QEReport: q.SignedByPCK, QEReportSignature: s.QEReportSignature,
+		AttestationKey: s.AttestationKey, QEAuthData: s.QEAuthData,
+		SignedByAttestationKey: q.SignedByAttestationKey, QuoteSignature: s.ISVSignature,
+	}); err != nil {
+		return nil, fmt.Errorf("sgx: %w", err)
 	}
-	bind := sha256.New()
-	bind.Write(s.AttestationKey[:])
-	bind.Write(s.QEAuthData)
-	var want [64]byte
-	copy(want[:], bind.Sum(nil))
-	if subtle.ConstantTimeCompare(want[:], s.QEReport.ReportData[:]) != 1 {
-		return nil, fmt.Errorf("%w: sgx: QE report data is not SHA-256(attestation key || QE authentication data) followed by 32 zero bytes: the attestation key is not the quoting enclave's", attest.ErrSignature)
-	}
-	attKey, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append([]byte{4}, s.AttestationKey[:]...))
-	if err != nil {
-		return nil, fmt.Errorf("%w: sgx: attestation key: %w", attest.ErrSignature, err)
-	}
-	if !verifyRS(attKey, q.SignedByAttestationKey, s.ISVSignature) {
-		return nil, fmt.Errorf("%w: sgx: quote signature does not verify with the attestation key", attest.ErrSignature)
-	}
-	c := claims(q, ext, pck, simulated)
+	c := claims(q, ext, chain[0], simulated)
 	if opts.SkipCollateral {
 		return c, nil
 	}
-	if err := v.evaluate(ctx, c, q, ext, chain, simulated, opts.Now); err != nil {
+	if err := v.evaluate(ctx, c, q, p, opts.Now); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
 // evaluate gets the platform's collateral and records its TCB verdict in c.
-func (v *Verifier) evaluate(ctx context.Context, c *attest.Claims, q *Quote, ext *PCKExtensions, chain []*x509.Certificate, simulated bool, now time.Time) error {
+func (v *Verifier) evaluate(ctx context.Context, c *attest.Claims, q *Quote, p *dcap.PCKChain, now time.Time) error {
+	ext := p.Ext
 	src, which := v.collateral, "Config.Collateral"
-	if simulated {
+	if p.Simulated {
 		src, which = v.simCollateral, "Config.SimulatedCollateral"
 	}
 	if src == nil {
 		return fmt.Errorf("%w: sgx: no collateral source configured (%s) to evaluate the TCB of FMSPC %x: configure one (trustbound verify --collateral), or verify signatures and chain only (--no-collateral)",
 			dcap.ErrCollateral, which, ext.FMSPC)
 	}
-	ca, err := dcap.PCKCAOf(chain[0])
-	if err != nil {
-		return err
-	}
-	col, err := src.Collateral(ctx, dcap.SGX, ext.FMSPC, ca)
+	col, err := src.Collateral(ctx, dcap.SGX, ext.FMSPC, p.CA)
 	if err != nil {
 		if errors.Is(err, dcap.ErrCollateral) {
 			return fmt.Errorf("sgx: collateral for FMSPC %x: %w", ext.FMSPC, err)
@@ -175,11 +152,14 @@ func (v *Verifier) evaluate(ctx context.Context, c *attest.Claims, q *Quote, ext
 	}
 	qe := &q.Signature.QEReport
 	res, err := v.eval.Evaluate(&dcap.Input{
-		Kind: dcap.SGX, Collateral: col, Now: now, PCKChain: chain,
+		Kind: dcap.SGX, Collateral: col, Now: now, PCKChain: p.Chain,
 		QE: dcap.QEReport{MRSigner: qe.MRSigner, ISVProdID: qe.ISVProdID, ISVSVN: qe.ISVSVN,
 			MiscSelect: qe.MiscSelect, Attributes: qe.Attributes.Bytes()},
 	})
 	if err != nil {
+		// Collateral refused as not genuine is not served again from a
+		// cache: the next verification asks Intel.
+		dcap.InvalidateRejected(src, err, dcap.SGX, ext.FMSPC, p.CA)
 		return fmt.Errorf("sgx: %w", err)
 	}
 	c.TCB.Evaluated = true
@@ -193,46 +173,11 @@ func (v *Verifier) evaluate(ctx context.Context, c *attest.Claims, q *Quote, ext
 	return nil
 }
 
-// verifiedChain returns q's PCK chain verified at now, with its SGX
-// extension, from the cache when the same chain was verified before and
-// all its certificates are valid at now.
-func (v *Verifier) verifiedChain(q *Quote, supplied [][]byte, now time.Time) (*pckChainEntry, error) {
-	ders := q.PCKChain
-	if q.Signature.CertDataType != CertDataPCKChain {
-		ders = supplied
-	}
-	key := chainKey(ders)
-	if e := v.chains.get(key); e != nil && !now.Before(e.notBefore) && !now.After(e.notAfter) {
-		return e, nil
-	}
-	certs, err := pckChain(q, supplied)
-	if err != nil {
-		return nil, err
-	}
-	chain, simulated, err := v.verifyChain(certs, now)
-	if err != nil {
-		return nil, err
-	}
-	ext, err := ParsePCKExtensions(chain[0])
-	if err != nil {
-		return nil, fmt.Errorf("%w: sgx: %w", attest.ErrChain, err)
-	}
-	e := &pckChainEntry{chain: chain, simulated: simulated, ext: ext, notBefore: chain[0].NotBefore, notAfter: chain[0].NotAfter}
-	for _, c := range chain[1:] {
-		if c.NotBefore.After(e.notBefore) {
-			e.notBefore = c.NotBefore
-		}
-		if c.NotAfter.Before(e.notAfter) {
-			e.notAfter = c.NotAfter
-		}
-	}
-	v.chains.put(key, e)
-	return e, nil
-}
-
-// pckChain returns the DER PCK chain of q: its own for certification data
-// type 5, else the one supplied beside it.
-func pckChain(q *Quote, supplied [][]byte) ([]*x509.Certificate, error) {
+// verifiedChain returns q's PCK chain verified at now, from the cache when
+// the same chain was verified before and all its certificates are valid
+// at now: the quote's own for certification data type 5, else the one
+// supplied beside it (Evidence.Certs).
+func (v *Verifier) verifiedChain(q *Quote, supplied [][]byte, now time.Time) (*dcap.PCKChain, error) {
 	ders := q.PCKChain
 	if q.Signature.CertDataType != CertDataPCKChain {
 		if len(supplied) == 0 {
@@ -240,97 +185,22 @@ func pckChain(q *Quote, supplied [][]byte) ([]*x509.Certificate, error) {
 				"put the platform's PCK certificate and its CA (from a PCCS or Intel PCS) in Evidence.Certs, or configure the quote provider library (DCAP QPL/PCCS) so that the quoting enclave embeds the chain (type 5)",
 				attest.ErrChain, q.Signature.CertDataType)
 		}
-		if len(supplied) > maxChainCerts {
-			return nil, fmt.Errorf("%w: sgx: %d certificates supplied, at most %d", attest.ErrMalformed, len(supplied), maxChainCerts)
-		}
 		ders = supplied
 	}
-	certs := make([]*x509.Certificate, len(ders))
-	for i, der := range ders {
-		var err error
-		if certs[i], err = x509.ParseCertificate(der); err != nil {
-			return nil, fmt.Errorf("%w: sgx quote: PCK chain certificate %d: %w", attest.ErrMalformed, i, err)
-		}
+	key := chainKey(ders)
+	if p := v.chains.get(key); p != nil && p.ValidAt(now) {
+		return p, nil
 	}
-	return certs, nil
-}
-
-// certDataMatches checks that PPID certification data (types 1–3: PPID,
-// CPUSVN, PCESVN, PCE ID) names the platform of the supplied PCK
-// certificate: the same PCE ID and, for a clear-text PPID, the same PPID.
-// (The QE report signature by the PCK key is what binds them; this makes a
-// mismatch say so.)
-func certDataMatches(q *Quote, ext *PCKExtensions) error {
-	t, d := q.Signature.CertDataType, q.Signature.CertData
-	if t == CertDataPCKChain {
-		return nil
-	}
-	n := len(d)
-	if !bytes.Equal(d[n-2:], ext.PCEID[:]) {
-		return fmt.Errorf("%w: sgx: the supplied PCK certificate is for PCE-ID %x, the quote's certification data says %x", attest.ErrChain, ext.PCEID, d[n-2:])
-	}
-	if t == CertDataPPIDCleartext && !bytes.Equal(d[:16], ext.PPID[:]) {
-		return fmt.Errorf("%w: sgx: the supplied PCK certificate is for PPID %x, the quote's certification data says %x: it is another platform's", attest.ErrChain, ext.PPID, d[:16])
-	}
-	return nil
-}
-
-// verifyChain verifies the PCK chain at now to the configured roots, then
-// to the simulated ones, and returns it as verified (leaf … root). A
-// self-signed last certificate in the chain is never trusted: it must
-// carry the public key of the root reached.
-func (v *Verifier) verifyChain(certs []*x509.Certificate, now time.Time) (chain []*x509.Certificate, simulated bool, err error) {
-	leaf := certs[0]
-	inter := x509.NewCertPool()
-	var presented *x509.Certificate
-	for i, c := range certs[1:] {
-		if i == len(certs)-2 && selfSigned(c) {
-			presented = c
-			continue
-		}
-		inter.AddCert(c)
-	}
-	opts := x509.VerifyOptions{
-		Intermediates: inter,
-		Roots:         v.roots,
-		CurrentTime:   now,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-	}
-	chains, err := leaf.Verify(opts)
-	if err != nil && v.simulated != nil {
-		opts.Roots = v.simulated
-		var serr error
-		if chains, serr = leaf.Verify(opts); serr == nil {
-			err, simulated = nil, true
-		}
-	}
+	certs, err := dcap.ParsePCKCertificates(ders)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: sgx: PCK certificate %q (issuer %q) does not chain to a trusted SGX root at %s: %w",
-			attest.ErrChain, leaf.Subject.CommonName, leaf.Issuer.CommonName, now.UTC().Format(time.RFC3339), err)
+		return nil, fmt.Errorf("sgx: %w", err)
 	}
-	for _, ch := range chains {
-		r := ch[len(ch)-1]
-		if len(ch) >= 2 && (presented == nil || bytes.Equal(r.RawSubjectPublicKeyInfo, presented.RawSubjectPublicKeyInfo)) {
-			return ch, simulated, nil
-		}
+	p, err := dcap.VerifyPCKChain(certs, v.roots, v.simulated, now)
+	if err != nil {
+		return nil, fmt.Errorf("sgx: %w", err)
 	}
-	if presented == nil {
-		return nil, false, fmt.Errorf("%w: sgx: PCK certificate %q is itself a trusted root", attest.ErrChain, leaf.Subject.CommonName)
-	}
-	return nil, false, fmt.Errorf("%w: sgx: the quote's root certificate %q does not carry the key of the trusted root its chain verifies to",
-		attest.ErrChain, presented.Subject.CommonName)
-}
-
-func selfSigned(c *x509.Certificate) bool {
-	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
-}
-
-// verifyRS checks an r||s (big-endian) ECDSA signature over SHA-256(msg).
-func verifyRS(pub *ecdsa.PublicKey, msg []byte, sig [64]byte) bool {
-	h := sha256.Sum256(msg)
-	r := new(big.Int).SetBytes(sig[:32])
-	s := new(big.Int).SetBytes(sig[32:])
-	return ecdsa.Verify(pub, h[:], r, s)
+	v.chains.put(key, p)
+	return p, nil
 }
 
 func claims(q *Quote, ext *PCKExtensions, pck *x509.Certificate, simulated bool) *attest.Claims {

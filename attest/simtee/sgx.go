@@ -17,7 +17,7 @@ import (
 
 	"github.com/trustbound/trustbound/attest"
 	"github.com/trustbound/trustbound/attest/dcap"
-	"github.com/trustbound/trustbound/attest/dcap/dcaptest"
+	"github.com/trustbound/trustbound/attest/internal/dcapdoc"
 )
 
 // The simulated Intel chain and collateral signers: see intel/README.md.
@@ -172,11 +172,11 @@ func sgxCollateral(issue, next time.Time) (*dcap.Collateral, error) {
 // signing key and serves them with the simulated CRLs and issuer chains,
 // as a PCS would for a platform of the simulated Processor CA.
 func (ch *sgxChain) collateral(tcb *dcap.TCBInfo, qe *dcap.QEIdentity) (*dcap.Collateral, error) {
-	tj, err := dcaptest.MarshalTCBInfo(tcb)
+	tj, err := dcapdoc.MarshalTCBInfo(tcb)
 	if err != nil {
 		return nil, err
 	}
-	qj, err := dcaptest.MarshalQEIdentity(qe)
+	qj, err := dcapdoc.MarshalQEIdentity(qe)
 	if err != nil {
 		return nil, err
 	}
@@ -184,10 +184,10 @@ func (ch *sgxChain) collateral(tcb *dcap.TCBInfo, qe *dcap.QEIdentity) (*dcap.Co
 		PCKCRL: ch.caCRL, PCKCRLIssuerChain: ch.caChainPEM, RootCACRL: ch.rootCRL,
 		TCBInfoIssuerChain: ch.tcbChainPEM, QEIdentityIssuerChain: ch.tcbChainPEM,
 	}
-	if c.TCBInfo, err = dcaptest.Sign("tcbInfo", tj, ch.tcbKey); err != nil {
+	if c.TCBInfo, err = dcapdoc.Sign("tcbInfo", tj, ch.tcbKey); err != nil {
 		return nil, err
 	}
-	if c.QEIdentity, err = dcaptest.Sign("enclaveIdentity", qj, ch.tcbKey); err != nil {
+	if c.QEIdentity, err = dcapdoc.Sign("enclaveIdentity", qj, ch.tcbKey); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -221,7 +221,7 @@ func TestSGXQuoteLayout(t *testing.T) {
 		}
 		cns = append(cns, cert.Subject.CommonName)
 	}
-	want := []string{"trustbound SIMULATED PCK Certificate", "trustbound SIMULATED PCK Processor CA", "trustbound SIMULATED SGX Root CA"}
+	want := []string{"trustbound SIMULATED SGX PCK Certificate", "trustbound SIMULATED PCK Processor CA", "trustbound SIMULATED SGX Root CA"}
 	if !slices.Equal(cns, want) {
 		t.Errorf("chain %q, want %q", cns, want)
 	}

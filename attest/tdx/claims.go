@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/attest/dcap"
 )
 
 // The names of the TCB components in Claims.TCB.Components, as Intel's TCB
@@ -20,13 +21,13 @@ var sgxComponentNames, tdxComponentNames = func() (s, t [16]string) {
 }()
 
 // claims turns a verified quote into claims, without TCB evaluation.
-func claims(q *Quote, p *pck) *attest.Claims {
+func claims(q *Quote, p *dcap.PCKChain) *attest.Claims {
 	b := &q.Body
 	qe := &q.Signature.QEReport
 	c := &attest.Claims{
 		TEE:         attest.TDX,
 		Format:      attest.FormatTDXQuote,
-		Simulated:   p.simulated,
+		Simulated:   p.Simulated,
 		Measurement: bytes.Clone(b.MRTD[:]),
 		Debug:       b.Debug(),
 		HostData:    bytes.Clone(b.MRConfigID[:]),
@@ -49,11 +50,11 @@ func claims(q *Quote, p *pck) *attest.Claims {
 			"qe_mrsigner":     hex.EncodeToString(qe.MRSigner[:]),
 			"qe_isv_prod_id":  strconv.Itoa(int(qe.ISVProdID)),
 			"qe_svn":          strconv.Itoa(int(qe.ISVSVN)),
-			"pce_svn":         strconv.Itoa(int(p.ext.TCB.PCESVN)),
-			"pce_id":          hex.EncodeToString(p.ext.PCEID[:]),
-			"fmspc":           hex.EncodeToString(p.ext.FMSPC[:]),
-			"pck_ca":          string(p.ca),
-			"sgx_type":        strconv.Itoa(p.ext.SGXType),
+			"pce_svn":         strconv.Itoa(int(p.Ext.TCB.PCESVN)),
+			"pce_id":          hex.EncodeToString(p.Ext.PCEID[:]),
+			"fmspc":           hex.EncodeToString(p.Ext.FMSPC[:]),
+			"pck_ca":          string(p.CA),
+			"sgx_type":        strconv.Itoa(p.Ext.SGXType),
 		},
 	}
 	for i := range b.RTMR {
@@ -63,18 +64,23 @@ func claims(q *Quote, p *pck) *attest.Claims {
 		c.Platform["tee_tcb_svn2"] = hex.EncodeToString(b.TEETCBSVN2[:])
 		c.Platform["mrservicetd"] = hex.EncodeToString(b.MRServiceTD[:])
 	}
-	if p.ext.PlatformInstanceID != nil {
-		c.Platform["platform_instance_id"] = hex.EncodeToString(p.ext.PlatformInstanceID)
+	if q.Padding > 0 {
+		// Zero bytes after the quote, tolerated (see ParseQuote) and
+		// reported: a quote buffer handed over at a fixed size.
+		c.Platform["quote_padding"] = strconv.Itoa(q.Padding)
+	}
+	if p.Ext.PlatformInstanceID != nil {
+		c.Platform["platform_instance_id"] = hex.EncodeToString(p.Ext.PlatformInstanceID)
 	}
 	// The components Intel's TDX TCB evaluation matches: the PCK
 	// certificate's SGX TCB and PCESVN, the TD's TEE_TCB_SVN, the QE's SVN.
-	for i, svn := range p.ext.TCB.CompSVN {
+	for i, svn := range p.Ext.TCB.CompSVN {
 		c.TCB.Components[sgxComponentNames[i]] = uint64(svn)
 	}
 	for i, svn := range b.TEETCBSVN {
 		c.TCB.Components[tdxComponentNames[i]] = uint64(svn)
 	}
-	c.TCB.Components["pcesvn"] = uint64(p.ext.TCB.PCESVN)
+	c.TCB.Components["pcesvn"] = uint64(p.Ext.TCB.PCESVN)
 	c.TCB.Components["qesvn"] = uint64(qe.ISVSVN)
 	return c
 }

@@ -8,11 +8,11 @@ package tdx
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/pem"
 	"errors"
 	"fmt"
 
 	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/attest/dcap"
 )
 
 // Sizes and values fixed by the Intel TDX DCAP Quoting Library API (quote
@@ -47,8 +47,6 @@ const (
 	// about 5 KB; quote buffers as read from the guest (GCP) are 8 KB.
 	MaxQuoteSize = 64 << 10
 
-	// maxChainCerts bounds the certificates read from certification data.
-	maxChainCerts = 8
 	// sigDataFixed is the signature data before the type-6 certification
 	// data: quote signature 64, attestation key 64, type 2 and size 4.
 	sigDataFixed = 64 + 64 + 2 + 4
@@ -159,7 +157,9 @@ type Quote struct {
 	// SignedByPCK is the 384-byte QE report, the range QEReportSignature
 	// covers, as it appeared in the input.
 	SignedByPCK []byte
-	// Padding is the number of zero bytes after the quote in the input.
+	// Padding is the number of zero bytes after the quote in the input
+	// (see ParseQuote); the Verifier claims it as Platform["quote_padding"]
+	// when it is not zero.
 	Padding int
 }
 
@@ -262,7 +262,8 @@ func frame(b []byte) (layout, error) {
 // must agree exactly with the bytes, the header and QE report reserved
 // fields must be zero, the certification data must be of type 6 wrapping
 // type 5 (a PEM chain of at most 8 certificates, optionally NUL-terminated),
-// and the key type must be ECDSA P-256 and the TEE type TDX.
+// the key type must be ECDSA P-256, the TEE type TDX and the QE vendor ID
+// Intel's (dcap.IntelQEVendorID).
 //
 // Zero padding: quote buffers are often handed over at a fixed size (Azure
 // IMDS and the dcap-qvl and trustee samples: 5006 bytes; GCP's guest quote
@@ -280,8 +281,8 @@ func ParseQuote(b []byte) (*Quote, error) {
 	if err != nil {
 		return nil, err
 	}
-	if q.PCKChain, err = splitPEMChain(q.Signature.PCKCertChain); err != nil {
-		return nil, err
+	if q.PCKChain, err = dcap.SplitPCKCertData(q.Signature.PCKCertChain); err != nil {
+		return nil, fmt.Errorf("tdx quote: %w", err)
 	}
 	return q, nil
 }
@@ -381,7 +382,7 @@ func decodeQEReport(r *QEReport, b []byte) {
 }
 
 // checkHeader checks the header fields of a framed quote b that are fixed
-// for TDX: key type, TEE type, reserved bytes.
+// for TDX: key type, TEE type, reserved bytes, Intel's QE vendor ID.
 func checkHeader(b []byte) error {
 	if t := binary.LittleEndian.Uint16(b[2:]); t != KeyTypeECDSAP256 {
 		return malformed("attestation key type %d, only %d (ECDSA-256-with-P-256) is supported", t, KeyTypeECDSAP256)
@@ -391,6 +392,9 @@ func checkHeader(b []byte) error {
 	}
 	if r := b[8:12]; !allZero(r) {
 		return malformed("header reserved bytes 8..12 are %x, want zero", r)
+	}
+	if err := dcap.CheckQEVendorID([16]byte(b[12:28])); err != nil {
+		return fmt.Errorf("tdx quote: %w", err)
 	}
 	return nil
 }
@@ -418,40 +422,6 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
-}
-
-// splitPEMChain returns the DER bytes of the CERTIFICATE blocks in data.
-// Only whitespace may separate or follow the blocks, and a single NUL (the C
-// string terminator Intel's quote provider appends) may end the data.
-func splitPEMChain(data []byte) ([][]byte, error) {
-	rest := bytes.TrimSuffix(data, []byte{0})
-	var ders [][]byte
-	for {
-		rest = bytes.TrimLeft(rest, " \t\r\n")
-		if len(rest) == 0 {
-			break
-		}
-		if !bytes.HasPrefix(rest, []byte("-----BEGIN ")) {
-			return nil, malformed("PCK certificate chain: unexpected bytes outside PEM blocks")
-		}
-		blk, after := pem.Decode(rest)
-		// pem.Decode skips a broken block and returns a later one; refuse that.
-		if blk == nil || bytes.Count(rest[:len(rest)-len(after)], []byte("-----BEGIN ")) != 1 {
-			return nil, malformed("PCK certificate chain: a PEM block does not decode")
-		}
-		if blk.Type != "CERTIFICATE" || len(blk.Headers) != 0 {
-			return nil, malformed("PCK certificate chain: PEM block %q, want CERTIFICATE without headers", blk.Type)
-		}
-		if len(ders) == maxChainCerts {
-			return nil, malformed("PCK certificate chain: more than %d certificates", maxChainCerts)
-		}
-		ders = append(ders, blk.Bytes)
-		rest = after
-	}
-	if len(ders) == 0 {
-		return nil, malformed("PCK certificate chain: no certificate")
-	}
-	return ders, nil
 }
 
 // Marshal serialises q from its fields (the signed ranges, PCKChain and

@@ -2,14 +2,10 @@ package tdx
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"math/big"
 	"slices"
 	"strconv"
 	"time"
@@ -53,7 +49,7 @@ type Verifier struct {
 	simulated     *x509.CertPool // nil when no simulated root is configured
 	collateral    dcap.Source
 	simCollateral dcap.Source
-	chains        *boundedCache[[sha256.Size]byte, *pck]
+	chains        *boundedCache[[sha256.Size]byte, *dcap.PCKChain]
 	eval          dcap.Evaluator // caches verified collateral
 }
 
@@ -69,7 +65,7 @@ func NewVerifier(cfg Config) *Verifier {
 		roots:         x509.NewCertPool(),
 		collateral:    cfg.Collateral,
 		simCollateral: cfg.SimulatedCollateral,
-		chains:        newBoundedCache[[sha256.Size]byte, *pck](maxCachedChains),
+		chains:        newBoundedCache[[sha256.Size]byte, *dcap.PCKChain](maxCachedChains),
 	}
 	for _, c := range roots {
 		v.roots.AddCert(c)
@@ -131,23 +127,12 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 		return nil, err
 	}
 	s := &q.Signature
-	if !verifyRS(p.key, q.SignedByPCK, &s.QEReportSignature) {
-		return nil, fmt.Errorf("%w: tdx: QE report signature does not verify with the PCK certificate key", attest.ErrSignature)
-	}
-	bind := sha256.New()
-	bind.Write(s.AttestationKey[:])
-	bind.Write(s.QEAuthData)
-	var want [64]byte
-	bind.Sum(want[:0])
-	if subtle.ConstantTimeCompare(want[:], s.QEReport.ReportData[:]) != 1 {
-		return nil, fmt.Errorf("%w: tdx: QE report data is not SHA-256(attestation key || QE authentication data) followed by 32 zero bytes: the attestation key is not the quoting enclave's", attest.ErrSignature)
-	}
-	attKey, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append([]byte{4}, s.AttestationKey[:]...))
-	if err != nil {
-		return nil, fmt.Errorf("%w: tdx: attestation key: %w", attest.ErrSignature, err)
-	}
-	if !verifyRS(attKey, q.SignedByAttestationKey, &s.QuoteSignature) {
-		return nil, fmt.Errorf("%w: tdx: quote signature does not verify with the attestation key", attest.ErrSignature)
+	if err := dcap.VerifyQuoteSignatures(p.Key, &dcap.QuoteSignatures{
+		QEReport: q.SignedByPCK, QEReportSignature: s.QEReportSignature,
+		AttestationKey: s.AttestationKey, QEAuthData: s.QEAuthData,
+		SignedByAttestationKey: q.SignedByAttestationKey, QuoteSignature: s.QuoteSignature,
+	}); err != nil {
+		return nil, fmt.Errorf("tdx: %w", err)
 	}
 
 	c := claims(q, p)
@@ -161,21 +146,21 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 }
 
 // evaluate gets the platform's collateral and records its TCB verdict in c.
-func (v *Verifier) evaluate(ctx context.Context, c *attest.Claims, q *Quote, p *pck, now time.Time) error {
+func (v *Verifier) evaluate(ctx context.Context, c *attest.Claims, q *Quote, p *dcap.PCKChain, now time.Time) error {
 	src, which := v.collateral, "Config.Collateral"
-	if p.simulated {
+	if p.Simulated {
 		src, which = v.simCollateral, "Config.SimulatedCollateral"
 	}
 	if src == nil {
 		return fmt.Errorf("%w: tdx: no collateral source configured (%s) to evaluate the TCB of FMSPC %x: configure one (trustbound verify --collateral), or verify signatures and chain only (--no-collateral)",
-			dcap.ErrCollateral, which, p.ext.FMSPC)
+			dcap.ErrCollateral, which, p.Ext.FMSPC)
 	}
-	col, err := src.Collateral(ctx, dcap.TDX, p.ext.FMSPC, p.ca)
+	col, err := src.Collateral(ctx, dcap.TDX, p.Ext.FMSPC, p.CA)
 	if err != nil {
 		if errors.Is(err, dcap.ErrCollateral) {
-			return fmt.Errorf("tdx: collateral for FMSPC %x (PCK %s CA): %w", p.ext.FMSPC, p.ca, err)
+			return fmt.Errorf("tdx: collateral for FMSPC %x (PCK %s CA): %w", p.Ext.FMSPC, p.CA, err)
 		}
-		return fmt.Errorf("%w: tdx: collateral for FMSPC %x (PCK %s CA): %w", dcap.ErrCollateral, p.ext.FMSPC, p.ca, err)
+		return fmt.Errorf("%w: tdx: collateral for FMSPC %x (PCK %s CA): %w", dcap.ErrCollateral, p.Ext.FMSPC, p.CA, err)
 	}
 	qe := &q.Signature.QEReport
 	td := &dcap.TDXTCB{
@@ -191,7 +176,7 @@ func (v *Verifier) evaluate(ctx context.Context, c *attest.Claims, q *Quote, p *
 		Kind:       dcap.TDX,
 		Collateral: col,
 		Now:        now,
-		PCKChain:   p.chain,
+		PCKChain:   p.Chain,
 		QE: dcap.QEReport{
 			MRSigner:   qe.MRSigner,
 			ISVProdID:  qe.ISVProdID,
@@ -202,7 +187,10 @@ func (v *Verifier) evaluate(ctx context.Context, c *attest.Claims, q *Quote, p *
 		TDX: td,
 	})
 	if err != nil {
-		return fmt.Errorf("tdx: TCB evaluation for FMSPC %x: %w", p.ext.FMSPC, err)
+		// Collateral refused as not genuine is not served again from a
+		// cache: the next verification asks Intel.
+		dcap.InvalidateRejected(src, err, dcap.TDX, p.Ext.FMSPC, p.CA)
+		return fmt.Errorf("tdx: TCB evaluation for FMSPC %x: %w", p.Ext.FMSPC, err)
 	}
 	c.TCB.Evaluated = true
 	c.TCB.Status = string(res.Status)
@@ -216,34 +204,4 @@ func (v *Verifier) evaluate(ctx context.Context, c *attest.Claims, q *Quote, p *
 	c.Platform["tcb_date"] = res.TCBLevel.TCBDate.UTC().Format(time.RFC3339)
 	c.Platform["tcb_evaluation_data_number"] = strconv.FormatUint(uint64(res.TCBInfo.TCBEvaluationDataNumber), 10)
 	return nil
-}
-
-// pck returns the verified PCK chain of a quote's type-5 certification
-// data from the cache, or splits, verifies and caches it, and checks it
-// against opts.
-func (v *Verifier) pck(certData []byte, opts attest.Options) (*pck, error) {
-	key := sha256.Sum256(certData)
-	p, ok := v.chains.get(key)
-	if !ok || !p.validAt(opts.Now) {
-		ders, err := splitPEMChain(certData)
-		if err != nil {
-			return nil, err
-		}
-		if p, err = verifyPCKChain(ders, v.roots, v.simulated, opts.Now); err != nil {
-			return nil, err
-		}
-		v.chains.put(key, p)
-	}
-	if p.simulated && !opts.AllowSimulated {
-		return nil, fmt.Errorf("%w: the PCK chain leads to %q", attest.ErrSimulated, p.chain[len(p.chain)-1].Subject.CommonName)
-	}
-	return p, nil
-}
-
-// verifyRS checks an r||s (big-endian) ECDSA signature over SHA-256(msg).
-func verifyRS(pub *ecdsa.PublicKey, msg []byte, sig *[64]byte) bool {
-	h := sha256.Sum256(msg)
-	r := new(big.Int).SetBytes(sig[:32])
-	s := new(big.Int).SetBytes(sig[32:])
-	return ecdsa.Verify(pub, h[:], r, s)
 }

@@ -11,6 +11,12 @@
 //
 //	go run ./attest/simtee/internal/gen-intel -collateral -out attest/simtee/intel
 //
+// With -reissue-pck it re-issues only the PCK certificate under the existing
+// PCK CA, with the same key and extension (it was run so to name the leaf
+// "… SGX PCK Certificate", as Intel's QVL requires of PCK certificates):
+//
+//	go run ./attest/simtee/internal/gen-intel -reissue-pck -out attest/simtee/intel
+//
 // The keys it writes are public by design. Keep the TCB values below in
 // step with the sgxSim* values in attest/simtee/sgx.go (a test checks).
 package main
@@ -91,6 +97,12 @@ func issue(tmpl *x509.Certificate, parent *issued) (*issued, error) {
 	if err != nil {
 		return nil, err
 	}
+	return issueKey(tmpl, parent, key)
+}
+
+// issueKey issues tmpl for key, by parent (self-signed if nil).
+func issueKey(tmpl *x509.Certificate, parent *issued, key *ecdsa.PrivateKey) (*issued, error) {
+	var err error
 	if tmpl.SerialNumber, err = serial(); err != nil {
 		return nil, err
 	}
@@ -146,16 +158,11 @@ func run(dir string) error {
 	if err != nil {
 		return err
 	}
-	ext, err := sgxExtension()
+	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
 	}
-	leaf, err := issue(&x509.Certificate{
-		Subject:               pkix.Name{CommonName: "trustbound SIMULATED PCK Certificate", Organization: org},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
-		BasicConstraintsValid: true,
-		ExtraExtensions:       []pkix.Extension{{Id: oidSGX, Value: ext}},
-	}, ca)
+	leaf, err := issuePCK(ca, leafKey)
 	if err != nil {
 		return err
 	}
@@ -165,6 +172,38 @@ func run(dir string) error {
 		}
 	}
 	return nil
+}
+
+// issuePCK issues the simulated PCK certificate for key under ca.
+func issuePCK(ca *issued, key *ecdsa.PrivateKey) (*issued, error) {
+	ext, err := sgxExtension()
+	if err != nil {
+		return nil, err
+	}
+	return issueKey(&x509.Certificate{
+		Subject:               pkix.Name{CommonName: "trustbound SIMULATED SGX PCK Certificate", Organization: org},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+		BasicConstraintsValid: true,
+		ExtraExtensions:       []pkix.Extension{{Id: oidSGX, Value: ext}},
+	}, ca, key)
+}
+
+// reissuePCK re-issues the PCK certificate in dir under its PCK CA, with
+// its key.
+func reissuePCK(dir string) error {
+	ca, err := load(dir, "sgx_pck_processor_ca")
+	if err != nil {
+		return err
+	}
+	old, err := load(dir, "sgx_pck")
+	if err != nil {
+		return err
+	}
+	leaf, err := issuePCK(ca, old.key)
+	if err != nil {
+		return err
+	}
+	return write(dir, "sgx_pck", leaf)
 }
 
 // load reads a certificate and its key written by write.
@@ -236,10 +275,14 @@ func collateral(dir string) error {
 func main() {
 	out := flag.String("out", "attest/simtee/intel", "directory to write the PEM files to")
 	coll := flag.Bool("collateral", false, "add the collateral signers (TCB signing certificate, CRLs) under the chain in -out")
+	reissue := flag.Bool("reissue-pck", false, "re-issue only the PCK certificate, with its key, under the PCK CA in -out")
 	flag.Parse()
 	do := run
 	if *coll {
 		do = collateral
+	}
+	if *reissue {
+		do = reissuePCK
 	}
 	if err := do(*out); err != nil {
 		fmt.Fprintln(os.Stderr, "gen-intel:", err)
