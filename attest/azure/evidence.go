@@ -52,23 +52,35 @@ type TPMQuote struct {
 // value, canonical base64 and hex, at most MaxEvidenceSize bytes, PCR values
 // of 32 bytes (the SHA-256 bank). Errors wrap attest.ErrMalformed.
 func ParseEvidence(data []byte) (*Evidence, error) {
-	if len(data) > MaxEvidenceSize {
-		return nil, fmt.Errorf("%w: az-snp-vtpm evidence is %d bytes, more than the %d allowed", attest.ErrMalformed, len(data), MaxEvidenceSize)
+	versioned, err := probeEvidence(data, "az-snp-vtpm evidence")
+	if err != nil {
+		return nil, err
 	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, fmt.Errorf("%w: az-snp-vtpm evidence is empty", attest.ErrMalformed)
-	}
-	if err := checkJSON(data); err != nil {
-		return nil, fmt.Errorf("%w: az-snp-vtpm evidence is not strict JSON: %w", attest.ErrMalformed, err)
-	}
-	var probe map[string]json.RawMessage
-	if err := json.Unmarshal(data, &probe); err != nil || probe == nil {
-		return nil, fmt.Errorf("%w: az-snp-vtpm evidence is not a JSON object", attest.ErrMalformed)
-	}
-	if _, ok := probe["version"]; ok {
+	if versioned {
 		return parseEvidenceV1(data)
 	}
 	return parseEvidenceV0(data)
+}
+
+// probeEvidence checks that data, the evidence named what, is of at most
+// MaxEvidenceSize bytes, not empty, strict JSON and an object, and reports
+// whether it has a "version" member (schema 0 has none).
+func probeEvidence(data []byte, what string) (versioned bool, err error) {
+	if len(data) > MaxEvidenceSize {
+		return false, fmt.Errorf("%w: %s is %d bytes, more than the %d allowed", attest.ErrMalformed, what, len(data), MaxEvidenceSize)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return false, fmt.Errorf("%w: %s is empty", attest.ErrMalformed, what)
+	}
+	if err := checkJSON(data); err != nil {
+		return false, fmt.Errorf("%w: %s is not strict JSON: %w", attest.ErrMalformed, what, err)
+	}
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(data, &probe); err != nil || probe == nil {
+		return false, fmt.Errorf("%w: %s is not a JSON object", attest.ErrMalformed, what)
+	}
+	_, versioned = probe["version"]
+	return versioned, nil
 }
 
 // parseEvidenceV0 decodes {"quote":{"signature","message","pcrs"},"report","vcek"}.
@@ -88,26 +100,8 @@ func parseEvidenceV0(data []byte) (*Evidence, error) {
 	if e.VCEK, err = decodeCertPEM(vcekPEM); err != nil {
 		return nil, err
 	}
-	q, err := object(m["quote"], "quote", []string{"signature", "message", "pcrs"}, nil)
-	if err != nil {
+	if e.Quote, err = tpmQuote(m["quote"], "quote", jsonBytes); err != nil {
 		return nil, err
-	}
-	if e.Quote.Signature, err = jsonBytes(q["signature"], "quote.signature"); err != nil {
-		return nil, err
-	}
-	if e.Quote.Message, err = jsonBytes(q["message"], "quote.message"); err != nil {
-		return nil, err
-	}
-	pcrs, err := jsonArray(q["pcrs"], "quote.pcrs")
-	if err != nil {
-		return nil, err
-	}
-	for i, p := range pcrs {
-		v, err := jsonBytes(p, fmt.Sprintf("quote.pcrs[%d]", i))
-		if err != nil {
-			return nil, err
-		}
-		e.Quote.PCRs = append(e.Quote.PCRs, v)
 	}
 	if err := e.check(); err != nil {
 		return nil, err
@@ -136,31 +130,41 @@ func parseEvidenceV1(data []byte) (*Evidence, error) {
 	if e.VCEK, err = base64URL(m["vcek"], "vcek"); err != nil {
 		return nil, err
 	}
-	q, err := object(m["tpm_quote"], "tpm_quote", []string{"signature", "message", "pcrs"}, nil)
-	if err != nil {
+	if e.Quote, err = tpmQuote(m["tpm_quote"], "tpm_quote", hexString); err != nil {
 		return nil, err
-	}
-	if e.Quote.Signature, err = hexString(q["signature"], "tpm_quote.signature"); err != nil {
-		return nil, err
-	}
-	if e.Quote.Message, err = hexString(q["message"], "tpm_quote.message"); err != nil {
-		return nil, err
-	}
-	pcrs, err := jsonArray(q["pcrs"], "tpm_quote.pcrs")
-	if err != nil {
-		return nil, err
-	}
-	for i, p := range pcrs {
-		v, err := hexString(p, fmt.Sprintf("tpm_quote.pcrs[%d]", i))
-		if err != nil {
-			return nil, err
-		}
-		e.Quote.PCRs = append(e.Quote.PCRs, v)
 	}
 	if err := e.check(); err != nil {
 		return nil, err
 	}
 	return e, nil
+}
+
+// tpmQuote decodes {"signature","message","pcrs"} with decode for each
+// byte string: jsonBytes for schema 0, hexString for the later schemas.
+func tpmQuote(raw json.RawMessage, what string, decode func(json.RawMessage, string) ([]byte, error)) (TPMQuote, error) {
+	var q TPMQuote
+	m, err := object(raw, what, []string{"signature", "message", "pcrs"}, nil)
+	if err != nil {
+		return q, err
+	}
+	if q.Signature, err = decode(m["signature"], what+".signature"); err != nil {
+		return q, err
+	}
+	if q.Message, err = decode(m["message"], what+".message"); err != nil {
+		return q, err
+	}
+	pcrs, err := jsonArray(m["pcrs"], what+".pcrs")
+	if err != nil {
+		return q, err
+	}
+	for i, p := range pcrs {
+		v, err := decode(p, fmt.Sprintf("%s.pcrs[%d]", what, i))
+		if err != nil {
+			return q, err
+		}
+		q.PCRs = append(q.PCRs, v)
+	}
+	return q, nil
 }
 
 // check bounds the decoded fields.

@@ -1,17 +1,10 @@
 package azure
 
 import (
-	"bytes"
 	"context"
 	"crypto/subtle"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/trustbound/trustbound/attest"
 	"github.com/trustbound/trustbound/attest/tdx"
@@ -41,22 +34,12 @@ type TDXEvidence struct {
 // tdx.MaxQuoteSize bytes, PCR values of 32 bytes. Errors wrap
 // attest.ErrMalformed.
 func ParseTDXEvidence(data []byte) (*TDXEvidence, error) {
-	if len(data) > MaxEvidenceSize {
-		return nil, fmt.Errorf("%w: az-tdx-vtpm evidence is %d bytes, more than the %d allowed", attest.ErrMalformed, len(data), MaxEvidenceSize)
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, fmt.Errorf("%w: az-tdx-vtpm evidence is empty", attest.ErrMalformed)
-	}
-	if err := checkJSON(data); err != nil {
-		return nil, fmt.Errorf("%w: az-tdx-vtpm evidence is not strict JSON: %w", attest.ErrMalformed, err)
-	}
-	var probe map[string]json.RawMessage
-	if err := json.Unmarshal(data, &probe); err != nil || probe == nil {
-		return nil, fmt.Errorf("%w: az-tdx-vtpm evidence is not a JSON object", attest.ErrMalformed)
+	versioned, err := probeEvidence(data, "az-tdx-vtpm evidence")
+	if err != nil {
+		return nil, err
 	}
 	e := &TDXEvidence{}
-	var err error
-	if _, ok := probe["version"]; !ok {
+	if !versioned {
 		// Schema 0: {"tpm_quote":{"signature","message","pcrs"},"hcl_report","td_quote"}, bytes as numbers.
 		m, err := object(data, "az-tdx-vtpm evidence (schema 0, without a version)", []string{"tpm_quote", "hcl_report", "td_quote"}, nil)
 		if err != nil {
@@ -98,34 +81,6 @@ func ParseTDXEvidence(data []byte) (*TDXEvidence, error) {
 		return nil, fmt.Errorf("%w: the TD quote is %d bytes, want 1 to %d", attest.ErrMalformed, len(e.TDQuote), tdx.MaxQuoteSize)
 	}
 	return e, nil
-}
-
-// tpmQuote decodes {"signature","message","pcrs"} with decode for each
-// byte string.
-func tpmQuote(raw json.RawMessage, what string, decode func(json.RawMessage, string) ([]byte, error)) (TPMQuote, error) {
-	var q TPMQuote
-	m, err := object(raw, what, []string{"signature", "message", "pcrs"}, nil)
-	if err != nil {
-		return q, err
-	}
-	if q.Signature, err = decode(m["signature"], what+".signature"); err != nil {
-		return q, err
-	}
-	if q.Message, err = decode(m["message"], what+".message"); err != nil {
-		return q, err
-	}
-	pcrs, err := jsonArray(m["pcrs"], what+".pcrs")
-	if err != nil {
-		return q, err
-	}
-	for i, p := range pcrs {
-		v, err := decode(p, fmt.Sprintf("%s.pcrs[%d]", what, i))
-		if err != nil {
-			return q, err
-		}
-		q.PCRs = append(q.PCRs, v)
-	}
-	return q, nil
 }
 
 // TDXConfig holds what a TDXVerifier depends on.
@@ -175,17 +130,8 @@ func (v *TDXVerifier) Format() attest.Format { return attest.FormatAzureTDXVTPM 
 // PCRs the quoted PCRs, Runtime the var data, and Platform entries for the
 // HCL report, the TPM quote and vm-configuration.
 func (v *TDXVerifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.Options) (*attest.Claims, error) {
-	if err := ctx.Err(); err != nil {
+	if err := checkRequest(ctx, ev, attest.FormatAzureTDXVTPM, opts); err != nil {
 		return nil, err
-	}
-	if ev == nil {
-		return nil, fmt.Errorf("%w: no evidence", attest.ErrMalformed)
-	}
-	if ev.Format != attest.FormatAzureTDXVTPM {
-		return nil, fmt.Errorf("%w: evidence format %q is not %q", attest.ErrMalformed, ev.Format, attest.FormatAzureTDXVTPM)
-	}
-	if opts.Now.IsZero() {
-		return nil, errors.New("azure: verification time not set (attest.Options.Now)")
 	}
 	if v.tdx == nil {
 		return nil, errors.New("azure: no TDX verifier configured (azure.TDXConfig.TDX)")
@@ -235,69 +181,10 @@ func (v *TDXVerifier) Verify(ctx context.Context, ev *attest.Evidence, opts atte
 		return nil, fmt.Errorf("the TD quote and the HCL report's TDREPORT: %w", err)
 	}
 
-	// 4. The paravisor's binding of the var data.
-	want := hcl.ReportData()
-	if subtle.ConstantTimeCompare(want[:], c.ReportData) != 1 {
-		return nil, fmt.Errorf("%w: the TD report data is not the %v of the HCL runtime claims, zero padded: the runtime claims were altered", attest.ErrBinding, hcl.HashType)
-	}
-	rc, err := ParseRuntimeClaims(hcl.VarData)
+	// 4. The paravisor's binding of the var data; 5. the TPM quote.
+	t, err := verifyVTPM(hcl, "TD", c.ReportData, e.Quote)
 	if err != nil {
 		return nil, err
 	}
-	ak, err := rc.AKPub()
-	if err != nil {
-		return nil, err
-	}
-
-	// 5. The TPM quote's signature, then its contents and PCRs.
-	if err := CheckSignature(ak, e.Quote.Message, e.Quote.Signature); err != nil {
-		return nil, err
-	}
-	q, err := ParseQuote(e.Quote.Message)
-	if err != nil {
-		return nil, err
-	}
-	pcrs, err := q.CheckPCRs(e.Quote.PCRs)
-	if err != nil {
-		return nil, err
-	}
-	return tdxClaims(c, e, hcl, rc, q, pcrs), nil
-}
-
-// tdxClaims turns the TD quote's claims into the Azure TDX CVM's.
-func tdxClaims(c *attest.Claims, e *TDXEvidence, hcl *HCLReport, rc *RuntimeClaims, q *Quote, pcrs map[int]attest.Hex) *attest.Claims {
-	tdReportData := c.ReportData
-	c.Format = attest.FormatAzureTDXVTPM
-	c.ReportData = bytes.Clone(q.Attest.ExtraData.Buffer)
-	c.PCRs = pcrs
-	c.Runtime = json.RawMessage(bytes.Clone(hcl.VarData))
-	if c.Platform == nil {
-		c.Platform = map[string]string{}
-	}
-	p := c.Platform
-	p["td_report_data"] = hex.EncodeToString(tdReportData)
-	p["evidence_version"] = strconv.Itoa(e.Version)
-	p["hcl_version"] = strconv.FormatUint(uint64(hcl.Version), 10)
-	p["hcl_request_type"] = strconv.FormatUint(uint64(hcl.RequestType), 10)
-	p["hcl_report_type"] = hcl.ReportType.String()
-	p["hcl_hash_type"] = hcl.HashType.String()
-	p["tpm_pcr_bank"] = "sha256"
-	p["tpm_qualified_signer"] = hex.EncodeToString(q.Attest.QualifiedSigner.Buffer)
-	p["tpm_firmware_version"] = fmt.Sprintf("%#016x", q.Attest.FirmwareVersion)
-	p["tpm_clock"] = strconv.FormatUint(q.Attest.ClockInfo.Clock, 10)
-	p["tpm_reset_count"] = strconv.FormatUint(uint64(q.Attest.ClockInfo.ResetCount), 10)
-	p["tpm_restart_count"] = strconv.FormatUint(uint64(q.Attest.ClockInfo.RestartCount), 10)
-	if rc.UserData != "" {
-		p["user_data"] = strings.ToLower(rc.UserData)
-	}
-	// vm-configuration members, snake_cased as for SNP; a name taken
-	// already keeps its original spelling under a prefix.
-	for _, k := range slices.Sorted(maps.Keys(rc.VMConfiguration)) {
-		name := snakeCase(k)
-		if _, taken := p[name]; taken {
-			name = "vm_configuration." + k
-		}
-		p[name] = jsonScalar(rc.VMConfiguration[k])
-	}
-	return c
+	return t.claims(c, attest.FormatAzureTDXVTPM, "td_report_data", e.Version, hcl), nil
 }

@@ -68,17 +68,8 @@ func (v *Verifier) Format() attest.Format { return attest.FormatAzureSNPVTPM }
 // binds the var data instead), PCRs the quoted PCRs, Runtime the var data,
 // and Platform entries for the HCL report, the quote and vm-configuration.
 func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.Options) (*attest.Claims, error) {
-	if err := ctx.Err(); err != nil {
+	if err := checkRequest(ctx, ev, attest.FormatAzureSNPVTPM, opts); err != nil {
 		return nil, err
-	}
-	if ev == nil {
-		return nil, fmt.Errorf("%w: no evidence", attest.ErrMalformed)
-	}
-	if ev.Format != attest.FormatAzureSNPVTPM {
-		return nil, fmt.Errorf("%w: evidence format %q is not %q", attest.ErrMalformed, ev.Format, attest.FormatAzureSNPVTPM)
-	}
-	if opts.Now.IsZero() {
-		return nil, errors.New("azure: verification time not set (attest.Options.Now)")
 	}
 	if v.snp == nil {
 		return nil, errors.New("azure: no SNP verifier configured (azure.Config.SNP)")
@@ -113,13 +104,57 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 		return nil, errors.New("azure: the SNP verifier returned no claims")
 	}
 
-	// 3. The paravisor's binding of the var data.
+	// 3. The paravisor's binding of the var data; 4. the quote's signature,
+	// then its contents; 5. PCRs and, for schema 2, user-data.
 	if c.VMPL == nil || *c.VMPL != 0 {
 		return nil, fmt.Errorf("%w: the SNP report was requested at VMPL %s, not 0: only the paravisor at VMPL 0 binds the runtime claims", attest.ErrBinding, vmplString(c.VMPL))
 	}
+	t, err := verifyVTPM(hcl, "SNP", c.ReportData, e.Quote)
+	if err != nil {
+		return nil, err
+	}
+	if e.Version == 2 && !userDataMatches(t.rc.UserData, t.q.Attest.ExtraData.Buffer) {
+		return nil, fmt.Errorf("%w: schema 2 evidence, but the runtime claims' user-data is not the TPM quote's qualifying data zero padded to 64 bytes", attest.ErrBinding)
+	}
+	return t.claims(c, attest.FormatAzureSNPVTPM, "snp_report_data", e.Version, hcl), nil
+}
+
+// checkRequest makes the checks every Verify starts with: ctx not done,
+// evidence of format f, a verification time.
+func checkRequest(ctx context.Context, ev *attest.Evidence, f attest.Format, opts attest.Options) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if ev == nil {
+		return fmt.Errorf("%w: no evidence", attest.ErrMalformed)
+	}
+	if ev.Format != f {
+		return fmt.Errorf("%w: evidence format %q is not %q", attest.ErrMalformed, ev.Format, f)
+	}
+	if opts.Now.IsZero() {
+		return errors.New("azure: verification time not set (attest.Options.Now)")
+	}
+	return nil
+}
+
+// vtpm is the vTPM half of Azure CVM evidence, verified.
+type vtpm struct {
+	rc   *RuntimeClaims
+	q    *Quote
+	pcrs map[int]attest.Hex
+}
+
+// verifyVTPM verifies the vTPM half of Azure CVM evidence, the same for
+// every TEE once its hardware report (named hw) is verified and has given
+// reportData: that reportData is the hash of hcl's var data, zero padded
+// (attest.ErrBinding); the framing of the runtime claims and their HCLAkPub
+// (attest.ErrMalformed); that HCLAkPub signed the TPM quote
+// (attest.ErrSignature); the quote's framing (attest.ErrMalformed); and that
+// its PCR digest is the hash of the PCR values presented (attest.ErrBinding).
+func verifyVTPM(hcl *HCLReport, hw string, reportData []byte, tq TPMQuote) (*vtpm, error) {
 	want := hcl.ReportData()
-	if subtle.ConstantTimeCompare(want[:], c.ReportData) != 1 {
-		return nil, fmt.Errorf("%w: the SNP report data is not the %v of the HCL runtime claims, zero padded: the runtime claims were altered", attest.ErrBinding, hcl.HashType)
+	if subtle.ConstantTimeCompare(want[:], reportData) != 1 {
+		return nil, fmt.Errorf("%w: the %s report data is not the %v of the HCL runtime claims, zero padded: the runtime claims were altered", attest.ErrBinding, hw, hcl.HashType)
 	}
 	rc, err := ParseRuntimeClaims(hcl.VarData)
 	if err != nil {
@@ -129,27 +164,18 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 	if err != nil {
 		return nil, err
 	}
-
-	// 4. The quote's signature, then its contents.
-	if err := CheckSignature(ak, e.Quote.Message, e.Quote.Signature); err != nil {
+	if err := CheckSignature(ak, tq.Message, tq.Signature); err != nil {
 		return nil, err
 	}
-	q, err := ParseQuote(e.Quote.Message)
+	q, err := ParseQuote(tq.Message)
 	if err != nil {
 		return nil, err
 	}
-
-	// 5. PCRs and, for schema 2, user-data.
-	pcrs, err := q.CheckPCRs(e.Quote.PCRs)
+	pcrs, err := q.CheckPCRs(tq.PCRs)
 	if err != nil {
 		return nil, err
 	}
-	nonce := q.Attest.ExtraData.Buffer
-	if e.Version == 2 && !userDataMatches(rc.UserData, nonce) {
-		return nil, fmt.Errorf("%w: schema 2 evidence, but the runtime claims' user-data is not the TPM quote's qualifying data zero padded to 64 bytes", attest.ErrBinding)
-	}
-
-	return claims(c, e, hcl, rc, q, pcrs), nil
+	return &vtpm{rc: rc, q: q, pcrs: pcrs}, nil
 }
 
 func vmplString(p *uint32) string {
@@ -159,19 +185,23 @@ func vmplString(p *uint32) string {
 	return strconv.FormatUint(uint64(*p), 10)
 }
 
-// claims turns the SNP claims into the Azure CVM's.
-func claims(c *attest.Claims, e *Evidence, hcl *HCLReport, rc *RuntimeClaims, q *Quote, pcrs map[int]attest.Hex) *attest.Claims {
-	snpReportData := c.ReportData
-	c.Format = attest.FormatAzureSNPVTPM
+// claims turns the hardware report's claims c into the Azure CVM's, of
+// format f: ReportData becomes the TPM quote's qualifying data (the nonce
+// the workload bound) and the hardware report data, which binds the var
+// data, moves to Platform[hwReportDataKey].
+func (t *vtpm) claims(c *attest.Claims, f attest.Format, hwReportDataKey string, version int, hcl *HCLReport) *attest.Claims {
+	q, rc := t.q, t.rc
+	hwReportData := c.ReportData
+	c.Format = f
 	c.ReportData = bytes.Clone(q.Attest.ExtraData.Buffer)
-	c.PCRs = pcrs
+	c.PCRs = t.pcrs
 	c.Runtime = json.RawMessage(bytes.Clone(hcl.VarData))
 	if c.Platform == nil {
 		c.Platform = map[string]string{}
 	}
 	p := c.Platform
-	p["snp_report_data"] = hex.EncodeToString(snpReportData)
-	p["evidence_version"] = strconv.Itoa(e.Version)
+	p[hwReportDataKey] = hex.EncodeToString(hwReportData)
+	p["evidence_version"] = strconv.Itoa(version)
 	p["hcl_version"] = strconv.FormatUint(uint64(hcl.Version), 10)
 	p["hcl_request_type"] = strconv.FormatUint(uint64(hcl.RequestType), 10)
 	p["hcl_report_type"] = hcl.ReportType.String()

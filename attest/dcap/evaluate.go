@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/attest/internal/boundedcache"
 )
 
 // Input is one TCB evaluation.
@@ -73,8 +75,13 @@ var ErrNoMatchingTCBLevel = errors.New("no matching TCB level found")
 // time-dependent checks are made on every call. The zero value is ready;
 // an Evaluator is safe for concurrent use.
 type Evaluator struct {
-	cache cache
+	once  sync.Once
+	cache *boundedcache.Cache[[32]byte, *verified] // by the digest of everything verified
 }
+
+// maxCached bounds the verified collateral sets an Evaluator keeps (one per
+// FMSPC, PCK CA and collateral issue in practice).
+const maxCached = 64
 
 // Evaluate is (&Evaluator{}).Evaluate, without a cache worth keeping.
 func Evaluate(in *Input) (*Result, error) {
@@ -123,14 +130,15 @@ func (e *Evaluator) Evaluate(in *Input) (*Result, error) {
 	}
 
 	c := in.Collateral
-	key := digest([]byte(in.Kind), root.Raw, pckCA.Raw, c.PCKCRL, c.PCKCRLIssuerChain, c.RootCACRL,
+	e.once.Do(func() { e.cache = boundedcache.New[[32]byte, *verified](maxCached) })
+	key := boundedcache.Digest([]byte(in.Kind), root.Raw, pckCA.Raw, c.PCKCRL, c.PCKCRLIssuerChain, c.RootCACRL,
 		c.TCBInfo, c.TCBInfoIssuerChain, c.QEIdentity, c.QEIdentityIssuerChain)
-	v := e.cache.get(key)
-	if v == nil {
+	v, ok := e.cache.Get(key)
+	if !ok {
 		if v, err = verifyCollateral(in.Kind, c, pckCA, root, in.Now); err != nil {
 			return nil, err
 		}
-		e.cache.put(key, v)
+		e.cache.Put(key, v)
 	}
 	if err := v.current(in.Now); err != nil {
 		return nil, err

@@ -32,3 +32,24 @@ func IntelSGXRoot() *x509.Certificate {
 	}
 	return c
 }
+
+// RootPools returns the pools a PCK chain verifier holds: roots (nil means
+// IntelSGXRoot; an empty non-nil slice trusts no real root) and, when any
+// are given, the simulated roots (nil otherwise). The roots pool is never
+// nil: a nil pool makes x509 use the system roots.
+func RootPools(roots, simulated []*x509.Certificate) (rootPool, simulatedPool *x509.CertPool) {
+	if roots == nil {
+		roots = []*x509.Certificate{IntelSGXRoot()}
+	}
+	rootPool = x509.NewCertPool()
+	for _, c := range roots {
+		rootPool.AddCert(c)
+	}
+	if len(simulated) > 0 {
+		simulatedPool = x509.NewCertPool()
+		for _, c := range simulated {
+			simulatedPool.AddCert(c)
+		}
+	}
+	return rootPool, simulatedPool
+}

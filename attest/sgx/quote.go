@@ -17,7 +17,7 @@ import (
 // format version 3. All integers in a quote are little-endian.
 const (
 	HeaderSize     = 48
-	ReportBodySize = 384
+	ReportBodySize = dcap.ReportBodySize // 384
 	// SignedSize is the length of header || ISV enclave report body, the
 	// bytes the attestation key signs.
 	SignedSize = HeaderSize + ReportBodySize // 432
@@ -57,50 +57,26 @@ type Header struct {
 	UserData           [20]byte // @28
 }
 
-// Attributes is the 16-byte SGX ATTRIBUTES field: FLAGS then XFRM.
-type Attributes struct {
-	Flags uint64
-	XFRM  uint64
-}
-
-// SGX ATTRIBUTES.FLAGS bits.
-const (
-	FlagInit         = 1 << 0
-	FlagDebug        = 1 << 1
-	FlagMode64Bit    = 1 << 2
-	FlagProvisionKey = 1 << 4
-	FlagEInitToken   = 1 << 5
-	FlagKSS          = 1 << 7
+// The SGX report body is shared with the TDX quote's QE report and lives
+// in attest/dcap; these names keep this package's API.
+type (
+	// Attributes is dcap.Attributes, the SGX ATTRIBUTES field.
+	Attributes = dcap.Attributes
+	// ReportBody is dcap.ReportBody, the SGX report body
+	// (sgx_report_body_t), used for the ISV enclave and for the quoting
+	// enclave.
+	ReportBody = dcap.ReportBody
 )
 
-// Debug reports whether the enclave runs in debug mode (FLAGS.DEBUG).
-func (a Attributes) Debug() bool { return a.Flags&FlagDebug != 0 }
-
-// Bytes returns the 16 bytes as they appear in a report.
-func (a Attributes) Bytes() [16]byte {
-	var b [16]byte
-	binary.LittleEndian.PutUint64(b[0:], a.Flags)
-	binary.LittleEndian.PutUint64(b[8:], a.XFRM)
-	return b
-}
-
-// ReportBody is the 384-byte SGX enclave report body (sgx_report_body_t),
-// used for the ISV enclave and for the quoting enclave. Reserved ranges are
-// not kept: the parser requires them to be zero.
-type ReportBody struct {
-	CPUSVN       [16]byte   // @0
-	MiscSelect   uint32     // @16; reserved 12 @20
-	ISVExtProdID [16]byte   // @32
-	Attributes   Attributes // @48
-	MREnclave    [32]byte   // @64; reserved 32 @96
-	MRSigner     [32]byte   // @128; reserved 32 @160
-	ConfigID     [64]byte   // @192
-	ISVProdID    uint16     // @256
-	ISVSVN       uint16     // @258
-	ConfigSVN    uint16     // @260; reserved 42 @262
-	ISVFamilyID  [16]byte   // @304
-	ReportData   [64]byte   // @320
-}
+// SGX ATTRIBUTES.FLAGS bits (dcap.Flag*).
+const (
+	FlagInit         = dcap.FlagInit
+	FlagDebug        = dcap.FlagDebug
+	FlagMode64Bit    = dcap.FlagMode64Bit
+	FlagProvisionKey = dcap.FlagProvisionKey
+	FlagEInitToken   = dcap.FlagEInitToken
+	FlagKSS          = dcap.FlagKSS
+)
 
 // SignatureData is the ECDSA-256 quote signature data that follows the
 // signature data length.
@@ -234,35 +210,11 @@ func parseHeader(b []byte) (Header, error) {
 	return h, nil
 }
 
-// reserved ranges of a report body: offset and length.
-var reportReserved = [...][2]int{{20, 12}, {96, 32}, {160, 32}, {262, 42}}
-
 func parseReportBody(b []byte, what string) (ReportBody, error) {
-	var r ReportBody
-	if len(b) != ReportBodySize {
-		return r, malformed("%s body is %d bytes, want %d", what, len(b), ReportBodySize)
+	if err := dcap.CheckReportBody(b); err != nil {
+		return ReportBody{}, malformed("%s: %v", what, err)
 	}
-	for _, rr := range reportReserved {
-		for i, c := range b[rr[0] : rr[0]+rr[1]] {
-			if c != 0 {
-				return r, malformed("%s: reserved byte at offset %d is %#02x, want 0", what, rr[0]+i, c)
-			}
-		}
-	}
-	copy(r.CPUSVN[:], b[0:16])
-	r.MiscSelect = binary.LittleEndian.Uint32(b[16:])
-	copy(r.ISVExtProdID[:], b[32:48])
-	r.Attributes.Flags = binary.LittleEndian.Uint64(b[48:])
-	r.Attributes.XFRM = binary.LittleEndian.Uint64(b[56:])
-	copy(r.MREnclave[:], b[64:96])
-	copy(r.MRSigner[:], b[128:160])
-	copy(r.ConfigID[:], b[192:256])
-	r.ISVProdID = binary.LittleEndian.Uint16(b[256:])
-	r.ISVSVN = binary.LittleEndian.Uint16(b[258:])
-	r.ConfigSVN = binary.LittleEndian.Uint16(b[260:])
-	copy(r.ISVFamilyID[:], b[304:320])
-	copy(r.ReportData[:], b[320:384])
-	return r, nil
+	return dcap.DecodeReportBody(b), nil
 }
 
 // Marshal serialises q in the quote v3 layout, from its fields (the signed
@@ -277,7 +229,7 @@ func (q *Quote) Marshal() ([]byte, error) {
 	if sigLen > 0xffffffff {
 		return nil, errors.New("sgx: signature data longer than 2^32-1 bytes")
 	}
-	b := make([]byte, SignedSize+4, SignedSize+4+int(sigLen))
+	b := make([]byte, HeaderSize, SignedSize+4+int(sigLen))
 	h := &q.Header
 	binary.LittleEndian.PutUint16(b[0:], h.Version)
 	binary.LittleEndian.PutUint16(b[2:], h.AttestationKeyType)
@@ -286,13 +238,11 @@ func (q *Quote) Marshal() ([]byte, error) {
 	binary.LittleEndian.PutUint16(b[10:], h.PCESVN)
 	copy(b[12:28], h.QEVendorID[:])
 	copy(b[28:48], h.UserData[:])
-	q.Body.put(b[HeaderSize:SignedSize])
-	binary.LittleEndian.PutUint32(b[SignedSize:], uint32(sigLen))
+	b = q.Body.Append(b)
+	b = binary.LittleEndian.AppendUint32(b, uint32(sigLen))
 	b = append(b, s.ISVSignature[:]...)
 	b = append(b, s.AttestationKey[:]...)
-	var qe [ReportBodySize]byte
-	s.QEReport.put(qe[:])
-	b = append(b, qe[:]...)
+	b = s.QEReport.Append(b)
 	b = append(b, s.QEReportSignature[:]...)
 	b = binary.LittleEndian.AppendUint16(b, uint16(len(s.QEAuthData)))
 	b = append(b, s.QEAuthData...)
@@ -300,22 +250,4 @@ func (q *Quote) Marshal() ([]byte, error) {
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(s.CertData)))
 	b = append(b, s.CertData...)
 	return b, nil
-}
-
-// put writes r into the 384 bytes of b, reserved bytes zero.
-func (r *ReportBody) put(b []byte) {
-	clear(b[:ReportBodySize])
-	copy(b[0:16], r.CPUSVN[:])
-	binary.LittleEndian.PutUint32(b[16:], r.MiscSelect)
-	copy(b[32:48], r.ISVExtProdID[:])
-	binary.LittleEndian.PutUint64(b[48:], r.Attributes.Flags)
-	binary.LittleEndian.PutUint64(b[56:], r.Attributes.XFRM)
-	copy(b[64:96], r.MREnclave[:])
-	copy(b[128:160], r.MRSigner[:])
-	copy(b[192:256], r.ConfigID[:])
-	binary.LittleEndian.PutUint16(b[256:], r.ISVProdID)
-	binary.LittleEndian.PutUint16(b[258:], r.ISVSVN)
-	binary.LittleEndian.PutUint16(b[260:], r.ConfigSVN)
-	copy(b[304:320], r.ISVFamilyID[:])
-	copy(b[320:384], r.ReportData[:])
 }

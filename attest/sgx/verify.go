@@ -14,6 +14,7 @@ import (
 
 	"github.com/trustbound/trustbound/attest"
 	"github.com/trustbound/trustbound/attest/dcap"
+	"github.com/trustbound/trustbound/attest/internal/boundedcache"
 )
 
 // Config configures a Verifier.
@@ -49,28 +50,24 @@ type Verifier struct {
 	simulated     *x509.CertPool // nil when no simulated root is configured
 	collateral    dcap.Source
 	simCollateral dcap.Source
-	eval          dcap.Evaluator // caches verified collateral
-	chains        chainCache     // caches verified PCK chains
+	eval          dcap.Evaluator                                // caches verified collateral
+	chains        *boundedcache.Cache[[32]byte, *dcap.PCKChain] // verified PCK chains by the digest of their DER certificates
 }
 
 var _ attest.Verifier = (*Verifier)(nil)
 
+// maxCachedChains bounds the verified PCK chains a Verifier keeps (one per
+// platform and TCB level it sees).
+const maxCachedChains = 1024
+
 // NewVerifier returns a Verifier with the roots and collateral of cfg.
 func NewVerifier(cfg Config) *Verifier {
-	roots := cfg.Roots
-	if roots == nil {
-		roots = []*x509.Certificate{IntelSGXRoot()}
+	v := &Verifier{
+		collateral:    cfg.Collateral,
+		simCollateral: cfg.SimulatedCollateral,
+		chains:        boundedcache.New[[32]byte, *dcap.PCKChain](maxCachedChains),
 	}
-	v := &Verifier{roots: x509.NewCertPool(), collateral: cfg.Collateral, simCollateral: cfg.SimulatedCollateral}
-	for _, c := range roots {
-		v.roots.AddCert(c)
-	}
-	if len(cfg.Simulated) > 0 {
-		v.simulated = x509.NewCertPool()
-		for _, c := range cfg.Simulated {
-			v.simulated.AddCert(c)
-		}
-	}
+	v.roots, v.simulated = dcap.RootPools(cfg.Roots, cfg.Simulated)
 	return v
 }
 
@@ -150,11 +147,9 @@ func (v *Verifier) evaluate(ctx context.Context, c *attest.Claims, q *Quote, p *
 		}
 		return fmt.Errorf("%w: sgx: collateral for FMSPC %x: %w", dcap.ErrCollateral, ext.FMSPC, err)
 	}
-	qe := &q.Signature.QEReport
 	res, err := v.eval.Evaluate(&dcap.Input{
 		Kind: dcap.SGX, Collateral: col, Now: now, PCKChain: p.Chain,
-		QE: dcap.QEReport{MRSigner: qe.MRSigner, ISVProdID: qe.ISVProdID, ISVSVN: qe.ISVSVN,
-			MiscSelect: qe.MiscSelect, Attributes: qe.Attributes.Bytes()},
+		QE: q.Signature.QEReport.QE(),
 	})
 	if err != nil {
 		// Collateral refused as not genuine is not served again from a
@@ -187,8 +182,8 @@ func (v *Verifier) verifiedChain(q *Quote, supplied [][]byte, now time.Time) (*d
 		}
 		ders = supplied
 	}
-	key := chainKey(ders)
-	if p := v.chains.get(key); p != nil && p.ValidAt(now) {
+	key := boundedcache.Digest(ders...)
+	if p, ok := v.chains.Get(key); ok && p.ValidAt(now) {
 		return p, nil
 	}
 	certs, err := dcap.ParsePCKCertificates(ders)
@@ -199,7 +194,7 @@ func (v *Verifier) verifiedChain(q *Quote, supplied [][]byte, now time.Time) (*d
 	if err != nil {
 		return nil, fmt.Errorf("sgx: %w", err)
 	}
-	v.chains.put(key, p)
+	v.chains.Put(key, p)
 	return p, nil
 }
 

@@ -258,14 +258,6 @@ func (s SGX) Attest(ctx context.Context, reportData [64]byte) (*attest.Evidence,
 	if err != nil {
 		return nil, fmt.Errorf("simtee: simulated SGX chain: %w", err)
 	}
-	attKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("simtee: attestation key: %w", err)
-	}
-	attPub, err := attKey.PublicKey.Bytes() // 0x04 || x || y
-	if err != nil {
-		return nil, err
-	}
 
 	// Header (48) and ISV enclave report body (384), little-endian.
 	signed := make([]byte, 48+384)
@@ -285,51 +277,76 @@ func (s SGX) Attest(ctx context.Context, reportData [64]byte) (*attest.Evidence,
 		extProdID: s.ISVExtProdID, familyID: s.ISVFamilyID, reportData: reportData,
 	})
 
-	// The simulated quoting enclave: its report data binds the attestation
-	// key and its authentication data.
-	authData := make([]byte, 32)
-	for i := range authData {
-		authData[i] = byte(i)
-	}
-	var qeReportData [64]byte
-	h := sha256.New()
-	h.Write(attPub[1:])
-	h.Write(authData)
-	copy(qeReportData[:], h.Sum(nil))
-	qeReport := make([]byte, 384)
-	sgxPutReport(qeReport, sgxReport{
-		mrenclave:  sha256.Sum256([]byte("trustbound SIMULATED SGX quoting enclave")),
-		mrsigner:   sgxSimQEMRSigner,
-		flags:      sgxFlagInit | sgxFlagMode64Bit | sgxFlagProvisionKey,
-		prodID:     1,
-		svn:        sgxSimQESVN,
-		reportData: qeReportData,
-	})
-
-	isvSig, err := sgxSignRS(attKey, signed)
+	qe, err := sgxQESign(ch.pckKey, sgxReport{
+		mrenclave: sha256.Sum256([]byte("trustbound SIMULATED SGX quoting enclave")),
+		mrsigner:  sgxSimQEMRSigner,
+		prodID:    1,
+		svn:       sgxSimQESVN,
+	}, signed)
 	if err != nil {
 		return nil, err
 	}
-	qeSig, err := sgxSignRS(ch.pckKey, qeReport)
-	if err != nil {
-		return nil, err
-	}
-	sig := make([]byte, 0, 64+64+384+64+2+len(authData)+6+len(ch.certPEM))
-	sig = append(sig, isvSig...)
-	sig = append(sig, attPub[1:]...)
-	sig = append(sig, qeReport...)
-	sig = append(sig, qeSig...)
-	sig = binary.LittleEndian.AppendUint16(sig, uint16(len(authData)))
-	sig = append(sig, authData...)
+	sig := make([]byte, 0, 64+64+384+64+2+len(qe.authData)+6+len(ch.certPEM))
+	sig = append(sig, qe.quoteSig...)
+	sig = append(sig, qe.attPub...)
+	sig = append(sig, qe.report...)
+	sig = append(sig, qe.reportSig...)
+	sig = binary.LittleEndian.AppendUint16(sig, uint16(len(qe.authData)))
+	sig = append(sig, qe.authData...)
 	sig = binary.LittleEndian.AppendUint16(sig, 5) // PCK certificate chain
 	sig = binary.LittleEndian.AppendUint32(sig, uint32(len(ch.certPEM)))
 	sig = append(sig, ch.certPEM...)
+	return &attest.Evidence{Format: attest.FormatSGXQuoteV3, Data: sgxQuote(signed, sig)}, nil
+}
 
+// sgxQESigned is what a simulated quoting enclave signs for a quote.
+type sgxQESigned struct {
+	attPub    []byte // the fresh attestation key, x || y
+	quoteSig  []byte // r || s by the attestation key over the quote's signed range
+	authData  []byte // QE authentication data
+	report    []byte // the QE report body (384 bytes)
+	reportSig []byte // r || s by the PCK key over report
+}
+
+// sgxQESign is the simulated quoting enclave of SGX and TDX quotes: it
+// makes a fresh attestation key, signs signed (the quote's header and
+// body) with it, and issues its own report qe, whose report data binds
+// the attestation key and the QE authentication data, signed by pck.
+func sgxQESign(pck *ecdsa.PrivateKey, qe sgxReport, signed []byte) (*sgxQESigned, error) {
+	attKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("simtee: attestation key: %w", err)
+	}
+	attPub, err := attKey.PublicKey.Bytes() // 0x04 || x || y
+	if err != nil {
+		return nil, err
+	}
+	s := &sgxQESigned{attPub: attPub[1:], authData: make([]byte, 32), report: make([]byte, 384)}
+	for i := range s.authData {
+		s.authData[i] = byte(i)
+	}
+	h := sha256.New()
+	h.Write(s.attPub)
+	h.Write(s.authData)
+	copy(qe.reportData[:], h.Sum(nil))
+	qe.flags = sgxFlagInit | sgxFlagMode64Bit | sgxFlagProvisionKey
+	sgxPutReport(s.report, qe)
+	if s.quoteSig, err = sgxSignRS(attKey, signed); err != nil {
+		return nil, err
+	}
+	if s.reportSig, err = sgxSignRS(pck, s.report); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// sgxQuote returns the quote of signed (header and body) and its signature
+// data sig: signed, the length of sig, sig.
+func sgxQuote(signed, sig []byte) []byte {
 	quote := make([]byte, 0, len(signed)+4+len(sig))
 	quote = append(quote, signed...)
 	quote = binary.LittleEndian.AppendUint32(quote, uint32(len(sig)))
-	quote = append(quote, sig...)
-	return &attest.Evidence{Format: attest.FormatSGXQuoteV3, Data: quote}, nil
+	return append(quote, sig...)
 }
 
 type sgxReport struct {

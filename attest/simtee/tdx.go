@@ -2,9 +2,6 @@ package simtee
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/binary"
@@ -197,14 +194,6 @@ func (TDX) Quote(ctx context.Context, report []byte) (*attest.Evidence, error) {
 	if err != nil {
 		return nil, fmt.Errorf("simtee: simulated Intel chain: %w", err)
 	}
-	attKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("simtee: attestation key: %w", err)
-	}
-	attPub, err := attKey.PublicKey.Bytes() // 0x04 || x || y
-	if err != nil {
-		return nil, err
-	}
 
 	// Header (48) and TD quote body (584), little-endian.
 	signed := make([]byte, 48+584)
@@ -221,56 +210,32 @@ func (TDX) Quote(ctx context.Context, report []byte) (*attest.Evidence, error) {
 	copy(body[120:520], info[0:400])  // TD ATTRIBUTES, XFAM, MRTD, MRCONFIGID, MROWNER, MROWNERCONFIG, RTMRs
 	copy(body[520:584], report[128:192])
 
-	// The simulated TD quoting enclave: its report data binds the
-	// attestation key and its authentication data.
-	authData := make([]byte, 32)
-	for i := range authData {
-		authData[i] = byte(i)
-	}
-	var qeReportData [64]byte
-	h := sha256.New()
-	h.Write(attPub[1:])
-	h.Write(authData)
-	copy(qeReportData[:], h.Sum(nil))
-	qeReport := make([]byte, 384)
-	sgxPutReport(qeReport, sgxReport{
-		mrenclave:  tdxSimQEMREnclave,
-		mrsigner:   tdxSimQEMRSigner,
-		flags:      sgxFlagInit | sgxFlagMode64Bit | sgxFlagProvisionKey,
-		prodID:     tdxSimQEProdID,
-		svn:        tdxSimQESVN,
-		reportData: qeReportData,
-	})
-
-	quoteSig, err := sgxSignRS(attKey, signed)
-	if err != nil {
-		return nil, err
-	}
-	qeSig, err := sgxSignRS(ch.pckKey, qeReport)
+	// The simulated TD quoting enclave.
+	qe, err := sgxQESign(ch.pckKey, sgxReport{
+		mrenclave: tdxSimQEMREnclave,
+		mrsigner:  tdxSimQEMRSigner,
+		prodID:    tdxSimQEProdID,
+		svn:       tdxSimQESVN,
+	}, signed)
 	if err != nil {
 		return nil, err
 	}
 	// Certification data type 6 (QE report certification data) wrapping
 	// type 5 (the PCK chain).
-	qeCert := make([]byte, 0, 384+64+2+len(authData)+6+len(ch.certPEM))
-	qeCert = append(qeCert, qeReport...)
-	qeCert = append(qeCert, qeSig...)
-	qeCert = binary.LittleEndian.AppendUint16(qeCert, uint16(len(authData)))
-	qeCert = append(qeCert, authData...)
+	qeCert := make([]byte, 0, 384+64+2+len(qe.authData)+6+len(ch.certPEM))
+	qeCert = append(qeCert, qe.report...)
+	qeCert = append(qeCert, qe.reportSig...)
+	qeCert = binary.LittleEndian.AppendUint16(qeCert, uint16(len(qe.authData)))
+	qeCert = append(qeCert, qe.authData...)
 	qeCert = binary.LittleEndian.AppendUint16(qeCert, 5)
 	qeCert = binary.LittleEndian.AppendUint32(qeCert, uint32(len(ch.certPEM)))
 	qeCert = append(qeCert, ch.certPEM...)
 
 	sig := make([]byte, 0, 64+64+6+len(qeCert))
-	sig = append(sig, quoteSig...)
-	sig = append(sig, attPub[1:]...)
+	sig = append(sig, qe.quoteSig...)
+	sig = append(sig, qe.attPub...)
 	sig = binary.LittleEndian.AppendUint16(sig, 6)
 	sig = binary.LittleEndian.AppendUint32(sig, uint32(len(qeCert)))
 	sig = append(sig, qeCert...)
-
-	quote := make([]byte, 0, len(signed)+4+len(sig))
-	quote = append(quote, signed...)
-	quote = binary.LittleEndian.AppendUint32(quote, uint32(len(sig)))
-	quote = append(quote, sig...)
-	return &attest.Evidence{Format: attest.FormatTDXQuote, Data: quote}, nil
+	return &attest.Evidence{Format: attest.FormatTDXQuote, Data: sgxQuote(signed, sig)}, nil
 }

@@ -139,7 +139,7 @@ func (v *Verifier) currentCRL(ctx context.Context, pre *x509.RevocationList, url
 // against ark once and then taken from the cache.
 func (v *Verifier) verifiedCRL(raw []byte, ark *x509.Certificate, parse func() (*x509.RevocationList, error)) (*revocations, error) {
 	k := crlKey{digest: sha256.Sum256(raw), ark: ark}
-	if revs, ok := v.crls.get(k); ok {
+	if revs, ok := v.crls.Get(k); ok {
 		return revs, nil
 	}
 	crl, err := parse()
@@ -150,7 +150,7 @@ func (v *Verifier) verifiedCRL(raw []byte, ark *x509.Certificate, parse func() (
 	if err != nil {
 		return nil, err
 	}
-	v.crls.put(k, revs)
+	v.crls.Put(k, revs)
 	return revs, nil
 }
 

@@ -18,27 +18,11 @@ import (
 	"github.com/google/go-sev-guest/verify/trust"
 
 	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/attest/internal/boundedcache"
 	"github.com/trustbound/trustbound/attest/simtee"
 )
 
 var testNow = time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
-
-func TestBoundedCache(t *testing.T) {
-	c := newBoundedCache[int, int](3)
-	for i := range 10 {
-		c.put(i, i)
-		if c.len() > 3 {
-			t.Fatalf("%d entries, bound 3", c.len())
-		}
-		if v, ok := c.get(i); !ok || v != i {
-			t.Fatalf("just put %d: %v %v", i, v, ok)
-		}
-	}
-	c.put(9, 90) // replacing evicts nothing
-	if v, _ := c.get(9); v != 90 || c.len() != 3 {
-		t.Fatalf("replace: %d, %d entries", v, c.len())
-	}
-}
 
 func simVerifier() *Verifier {
 	return NewVerifier(Config{Simulated: map[string][]*trust.AMDRootCerts{simtee.SNPProductLine: {simtee.SNPTrust(simtee.SNPRoots())}}})
@@ -59,8 +43,8 @@ func TestVerifierCaches(t *testing.T) {
 		}
 	}
 	// A simulated chain goes to its own cache, not the real chains'.
-	if v.simChains.len() != 1 || v.crls.len() != 1 || v.chains.len() != 0 {
-		t.Fatalf("%d simulated chains, %d CRLs, %d real chains cached; want 1, 1, 0", v.simChains.len(), v.crls.len(), v.chains.len())
+	if v.simChains.Len() != 1 || v.crls.Len() != 1 || v.chains.Len() != 0 {
+		t.Fatalf("%d simulated chains, %d CRLs, %d real chains cached; want 1, 1, 0", v.simChains.Len(), v.crls.Len(), v.chains.Len())
 	}
 	// Outside the window the cached chain does not count.
 	_, err = v.Verify(context.Background(), ev, attest.Options{Now: time.Date(2050, 1, 1, 0, 0, 1, 0, time.UTC), AllowSimulated: true})
@@ -73,7 +57,7 @@ func TestVerifierCaches(t *testing.T) {
 	}
 
 	// Bounded: VCEKs of many TCBs (distinct certificates).
-	v.simChains = newBoundedCache[chainKey, *endorsement](4)
+	v.simChains = boundedcache.New[chainKey, *endorsement](4)
 	for i := range 10 {
 		ev, err := simtee.SNP{TCB: simtee.SNPTCB{Bootloader: 1, SNP: uint8(i + 1), Microcode: 1}}.Attest(context.Background(), [64]byte{})
 		if err != nil {
@@ -82,12 +66,12 @@ func TestVerifierCaches(t *testing.T) {
 		if _, err := v.Verify(context.Background(), ev, opts); err != nil {
 			t.Fatal(err)
 		}
-		if v.simChains.len() > 4 {
-			t.Fatalf("%d chains cached, bound 4", v.simChains.len())
+		if v.simChains.Len() > 4 {
+			t.Fatalf("%d chains cached, bound 4", v.simChains.Len())
 		}
 	}
-	if v.chains.len() != 0 {
-		t.Fatalf("%d simulated chains in the real chains' cache", v.chains.len())
+	if v.chains.Len() != 0 {
+		t.Fatalf("%d simulated chains in the real chains' cache", v.chains.Len())
 	}
 }
 
@@ -112,16 +96,16 @@ func TestSimulatedChainsNotCached(t *testing.T) {
 			t.Fatalf("simulated evidence without AllowSimulated: %v", err)
 		}
 	}
-	if v.chains.len() != 0 || v.simChains.len() != 0 {
-		t.Fatalf("%d real and %d simulated chains cached without AllowSimulated; want none", v.chains.len(), v.simChains.len())
+	if v.chains.Len() != 0 || v.simChains.Len() != 0 {
+		t.Fatalf("%d real and %d simulated chains cached without AllowSimulated; want none", v.chains.Len(), v.simChains.Len())
 	}
 	for _, ev := range evs {
 		if _, err := v.Verify(context.Background(), ev, attest.Options{Now: testNow, AllowSimulated: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if v.chains.len() != 0 || v.simChains.len() != maxCachedSimulatedChains {
-		t.Fatalf("%d real and %d simulated chains cached; want 0 and %d", v.chains.len(), v.simChains.len(), maxCachedSimulatedChains)
+	if v.chains.Len() != 0 || v.simChains.Len() != maxCachedSimulatedChains {
+		t.Fatalf("%d real and %d simulated chains cached; want 0 and %d", v.chains.Len(), v.simChains.Len(), maxCachedSimulatedChains)
 	}
 	// A real chain goes to the shared cache.
 	real := &attest.Evidence{
@@ -132,8 +116,8 @@ func TestSimulatedChainsNotCached(t *testing.T) {
 	if _, err := v.Verify(context.Background(), real, attest.Options{Now: testNow}); err != nil {
 		t.Fatal(err)
 	}
-	if v.chains.len() != 1 {
-		t.Fatalf("%d real chains cached, want 1", v.chains.len())
+	if v.chains.Len() != 1 {
+		t.Fatalf("%d real chains cached, want 1", v.chains.Len())
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/google/go-sev-guest/verify/trust"
 
 	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/attest/internal/boundedcache"
 )
 
 // Config says which AMD roots a Verifier trusts, by product line ("Milan",
@@ -72,12 +73,22 @@ type Verifier struct {
 	// productLines are the lines tried, in order, to fetch the VCEK of a
 	// version 2 report, which does not say its product line.
 	productLines []string
-	chains       *boundedCache[chainKey, *endorsement] // chains to Roots
-	simChains    *boundedCache[chainKey, *endorsement] // chains to Simulated
-	crls         *boundedCache[crlKey, *revocations]
+	chains       *boundedcache.Cache[chainKey, *endorsement] // chains to Roots
+	simChains    *boundedcache.Cache[chainKey, *endorsement] // chains to Simulated
+	crls         *boundedcache.Cache[crlKey, *revocations]
 }
 
 var _ attest.Verifier = (*Verifier)(nil)
+
+// Bounds of the Verifier's caches. A chain entry is a few kilobytes (the
+// parsed certificates are shared with the root set), so the chain cache
+// stays within a few tens of megabytes at its bound. Simulated chains have
+// their own small cache (see Verifier.verifiedEndorsement).
+const (
+	maxCachedChains          = 4096
+	maxCachedSimulatedChains = 16
+	maxCachedCRLs            = 256
+)
 
 // chainKey identifies a chain verification: the certificate, the role it
 // was verified for and the product line the report named ("" for version
@@ -99,9 +110,9 @@ func NewVerifier(cfg Config) *Verifier {
 		simulated:       cfg.Simulated,
 		getter:          cfg.Getter,
 		allowMissingCRL: cfg.AllowMissingCRL,
-		chains:          newBoundedCache[chainKey, *endorsement](maxCachedChains),
-		simChains:       newBoundedCache[chainKey, *endorsement](maxCachedSimulatedChains),
-		crls:            newBoundedCache[crlKey, *revocations](maxCachedCRLs),
+		chains:          boundedcache.New[chainKey, *endorsement](maxCachedChains),
+		simChains:       boundedcache.New[chainKey, *endorsement](maxCachedSimulatedChains),
+		crls:            boundedcache.New[crlKey, *revocations](maxCachedCRLs),
 	}
 	for _, m := range []map[string][]*trust.AMDRootCerts{roots, cfg.Simulated} {
 		for line := range m {
@@ -282,11 +293,11 @@ func (v *Verifier) endorsementFor(ctx context.Context, ev *attest.Evidence, r *s
 // simulated VCEKs, and they must not evict the real chains.
 func (v *Verifier) verifiedEndorsement(der []byte, key abi.ReportSigner, productLine string, opts attest.Options) (*endorsement, string, error) {
 	k := chainKey{digest: sha256.Sum256(der), key: key, productLine: productLine}
-	if e, ok := v.chains.get(k); ok && e.validAt(opts.Now) {
+	if e, ok := v.chains.Get(k); ok && e.validAt(opts.Now) {
 		return e, e.productLine, nil
 	}
 	if opts.AllowSimulated {
-		if e, ok := v.simChains.get(k); ok && e.validAt(opts.Now) {
+		if e, ok := v.simChains.Get(k); ok && e.validAt(opts.Now) {
 			return e, e.productLine, nil
 		}
 	}
@@ -295,9 +306,9 @@ func (v *Verifier) verifiedEndorsement(der []byte, key abi.ReportSigner, product
 	case err != nil:
 		return nil, line, err
 	case !e.simulated:
-		v.chains.put(k, e)
+		v.chains.Put(k, e)
 	case opts.AllowSimulated:
-		v.simChains.put(k, e)
+		v.simChains.Put(k, e)
 	}
 	return e, line, nil
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/go-tdx-guest/abi"
 	pb "github.com/google/go-tdx-guest/proto/tdx"
+
+	"github.com/trustbound/trustbound/attest/dcap"
 )
 
 // errABILayout means go-tdx-guest's abi package no longer splits the QE
@@ -86,7 +88,9 @@ func fromProto(p *pb.QuoteV4) (*Quote, error) {
 	copy(r.CPUSVN[:], qe.GetCpuSvn())
 	r.MiscSelect = qe.GetMiscSelect()
 	copy(r.ISVExtProdID[:], qe.GetReserved1()[12:28])
-	copy(r.Attributes[:], qe.GetAttributes())
+	var attrs [16]byte
+	copy(attrs[:], qe.GetAttributes())
+	r.Attributes = dcap.Attributes{Flags: binary.LittleEndian.Uint64(attrs[0:]), XFRM: binary.LittleEndian.Uint64(attrs[8:])}
 	copy(r.MREnclave[:], qe.GetMrEnclave())
 	copy(r.MRSigner[:], qe.GetMrSigner())
 	copy(r.ConfigID[:], qe.GetReserved3()[32:96])

@@ -15,7 +15,7 @@ import (
 // certification data and the validity window is checked on every use.
 func (v *Verifier) pck(certData []byte, opts attest.Options) (*dcap.PCKChain, error) {
 	key := sha256.Sum256(certData)
-	p, ok := v.chains.get(key)
+	p, ok := v.chains.Get(key)
 	if !ok || !p.ValidAt(opts.Now) {
 		ders, err := dcap.SplitPCKCertData(certData)
 		if err != nil {
@@ -28,7 +28,7 @@ func (v *Verifier) pck(certData []byte, opts attest.Options) (*dcap.PCKChain, er
 		if p, err = dcap.VerifyPCKChain(certs, v.roots, v.simulated, opts.Now); err != nil {
 			return nil, fmt.Errorf("tdx: %w", err)
 		}
-		v.chains.put(key, p)
+		v.chains.Put(key, p)
 	}
 	if p.Simulated && !opts.AllowSimulated {
 		return nil, fmt.Errorf("%w: the PCK chain leads to %q", attest.ErrSimulated, p.Chain[len(p.Chain)-1].Subject.CommonName)

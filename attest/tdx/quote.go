@@ -25,7 +25,7 @@ const (
 	BodySize10 = 584
 	BodySize15 = 648
 	// QEReportSize is the quoting enclave's SGX report body.
-	QEReportSize = 384
+	QEReportSize = dcap.ReportBodySize // 384
 
 	// Version4 and Version5 are the quote versions this package reads.
 	Version4 = 4
@@ -106,22 +106,10 @@ func (b *Body) Attributes() uint64 { return binary.LittleEndian.Uint64(b.TDAttri
 // Debug reports whether TD_ATTRIBUTES.DEBUG is set.
 func (b *Body) Debug() bool { return b.Attributes()&TDAttrDebug != 0 }
 
-// QEReport is the quoting enclave's SGX report body. Reserved ranges are not
-// kept: the parser requires them to be zero.
-type QEReport struct {
-	CPUSVN       [16]byte // @0
-	MiscSelect   uint32   // @16; reserved 12 @20
-	ISVExtProdID [16]byte // @32
-	Attributes   [16]byte // @48
-	MREnclave    [32]byte // @64; reserved 32 @96
-	MRSigner     [32]byte // @128; reserved 32 @160
-	ConfigID     [64]byte // @192
-	ISVProdID    uint16   // @256
-	ISVSVN       uint16   // @258
-	ConfigSVN    uint16   // @260; reserved 42 @262
-	ISVFamilyID  [16]byte // @304
-	ReportData   [64]byte // @320
-}
+// QEReport is the quoting enclave's SGX report body, dcap.ReportBody (as
+// in SGX quotes). Reserved ranges are not kept: the parser requires them to
+// be zero.
+type QEReport = dcap.ReportBody
 
 // SignatureData is the ECDSA-256 quote signature data with certification
 // data of type 6 (QE report certification data) wrapping type 5 (PCK chain).
@@ -335,7 +323,7 @@ func decode(b []byte, l layout) *Quote {
 	copy(s.QuoteSignature[:], sd[0:64])
 	copy(s.AttestationKey[:], sd[64:128])
 	qe := sd[sigDataFixed : sigDataFixed+QEReportSize]
-	decodeQEReport(&s.QEReport, qe)
+	s.QEReport = dcap.DecodeReportBody(qe)
 	copy(s.QEReportSignature[:], sd[sigDataFixed+QEReportSize:])
 	s.QEAuthData = b[l.qeAuthStart:l.qeAuthEnd:l.qeAuthEnd]
 	s.PCKCertChain = b[l.chainStart:l.end:l.end]
@@ -363,24 +351,6 @@ func decodeBody(d *Body, b []byte) {
 	}
 }
 
-// qeReserved are the reserved ranges of an SGX report body: offset, length.
-var qeReserved = [...][2]int{{20, 12}, {96, 32}, {160, 32}, {262, 42}}
-
-func decodeQEReport(r *QEReport, b []byte) {
-	copy(r.CPUSVN[:], b[0:16])
-	r.MiscSelect = binary.LittleEndian.Uint32(b[16:])
-	copy(r.ISVExtProdID[:], b[32:48])
-	copy(r.Attributes[:], b[48:64])
-	copy(r.MREnclave[:], b[64:96])
-	copy(r.MRSigner[:], b[128:160])
-	copy(r.ConfigID[:], b[192:256])
-	r.ISVProdID = binary.LittleEndian.Uint16(b[256:])
-	r.ISVSVN = binary.LittleEndian.Uint16(b[258:])
-	r.ConfigSVN = binary.LittleEndian.Uint16(b[260:])
-	copy(r.ISVFamilyID[:], b[304:320])
-	copy(r.ReportData[:], b[320:384])
-}
-
 // checkHeader checks the header fields of a framed quote b that are fixed
 // for TDX: key type, TEE type, reserved bytes, Intel's QE vendor ID.
 func checkHeader(b []byte) error {
@@ -403,12 +373,8 @@ func checkHeader(b []byte) error {
 // the framed quote b, and fills in the signed ranges.
 func (q *Quote) check(b []byte, l layout) error {
 	qe := b[l.sigStart+sigDataFixed : l.sigStart+sigDataFixed+QEReportSize]
-	for _, rr := range qeReserved {
-		for i, c := range qe[rr[0] : rr[0]+rr[1]] {
-			if c != 0 {
-				return malformed("QE report: reserved byte at offset %d is %#02x, want 0", rr[0]+i, c)
-			}
-		}
+	if err := dcap.CheckReportBody(qe); err != nil {
+		return malformed("QE report: %v", err)
 	}
 	q.SignedByAttestationKey = b[:l.bodyEnd:l.bodyEnd]
 	q.SignedByPCK = qe[:QEReportSize:QEReportSize]
@@ -465,7 +431,7 @@ func (q *Quote) Marshal() ([]byte, error) {
 	b = append(b, s.AttestationKey[:]...)
 	b = le.AppendUint16(b, CertDataQEReport)
 	b = le.AppendUint32(b, uint32(outer))
-	b = append(b, s.QEReport.bytes()...)
+	b = s.QEReport.Append(b)
 	b = append(b, s.QEReportSignature[:]...)
 	b = le.AppendUint16(b, uint16(len(s.QEAuthData)))
 	b = append(b, s.QEAuthData...)
@@ -496,23 +462,5 @@ func (d *Body) bytes(size int) []byte {
 		copy(b[584:600], d.TEETCBSVN2[:])
 		copy(b[600:648], d.MRServiceTD[:])
 	}
-	return b
-}
-
-// bytes returns the 384-byte report body, reserved bytes zero.
-func (r *QEReport) bytes() []byte {
-	b := make([]byte, QEReportSize)
-	copy(b[0:16], r.CPUSVN[:])
-	binary.LittleEndian.PutUint32(b[16:], r.MiscSelect)
-	copy(b[32:48], r.ISVExtProdID[:])
-	copy(b[48:64], r.Attributes[:])
-	copy(b[64:96], r.MREnclave[:])
-	copy(b[128:160], r.MRSigner[:])
-	copy(b[192:256], r.ConfigID[:])
-	binary.LittleEndian.PutUint16(b[256:], r.ISVProdID)
-	binary.LittleEndian.PutUint16(b[258:], r.ISVSVN)
-	binary.LittleEndian.PutUint16(b[260:], r.ConfigSVN)
-	copy(b[304:320], r.ISVFamilyID[:])
-	copy(b[320:384], r.ReportData[:])
 	return b
 }

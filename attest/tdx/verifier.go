@@ -12,6 +12,7 @@ import (
 
 	"github.com/trustbound/trustbound/attest"
 	"github.com/trustbound/trustbound/attest/dcap"
+	"github.com/trustbound/trustbound/attest/internal/boundedcache"
 )
 
 // Config configures a Verifier. The Verifier keeps the slices: do not
@@ -49,33 +50,24 @@ type Verifier struct {
 	simulated     *x509.CertPool // nil when no simulated root is configured
 	collateral    dcap.Source
 	simCollateral dcap.Source
-	chains        *boundedCache[[sha256.Size]byte, *dcap.PCKChain]
+	chains        *boundedcache.Cache[[sha256.Size]byte, *dcap.PCKChain]
 	eval          dcap.Evaluator // caches verified collateral
 }
 
 var _ attest.Verifier = (*Verifier)(nil)
 
+// maxCachedChains bounds the Verifier's cache of verified PCK chains. An
+// entry is a few kilobytes (three parsed certificates), one per platform.
+const maxCachedChains = 4096
+
 // NewVerifier returns a Verifier with the roots and collateral of cfg.
 func NewVerifier(cfg Config) *Verifier {
-	roots := cfg.Roots
-	if roots == nil {
-		roots = []*x509.Certificate{dcap.IntelSGXRoot()}
-	}
 	v := &Verifier{
-		roots:         x509.NewCertPool(),
 		collateral:    cfg.Collateral,
 		simCollateral: cfg.SimulatedCollateral,
-		chains:        newBoundedCache[[sha256.Size]byte, *dcap.PCKChain](maxCachedChains),
+		chains:        boundedcache.New[[sha256.Size]byte, *dcap.PCKChain](maxCachedChains),
 	}
-	for _, c := range roots {
-		v.roots.AddCert(c)
-	}
-	if len(cfg.Simulated) > 0 {
-		v.simulated = x509.NewCertPool()
-		for _, c := range cfg.Simulated {
-			v.simulated.AddCert(c)
-		}
-	}
+	v.roots, v.simulated = dcap.RootPools(cfg.Roots, cfg.Simulated)
 	return v
 }
 
@@ -162,7 +154,6 @@ func (v *Verifier) evaluate(ctx context.Context, c *attest.Claims, q *Quote, p *
 		}
 		return fmt.Errorf("%w: tdx: collateral for FMSPC %x (PCK %s CA): %w", dcap.ErrCollateral, p.Ext.FMSPC, p.CA, err)
 	}
-	qe := &q.Signature.QEReport
 	td := &dcap.TDXTCB{
 		TEETCBSVN:      q.Body.TEETCBSVN,
 		MRSignerSEAM:   q.Body.MRSignerSEAM,
@@ -177,14 +168,8 @@ func (v *Verifier) evaluate(ctx context.Context, c *attest.Claims, q *Quote, p *
 		Collateral: col,
 		Now:        now,
 		PCKChain:   p.Chain,
-		QE: dcap.QEReport{
-			MRSigner:   qe.MRSigner,
-			ISVProdID:  qe.ISVProdID,
-			ISVSVN:     qe.ISVSVN,
-			MiscSelect: qe.MiscSelect,
-			Attributes: qe.Attributes,
-		},
-		TDX: td,
+		QE:         q.Signature.QEReport.QE(),
+		TDX:        td,
 	})
 	if err != nil {
 		// Collateral refused as not genuine is not served again from a
