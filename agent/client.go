@@ -38,7 +38,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, hdr h
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
-	if body != nil {
+	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.http.Do(req)
@@ -172,6 +172,41 @@ func (c *Client) SetSecret(ctx context.Context, o Owner, name string, value []by
 	}
 	var out api.SetSecretResponse
 	if err := c.ownerDo(ctx, o, http.MethodPut, api.PathSecrets+name, b, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// SetPolicy sets the next version of an appraisal policy, signed by an
+// owner: text is a Rego module, a Key Vault release policy or Azure
+// attestation policy text, which the coordinator parses before storing.
+func (c *Client) SetPolicy(ctx context.Context, o Owner, name string, text []byte) (*api.SetPolicyResponse, error) {
+	var out api.SetPolicyResponse
+	hdr := http.Header{"Content-Type": {"text/plain; charset=utf-8"}}
+	if err := c.ownerDo(ctx, o, http.MethodPut, api.PathPolicies+name, text, hdr, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Policy reads a policy's current version and its history (owners only).
+func (c *Client) Policy(ctx context.Context, o Owner, name string) (*api.PolicyResponse, error) {
+	var out api.PolicyResponse
+	if err := c.ownerDo(ctx, o, http.MethodGet, api.PathPolicies+name, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DryRun appraises evidence with draft reference values and policies
+// (owners only); the token it returns is unsigned and accepted nowhere.
+func (c *Client) DryRun(ctx context.Context, o Owner, req *api.DryRunRequest) (*api.DryRunResponse, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	var out api.DryRunResponse
+	if err := c.ownerDo(ctx, o, http.MethodPost, api.PathDryRun, b, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

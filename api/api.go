@@ -27,7 +27,15 @@ const (
 	PathCA          = "/v1/ca"           // the coordinator's own (TLS) CA
 	PathTrustBundle = "/v1/trust-bundle" // the workload CA of the manifest in force
 	PathAudit       = "/v1/audit"
+	PathPolicies    = "/v1/policies/" // + name
+	PathDryRun      = "/v1/dry-run"
 	PathHealth      = "/healthz"
+	// PathOpenAPI serves the OpenAPI description of the API.
+	PathOpenAPI = "/openapi.yaml"
+	// PathCerts (the JWK Set of the token keys) and PathOpenIDConfiguration
+	// are where Azure Attestation and OpenID Connect clients look.
+	PathCerts               = "/certs"
+	PathOpenIDConfiguration = "/.well-known/openid-configuration"
 )
 
 // HeaderBootstrap carries the bootstrap token with the first manifest.
@@ -181,6 +189,100 @@ type AuditRecord struct {
 	EvidenceDigest string    `json:"evidenceDigest"`
 	TokenID        string    `json:"tokenID"`
 	Simulated      bool      `json:"simulated"`
+}
+
+// Policy kinds: what the text of an appraisal policy is.
+const (
+	// PolicyRego is a Rego module (package trustbound, rules allow and
+	// deny) over the verified claims.
+	PolicyRego = "rego"
+	// PolicyRelease is an Azure Key Vault secure key release policy
+	// (JSON, version 1.0.0) over the token's claims.
+	PolicyRelease = "release"
+	// PolicyAttestation is Azure Attestation policy text (version=1.0;
+	// authorizationrules and issuancerules) over the Azure claims; its
+	// issued claims join the token.
+	PolicyAttestation = "attestation"
+)
+
+// PolicyVersion is one version of a policy, without its text.
+type PolicyVersion struct {
+	Version int    `json:"version"`
+	Kind    string `json:"kind"`
+	// Hash is the lower-case hex SHA-256 of the text.
+	Hash  string    `json:"hash"`
+	SetBy string    `json:"setBy"`
+	SetAt time.Time `json:"setAt"`
+}
+
+// PolicyResponse is a policy's current version with its text, and every
+// version it has had, oldest first.
+type PolicyResponse struct {
+	Name string `json:"name"`
+	PolicyVersion
+	Text     string          `json:"text"`
+	Versions []PolicyVersion `json:"versions"`
+}
+
+// SetPolicyResponse reports the version stored.
+type SetPolicyResponse struct {
+	Name string `json:"name"`
+	PolicyVersion
+}
+
+// DryRunRequest asks for an appraisal of evidence for a workload with
+// draft reference values and policies in place of the stored ones. No
+// nonce is consumed; the report data is checked against
+// Evidence.RuntimeData only when that is given.
+type DryRunRequest struct {
+	Workload string          `json:"workload"`
+	Evidence attest.Evidence `json:"evidence"`
+	Draft    *DryRunDraft    `json:"draft,omitempty"`
+}
+
+// DryRunDraft replaces stored values for one dry run.
+type DryRunDraft struct {
+	// Reference replaces the workload's reference values (the manifest's
+	// JSON form of a reference).
+	Reference json.RawMessage `json:"reference,omitempty"`
+	// Policies maps policy names to draft texts. A draft of a policy the
+	// workload names replaces it; the other drafts are evaluated after
+	// the workload's policies, in name order.
+	Policies map[string]string `json:"policies,omitempty"`
+}
+
+// Verdicts of one appraisal layer.
+const (
+	VerdictPermit = "permit"
+	VerdictDeny   = "deny"
+)
+
+// Appraisal layers, in the order they are evaluated: the evidence is
+// verified, its report data binding checked, then the manifest's reference
+// values and each policy (layer = its kind) decide.
+const (
+	LayerEvidence = "evidence"
+	LayerBinding  = "binding"
+	LayerManifest = "manifest"
+)
+
+// LayerVerdict is what one layer decided.
+type LayerVerdict struct {
+	// Layer is LayerEvidence, LayerBinding, LayerManifest or a policy kind.
+	Layer string `json:"layer"`
+	// Name is the policy's name (the workload's, for LayerManifest).
+	Name    string `json:"name,omitempty"`
+	Verdict string `json:"verdict"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// DryRunResponse is the verdict of every layer, the claims a token would
+// carry, and that token unsigned (alg "none"), which no verifier accepts.
+type DryRunResponse struct {
+	Verdict string          `json:"verdict"`
+	Layers  []LayerVerdict  `json:"layers"`
+	Claims  json.RawMessage `json:"claims,omitempty"`
+	Token   string          `json:"token,omitempty"`
 }
 
 // Problem is an RFC 7807 error body (application/problem+json).

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/trustbound/trustbound/attest"
@@ -21,7 +22,6 @@ import (
 	"github.com/trustbound/trustbound/keybroker"
 	"github.com/trustbound/trustbound/manifest"
 	"github.com/trustbound/trustbound/store"
-	"github.com/trustbound/trustbound/token"
 )
 
 // Config is everything the coordinator is built from. Store, Sealer and
@@ -48,6 +48,9 @@ type Config struct {
 	// address may take (default 20/s, burst 40).
 	ChallengeRate  float64
 	ChallengeBurst int
+	// RegoTimeout bounds one evaluation of a Rego policy (default
+	// policy.DefaultRegoTimeout).
+	RegoTimeout time.Duration
 }
 
 // Coordinator is the running service state.
@@ -60,8 +63,13 @@ type Coordinator struct {
 	// service is the CA of the coordinator's own TLS certificate;
 	// workload CAs (one per SPIFFE trust domain) are made on first use.
 	service *identity.CA
-	tokens  *token.Issuer
 	broker  *keybroker.Broker
+	// tok is the token keyring in force and its issuers (tokens.go);
+	// rotateMu serialises rotations.
+	tok      atomic.Pointer[tokenState]
+	rotateMu sync.Mutex
+	// policies prepares appraisal policies once per text (policies.go).
+	policies *PolicyCache
 
 	mu      sync.RWMutex
 	current *manifestState // nil until an owner sets one
@@ -92,12 +100,11 @@ const serviceTrustDomain = "trustbound-coordinator"
 const (
 	keyServiceCA = "coordinator/service-ca"
 	keyCAPrefix  = "coordinator/ca/"
-	keyTokenKey  = "coordinator/token-key"
 	keyManifest  = "manifest/current"
 )
 
 // New builds a coordinator on its store: it loads (or, on first start,
-// creates) the CA and the token key, sealed under the data key, and the
+// creates) the CA and the token keyring, sealed under the data key, and the
 // manifest in force.
 func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	if cfg.Store == nil || cfg.Sealer == nil || cfg.Verifiers == nil {
@@ -139,21 +146,12 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	if c.service, err = c.loadCA(ctx, keyServiceCA, serviceTrustDomain); err != nil {
 		return nil, err
 	}
-	tk, err := c.loadTokenKey(ctx)
+	tok, err := c.loadTokens(ctx)
 	if err != nil {
 		return nil, err
 	}
-	tkey, err := token.NewKey(token.ES256, tk, c.now())
-	if err != nil {
-		return nil, err
-	}
-	ring, err := token.NewKeyring(cfg.TokenTTL, tkey)
-	if err != nil {
-		return nil, err
-	}
-	if c.tokens, err = token.NewIssuer(token.Config{Issuer: cfg.Issuer, Keyring: ring, TTL: cfg.TokenTTL}); err != nil {
-		return nil, err
-	}
+	c.tok.Store(tok)
+	c.policies = NewPolicyCache(0, cfg.RegoTimeout)
 	c.broker = keybroker.New(cfg.Store, cfg.Sealer)
 	if err := c.loadManifest(ctx); err != nil {
 		return nil, err
@@ -228,28 +226,6 @@ func (c *Coordinator) loadCA(ctx context.Context, key, trustDomain string) (*ide
 		return nil, fmt.Errorf("coordinator: stored CA for %s is corrupt", trustDomain)
 	}
 	return identity.LoadCA(pem.EncodeToMemory(certBlock), rest)
-}
-
-func (c *Coordinator) loadTokenKey(ctx context.Context) (*ecdsa.PrivateKey, error) {
-	pt, err := c.sealedGetOrCreate(ctx, keyTokenKey, func() ([]byte, error) {
-		k, err := token.GenerateKey(token.ES256, c.now())
-		if err != nil {
-			return nil, err
-		}
-		return x509.MarshalPKCS8PrivateKey(k.Private)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("coordinator: token key: %w", err)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(pt)
-	if err != nil {
-		return nil, fmt.Errorf("coordinator: token key: %w", err)
-	}
-	ek, ok := k.(*ecdsa.PrivateKey)
-	if !ok {
-		return nil, errors.New("coordinator: token key is not ECDSA")
-	}
-	return ek, nil
 }
 
 func (c *Coordinator) loadManifest(ctx context.Context) error {

@@ -24,24 +24,53 @@ import (
 	"github.com/trustbound/trustbound/token"
 )
 
-// Handler returns the native HTTP API.
+// route is one pattern the coordinator serves and its handler.
+type route struct {
+	pattern string // "METHOD /path/{param}", as http.ServeMux reads it
+	handler http.HandlerFunc
+}
+
+// routes is every route the coordinator serves, the Azure-compatible
+// surface's included: what Handler registers and what the OpenAPI test
+// checks coordinator/openapi.yaml against. A route is added here and
+// nowhere else.
+func (c *Coordinator) routes() []route {
+	return []route{
+		{"GET " + api.PathHealth, func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") }},
+		{"POST " + api.PathChallenge, c.handleChallenge},
+		{"GET " + api.PathChallenge, c.handleChallenge},
+		{"POST " + api.PathAttest, c.handleAttest},
+		{"POST " + api.PathRelease, c.handleRelease},
+		{"POST " + api.PathDryRun, c.handleDryRun},
+		{"GET " + api.PathManifest, c.handleGetManifest},
+		{"PUT " + api.PathManifest, c.handleSetManifest},
+		{"PUT " + api.PathSecrets + "{name}", c.handleSetSecret},
+		{"GET " + api.PathPolicies + "{name}", c.handleGetPolicy},
+		{"PUT " + api.PathPolicies + "{name}", c.handleSetPolicy},
+		{"GET " + api.PathStatus, c.handleStatus},
+		{"GET " + api.PathAudit, c.handleAudit},
+		{"GET " + api.PathCA, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/x-pem-file")
+			_ = pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: c.service.Root().Raw})
+		}},
+		{"GET " + api.PathTrustBundle, c.handleTrustBundle},
+		{"GET " + api.PathOpenAPI, handleOpenAPI},
+		{"GET " + api.PathCerts, c.handleCerts},
+		{"GET " + api.PathOpenIDConfiguration, c.handleOpenIDConfiguration},
+		// The Azure Attestation compatible surface (maa*.go).
+		{"POST /attest/{type}", c.handleMAAAttest},
+		{"GET /policies/{type}", c.handleMAAGetPolicy},
+		{"PUT /policies/{type}", c.handleMAASetPolicy},
+	}
+}
+
+// Handler returns the coordinator's HTTP API: the native API, token key
+// discovery and the Azure-compatible surface.
 func (c *Coordinator) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+api.PathHealth, func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
-	mux.HandleFunc("POST "+api.PathChallenge, c.handleChallenge)
-	mux.HandleFunc("GET "+api.PathChallenge, c.handleChallenge)
-	mux.HandleFunc("POST "+api.PathAttest, c.handleAttest)
-	mux.HandleFunc("POST "+api.PathRelease, c.handleRelease)
-	mux.HandleFunc("GET "+api.PathManifest, c.handleGetManifest)
-	mux.HandleFunc("PUT "+api.PathManifest, c.handleSetManifest)
-	mux.HandleFunc("PUT "+api.PathSecrets+"{name}", c.handleSetSecret)
-	mux.HandleFunc("GET "+api.PathStatus, c.handleStatus)
-	mux.HandleFunc("GET "+api.PathAudit, c.handleAudit)
-	mux.HandleFunc("GET "+api.PathCA, func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/x-pem-file")
-		_ = pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: c.service.Root().Raw})
-	})
-	mux.HandleFunc("GET "+api.PathTrustBundle, c.handleTrustBundle)
+	for _, rt := range c.routes() {
+		mux.HandleFunc(rt.pattern, rt.handler)
+	}
 	return mux
 }
 
@@ -184,23 +213,31 @@ func (c *Coordinator) attest(r *http.Request, ms *manifestState, wl *manifest.Wo
 	if _, err := keybroker.RecipientKey(rd.HPKE); err != nil {
 		return nil, http.StatusBadRequest, "Malformed runtime data", err
 	}
-	verdict, err := policy.Appraise(claims, ms.parsed, wl)
+	spiffe, err := identity.SPIFFEID(ms.parsed.TrustDomain, string(wl.Model), wl.Name)
 	if err != nil {
-		return nil, http.StatusForbidden, "Appraisal denied", err
+		return nil, http.StatusInternalServerError, "Appraisal failed", err
 	}
-	claims.Model = string(verdict.Model)
-	tok, err := c.tokens.Issue(token.Claims{
-		Nonce:          rd.Nonce,
-		VerifierID:     map[string]string{"developer": "trustbound", "build": "trustbound/v1"},
-		Submods:        map[string]token.Submod{"tee": {Status: verdict.Status, PolicyID: "manifest:" + ms.Digest}},
-		Workload:       wl.Name,
-		Model:          string(wl.Model),
-		Simulated:      claims.Simulated,
-		ManifestDigest: ms.Digest,
-		EvidenceDigest: manifest.Digest(req.Evidence.Data),
-		TEE:            *claims,
-		Runtime:        token.Runtime{Keys: rd.Keys, HPKE: rd.HPKE},
-	}, now)
+	pols, err := c.workloadPolicies(r.Context(), wl.Policies)
+	if err != nil {
+		return nil, http.StatusInternalServerError, "Appraisal failed", err
+	}
+	iss := c.issuer(token.ES256)
+	a, err := EvaluateLayers(r.Context(), AppraisalInput{
+		Claims: claims, Manifest: ms.parsed, ManifestDigest: ms.Digest, Workload: wl, Policies: pols,
+		Result: token.AttestationResult{
+			Subject: spiffe.String(), Nonce: rd.Nonce, Runtime: req.Evidence.RuntimeData,
+			EvidenceDigest: manifest.Digest(req.Evidence.Data),
+		},
+		Issuer: iss.Name(), TTL: c.cfg.TokenTTL, Now: now,
+	})
+	switch {
+	case errors.Is(err, policy.ErrDenied):
+		return nil, http.StatusForbidden, "Appraisal denied", err
+	case err != nil:
+		return nil, http.StatusInternalServerError, "Appraisal failed", err
+	}
+	claims.Model = string(wl.Model)
+	tok, err := iss.Issue(a.Claims, now)
 	if err != nil {
 		return nil, http.StatusInternalServerError, "Token not issued", err
 	}
@@ -218,7 +255,7 @@ func (c *Coordinator) handleRelease(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := c.now()
-	tc, err := c.tokens.Verify(req.Token, now)
+	tc, err := c.issuer(token.ES256).Verify(req.Token, now)
 	if err != nil {
 		c.problem(w, r, http.StatusUnauthorized, "Token refused", err)
 		return

@@ -62,6 +62,11 @@ type Workload struct {
 	Model     Model      `json:"model"`
 	TEE       attest.TEE `json:"tee"`
 	Reference Reference  `json:"reference"`
+	// Policies names owner-controlled appraisal policies (Rego, Key Vault
+	// release policy or Azure attestation policy text, set through
+	// PUT /v1/policies/{name}) that must also permit the workload, in the
+	// order they are evaluated. A name that is not set denies.
+	Policies []string `json:"policies,omitempty"`
 }
 
 // Reference are the values a workload's claims must match. An empty field

@@ -121,6 +121,7 @@ func (m *Manifest) normalize() {
 	m.Workloads = nilIfEmpty(m.Workloads)
 	m.Secrets = nilIfEmpty(m.Secrets)
 	for i := range m.Workloads {
+		m.Workloads[i].Policies = nilIfEmpty(m.Workloads[i].Policies)
 		r := &m.Workloads[i].Reference
 		r.Measurements = nilIfEmpty(r.Measurements)
 		for j := range r.Measurements {

@@ -324,6 +324,35 @@ func (c *checker) workload(p string, w Workload) {
 		c.add(p+".tee", "%s cannot run on %s: %s", w.Model, w.TEE, modelFacts[mi].why)
 	}
 	c.reference(p+".reference", w, ti)
+	c.policies(p+".policies", w.Policies)
+}
+
+// MaxPolicyName bounds the length of a policy name.
+const MaxPolicyName = 128
+
+// IsPolicyName reports whether s may name a policy: 1 to MaxPolicyName
+// characters of a-z, 0-9, '.', '_' and '-'.
+func IsPolicyName(s string) bool {
+	if s == "" || len(s) > MaxPolicyName {
+		return false
+	}
+	return strings.IndexFunc(s, func(r rune) bool { return !isLowerAlnum(r) && r != '.' && r != '_' && r != '-' }) < 0
+}
+
+func (c *checker) policies(p string, names []string) {
+	seen := make(map[string]int)
+	for i, n := range names {
+		ip := fmt.Sprintf("%s[%d]", p, i)
+		j, dup := seen[n]
+		switch {
+		case !IsPolicyName(n):
+			c.add(ip, "policy name %q must be 1 to %d of a-z, 0-9, '.', '_' and '-'", n, MaxPolicyName)
+		case dup:
+			c.add(ip, "policy %q is named twice (also %s[%d])", n, p, j)
+		default:
+			seen[n] = i
+		}
+	}
 }
 
 func (c *checker) reference(p string, w Workload, ti int) {

@@ -137,6 +137,10 @@ func TestValidateRules(t *testing.T) {
 		// Workloads.
 		{"no workload", func(m *Manifest) { m.Workloads, m.Secrets = nil, nil }, "workloads", "at least one workload is required"},
 		{"workload name missing", func(m *Manifest) { m.Workloads[0].Name, m.Secrets = "", nil }, "workloads[0].name", "workload name is required"},
+		{"policy name upper case", func(m *Manifest) { m.Workloads[1].Policies = []string{"ok", "Azure-SevSnpVm"} }, "workloads[1].policies[1]", `policy name "Azure-SevSnpVm" must be`},
+		{"policy name empty", func(m *Manifest) { m.Workloads[0].Policies = []string{""} }, "workloads[0].policies[0]", `policy name "" must be`},
+		{"policy name slash", func(m *Manifest) { m.Workloads[0].Policies = []string{"a/b"} }, "workloads[0].policies[0]", `policy name "a/b" must be`},
+		{"policy named twice", func(m *Manifest) { m.Workloads[0].Policies = []string{"a.rego", "b", "a.rego"} }, "workloads[0].policies[2]", `policy "a.rego" is named twice (also workloads[0].policies[0])`},
 		{"workload name upper case", func(m *Manifest) { m.Workloads[0].Name, m.Secrets = "Ledger", nil }, "workloads[0].name", `workload name "Ledger" must be a DNS label`},
 		{"workload name leading dash", func(m *Manifest) { m.Workloads[0].Name, m.Secrets = "-a", nil }, "workloads[0].name", "must be a DNS label"},
 		{"workload name dot", func(m *Manifest) { m.Workloads[0].Name, m.Secrets = "a.b", nil }, "workloads[0].name", "must be a DNS label"},
@@ -370,5 +374,25 @@ func TestOwnerKey(t *testing.T) {
 	_, err = Owner{Name: "eve", PublicKey: rsaPEM}.Key()
 	if err == nil || err.Error() != `owner "eve": RSA keys are not accepted as owner keys; use an ECDSA P-256 or P-384 or an Ed25519 key` {
 		t.Errorf("RSA: %v", err)
+	}
+}
+
+// A workload may name policies; they survive a YAML round trip in order.
+func TestWorkloadPolicies(t *testing.T) {
+	m := goodManifest(t)
+	m.Workloads[0].Policies = []string{"tb-snp.rego", "azure-sevsnpvm", "kv_release-1"}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	y := strings.Replace(string(readTestdata(t, "good.yaml")), "    reference:", "    policies: [tb-snp.rego, azure-sevsnpvm]\n    reference:", 1)
+	p, err := Parse([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Workloads[0].Policies; !slices.Equal(got, []string{"tb-snp.rego", "azure-sevsnpvm"}) {
+		t.Errorf("policies %v", got)
+	}
+	if p.Workloads[1].Policies != nil {
+		t.Errorf("a workload without policies reads %v", p.Workloads[1].Policies)
 	}
 }

@@ -1,8 +1,9 @@
 // Command trustbound is the confidential-computing control plane: the
 // coordinator (serve), the workload agent (agent), the owner's tools
-// (manifest, secret, keygen, status) and a self-contained demonstration of
-// the whole trust path on simulated TEEs (quickstart). It is the only place
-// that parses flags or reads the environment; run wires everything.
+// (manifest, secret, policy, keygen, status) and a self-contained
+// demonstration of the whole trust path on simulated TEEs (quickstart). It
+// is the only place that parses flags or reads the environment; run wires
+// everything.
 package main
 
 import (
@@ -42,6 +43,7 @@ func commands() []command {
 		{"agent", "attest a workload and receive its secrets and certificate", cmdAgent},
 		{"manifest", "validate | set | get the deployment manifest", cmdManifest},
 		{"secret", "set a user secret (owner-signed)", cmdSecret},
+		{"policy", "set | get appraisal policies (owner-signed) | dry-run evidence against drafts offline", cmdPolicy},
 		{"status", "show workloads, trust boundaries and verdicts (owner-signed)", cmdStatus},
 		{"audit", "list recorded releases: who got which secret, when (owner-signed)", cmdAudit},
 		{"verify", "verify one piece of evidence and print its claims (exit 1: refused)", cmdVerify},

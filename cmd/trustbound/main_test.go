@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -118,7 +119,7 @@ func TestServeAndAgentAsCommands(t *testing.T) {
 	var serveOut, serveErr syncBuffer
 	served := make(chan int, 1)
 	go func() {
-		served <- run(ctx, []string{"serve", "--data", filepath.Join(dir, "data"), "--listen", addr, "--log-level", "warn"}, &serveOut, &serveErr)
+		served <- run(ctx, []string{"serve", "--data", filepath.Join(dir, "data"), "--listen", addr, "--log-level", "warn", "--token-key-rotation", "720h"}, &serveOut, &serveErr)
 	}()
 	ca := filepath.Join(dir, "data", "ca.pem")
 	deadline := time.Now().Add(10 * time.Second)
@@ -185,6 +186,20 @@ func TestServeAndAgentAsCommands(t *testing.T) {
 	code, out, e = runCmd(t, append([]string{"audit", "--owner", manifest.SampleOwner, "--key", keyFile}, conn...)...)
 	if code != exitOK || !strings.Contains(out, `"secret": "db-password"`) || strings.Contains(out, "horse") {
 		t.Fatalf("audit: %d %s %s", code, out, e)
+	}
+	// Policies: set (parsed before it is stored), read back, refused when malformed.
+	pf := filepath.Join(dir, "gate.rego")
+	os.WriteFile(pf, []byte("package trustbound\n\nallow if input.claims.tee == \"sev-snp\"\n"), 0o600)
+	owner := []string{"--owner", manifest.SampleOwner, "--key", keyFile}
+	if code, out, e := runCmd(t, slices.Concat([]string{"policy", "set"}, conn, owner, []string{"gate", pf})...); code != exitOK || !strings.Contains(out, "policy gate set: rego, version 1") {
+		t.Fatalf("policy set: %d %s %s", code, out, e)
+	}
+	if code, out, e := runCmd(t, slices.Concat([]string{"policy", "get"}, conn, owner, []string{"gate"})...); code != exitOK || !strings.Contains(out, `"kind": "rego"`) || !strings.Contains(out, "allow if") {
+		t.Fatalf("policy get: %d %s %s", code, out, e)
+	}
+	os.WriteFile(pf, []byte("version=1.0; authorizationrules { => allow(); };"), 0o600)
+	if code, _, e := runCmd(t, slices.Concat([]string{"policy", "set"}, conn, owner, []string{"gate", pf})...); code != exitRefused || !strings.Contains(e, "Policy refused") || !strings.Contains(e, "line 1") {
+		t.Fatalf("malformed policy set: %d %s", code, e)
 	}
 	// Status and audit need an owner.
 	if code, _, e := runCmd(t, append([]string{"status", "--owner", "mallory", "--key", keyFile}, conn...)...); code != exitRefused || !strings.Contains(e, "not an owner") {

@@ -39,6 +39,8 @@ type serverOptions struct {
 	// imported bundles, never the network.
 	offline         bool
 	allowMissingCRL bool
+	// regoTimeout bounds one evaluation of a Rego policy.
+	regoTimeout time.Duration
 }
 
 // server is a running coordinator behind HTTPS.
@@ -114,7 +116,7 @@ func startServer(ctx context.Context, o serverOptions) (_ *server, err error) {
 	url := "https://" + net.JoinHostPort(o.hosts[0], port)
 	coord, err := coordinator.New(ctx, coordinator.Config{
 		Store: st, Sealer: sealer, Verifiers: reg, Issuer: url, Logger: o.logger, BootstrapToken: bootstrap,
-		TokenTTL: o.tokenTTL, NonceTTL: o.nonceTTL, Now: o.now,
+		TokenTTL: o.tokenTTL, NonceTTL: o.nonceTTL, Now: o.now, RegoTimeout: o.regoTimeout,
 	})
 	if err != nil {
 		return nil, err
@@ -217,8 +219,16 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	offline := fs.Bool("offline", false, "never fetch vendor collateral: use <data>/collateral (see 'trustbound collateral import')")
 	allowMissingCRL := fs.Bool("allow-missing-crl", false, "accept evidence whose vendor revocation list is missing or stale (claims then say revocation was not checked, which appraisal refuses for real evidence)")
+	rotation := fs.Duration("token-key-rotation", 0, "rotate the token signing keys (ES256 and RS256) this often, e.g. 720h; rotated-out keys stay published until their tokens expire (0: never)")
+	regoTimeout := fs.Duration("rego-timeout", 0, "time budget of one Rego policy evaluation (default 100ms)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *rotation < 0 || (*rotation > 0 && *rotation <= *tokenTTL) {
+		return usageErr("--token-key-rotation must be longer than --token-ttl (or 0)")
+	}
+	if *regoTimeout < 0 {
+		return usageErr("--rego-timeout must not be negative")
 	}
 	logger, err := newLogger(stderr, *logLevel)
 	if err != nil {
@@ -228,9 +238,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *hosts != "" {
 		hs = strings.Split(*hosts, ",")
 	}
-	s, err := startServer(ctx, serverOptions{dataDir: *dataDir, listen: *listen, hosts: hs, logger: logger, tokenTTL: *tokenTTL, offline: *offline, allowMissingCRL: *allowMissingCRL})
+	s, err := startServer(ctx, serverOptions{dataDir: *dataDir, listen: *listen, hosts: hs, logger: logger, tokenTTL: *tokenTTL,
+		offline: *offline, allowMissingCRL: *allowMissingCRL, regoTimeout: *regoTimeout})
 	if err != nil {
 		return err
+	}
+	if *rotation > 0 {
+		go rotateTokenKeys(ctx, s.coord, *rotation, logger)
 	}
 	logger.Info("coordinator serving", "url", s.url, "ca", filepath.Join(*dataDir, "ca.pem"))
 	fmt.Fprintf(stdout, "trustbound coordinator at %s (CA certificate: %s; the first manifest needs %s)\n",
@@ -244,4 +258,26 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return s.shutdown(sctx)
+}
+
+// rotateTokenKeys rotates the coordinator's token keys whenever the current
+// ones have been in service for every, until ctx ends; a failed rotation is
+// retried a minute later.
+func rotateTokenKeys(ctx context.Context, c *coordinator.Coordinator, every time.Duration, logger *slog.Logger) {
+	for {
+		wait := time.Until(c.TokenKeysRotatedAt().Add(every))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(max(wait, 0)):
+		}
+		if err := c.RotateTokenKeys(ctx, time.Now()); err != nil {
+			logger.Error("token key rotation failed; retrying in a minute", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Minute):
+			}
+		}
+	}
 }

@@ -76,31 +76,7 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 
-	var fetcher *collateral.Fetcher
-	switch {
-	case *noColl:
-	case *coll != "":
-		// Offline, from a bundle only: nothing is fetched or persisted, so
-		// freshness is judged at the verification time (--at), and an old
-		// bundle verifies old evidence. (The online cache below keeps the
-		// wall clock: --at must never become its notion of now.)
-		f, err := collateral.New(collateral.Options{Bundles: []string{*coll}, Now: func() time.Time { return now }})
-		if err != nil {
-			return err
-		}
-		fetcher = f
-	default:
-		f, err := collateral.New(collateral.Options{Dir: *cacheDir, Client: &http.Client{Timeout: 30 * time.Second}})
-		if err != nil {
-			return err
-		}
-		fetcher = f
-	}
-	cfg := formats.Config{}
-	if fetcher != nil {
-		cfg.Getter, cfg.Intel = fetcher, fetcher
-	}
-	reg, err := formats.Registry(cfg)
+	reg, err := offlineRegistry(*coll, *noColl, *cacheDir, now)
 	if err != nil {
 		return err
 	}
@@ -129,6 +105,38 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stderr, "note: SIMULATED TEE evidence: it proves nothing about hardware")
 	}
 	return printJSON(stdout, out)
+}
+
+// offlineRegistry is the verifier registry of the commands that verify
+// evidence on this machine: collateral from a bundle only (nothing
+// fetched, freshness judged at now), none at all, or fetched into the
+// cache directory.
+func offlineRegistry(coll string, noColl bool, cacheDir string, now time.Time) (*attest.Registry, error) {
+	var fetcher *collateral.Fetcher
+	switch {
+	case noColl:
+	case coll != "":
+		// Offline, from a bundle only: nothing is fetched or persisted, so
+		// freshness is judged at the verification time (--at), and an old
+		// bundle verifies old evidence. (The online cache below keeps the
+		// wall clock: --at must never become its notion of now.)
+		f, err := collateral.New(collateral.Options{Bundles: []string{coll}, Now: func() time.Time { return now }})
+		if err != nil {
+			return nil, err
+		}
+		fetcher = f
+	default:
+		f, err := collateral.New(collateral.Options{Dir: cacheDir, Client: &http.Client{Timeout: 30 * time.Second}})
+		if err != nil {
+			return nil, err
+		}
+		fetcher = f
+	}
+	cfg := formats.Config{}
+	if fetcher != nil {
+		cfg.Getter, cfg.Intel = fetcher, fetcher
+	}
+	return formats.Registry(cfg)
 }
 
 func defaultCacheDir() string {
