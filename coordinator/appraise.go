@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -304,8 +305,11 @@ func EvaluateLayers(ctx context.Context, in AppraisalInput) (*Appraisal, error) 
 				err = p.release.Evaluate(in.Issuer, encoded)
 			}
 		case p.attestation != nil:
-			var issued map[string]any
-			if _, issued, err = p.attestation.Evaluate(azureFlatClaims(claims.Azure)); err == nil && len(issued) > 0 {
+			var issued, flat map[string]any
+			if flat, err = azureFlatClaims(claims.Azure); err != nil {
+				break
+			}
+			if _, issued, err = p.attestation.Evaluate(flat); err == nil && len(issued) > 0 {
 				claims, err = withIssued(&res, claims, issued)
 				encoded = nil
 			}
@@ -365,9 +369,12 @@ func releaseClaims(c token.Claims, issuer string, now time.Time, ttl time.Durati
 
 // azureFlatClaims is the Azure claims as an attestation policy sees them:
 // one claim per value, the members of nested objects named with dots
-// (x-ms-isolation-tee.x-ms-sevsnpvm-is-debuggable).
-func azureFlatClaims(azure map[string]any) map[string]any {
+// (x-ms-isolation-tee.x-ms-sevsnpvm-is-debuggable). Two sources of one
+// name (a top-level "a.b" and the member b of a) are refused: which one a
+// policy saw would depend on map order.
+func azureFlatClaims(azure map[string]any) (map[string]any, error) {
 	out := make(map[string]any, len(azure))
+	var dups []string
 	var walk func(prefix string, m map[string]any)
 	walk = func(prefix string, m map[string]any) {
 		for k, v := range m {
@@ -375,11 +382,19 @@ func azureFlatClaims(azure map[string]any) map[string]any {
 				walk(prefix+k+".", sub)
 				continue
 			}
+			if _, dup := out[prefix+k]; dup {
+				dups = append(dups, prefix+k)
+				continue
+			}
 			out[prefix+k] = v
 		}
 	}
 	walk("", azure)
-	return out
+	if len(dups) > 0 {
+		slices.Sort(dups)
+		return nil, fmt.Errorf("%w: claim %q has two sources (a dotted name and a nested member)", policy.ErrDenied, dups[0])
+	}
+	return out, nil
 }
 
 // policyHash is x-ms-policy-hash for a workload's policies (see the top

@@ -48,6 +48,13 @@ type Config struct {
 	// address may take (default 20/s, burst 40).
 	ChallengeRate  float64
 	ChallengeBurst int
+	// AzureAllowSimulated lets the Azure-compatible surface (/attest/*)
+	// accept simulated evidence when the manifest allows simulation. Off by
+	// default: relying parties written for Azure read neither
+	// x-tb-simulated nor the EAR status, and simulated evidence can be
+	// forged by anyone (its keys are public). Its tokens never carry
+	// x-ms-compliance-status.
+	AzureAllowSimulated bool
 	// RegoTimeout bounds one evaluation of a Rego policy (default
 	// policy.DefaultRegoTimeout).
 	RegoTimeout time.Duration

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -33,7 +35,7 @@ import (
 //     draft policy that does not parse (Azure's troubleshooting guide);
 //   - with draftPolicyForAttestation the token is unsecured (alg "none"):
 //     it shows what the draft would issue and verifies nowhere;
-//   - the request's nonce is the token's "nonce"; JSON runtime data is
+//   - JSON runtime data is
 //     x-ms-runtime and JSON init-time data x-ms-inittime; for SGX enclaves
 //     x-ms-sgx-ehd is BASE64URL(runtime data), whatever its type; the
 //     policy's issued claims are at the top level and under x-ms-policy;
@@ -44,14 +46,21 @@ import (
 //     every verified evidence, issue nothing): Azure's defaults also permit
 //     all, but are version 1.1 policies whose configuration rules are
 //     outside the supported subset;
+//   - the request's nonce is the token's "nonce" only when the evidence
+//     binds it (the bound runtimeData is a JSON object whose member
+//     "nonce" is it); otherwise it is x-ms-request-nonce, bound to nothing;
+//   - simulated evidence is refused unless Config.AzureAllowSimulated, and
+//     is never compliant;
+//   - issued claim names are plain: no ".", no x-ms- or x-tb- prefix;
 //   - x-ms-compliance-status means "compliant with the owner's manifest":
 //     azure-compliant-cvm when the verified claims pass the manifest's
 //     appraisal for one of its confidential-vm workloads,
 //     azure-compliant-uvm for one of its confidential-container workloads,
 //     absent otherwise (and absent without a manifest). Azure's own meaning
 //     is compliance with Azure's baseline, which only Azure can state;
-//   - the token's EAR status is "affirming" when an owner's (or the draft)
-//     policy permitted, "none" under the default policy; tokens of this
+//   - the token's EAR status is "affirming" when the claims passed the
+//     manifest's appraisal of a workload (the compliance above), "none"
+//     otherwise, whatever the Azure policy decided; tokens of this
 //     surface carry no x-tb-manifest-digest and no workload, so /v1/release
 //     refuses them: they are for relying parties written for Azure.
 
@@ -142,7 +151,6 @@ type maaDecided struct {
 	text   string
 	id     string // ear.appraisal-policy-id
 	draft  bool
-	owners bool // an owner's policy (or a draft) decides, not the default
 }
 
 // maaPolicyFor settles the policy an attestation of kind is decided by:
@@ -151,14 +159,13 @@ type maaDecided struct {
 func (c *Coordinator) maaPolicyFor(r *http.Request, kind, draft string) (*maaDecided, *maaFailure) {
 	name := azurePolicyName(kind)
 	if draft != "" {
-		p, err := c.policies.Prepare(r.Context(), name, api.PolicyAttestation, draft)
-		if pe := (*PolicyError)(nil); errors.As(err, &pe) {
-			return nil, maaFail(http.StatusBadRequest, maaPolicyParsing, fmt.Errorf("draftPolicyForAttestation: %w", pe.Err))
-		}
+		// Anyone may send a draft: it is parsed for this request only and
+		// never enters the shared policy cache, which it could flush.
+		p, err := policy.ParseAttestationPolicy(draft)
 		if err != nil {
-			return nil, maaFail(http.StatusInternalServerError, maaInternal, err)
+			return nil, maaFail(http.StatusBadRequest, maaPolicyParsing, fmt.Errorf("draftPolicyForAttestation: %w", err))
 		}
-		return &maaDecided{policy: p.attestation, text: draft, id: name + "@draft", draft: true, owners: true}, nil
+		return &maaDecided{policy: p, text: draft, id: name + "@draft", draft: true}, nil
 	}
 	p, err := c.preparedPolicy(r.Context(), name)
 	switch {
@@ -179,7 +186,7 @@ func (c *Coordinator) maaPolicyFor(r *http.Request, kind, draft string) (*maaDec
 		}
 		return nil, maaFail(http.StatusBadRequest, maaPolicyEvaluation, fmt.Errorf("policy %s@v%d: %w", name, p.Version, why))
 	}
-	return &maaDecided{policy: p.attestation, text: p.Text, id: fmt.Sprintf("%s@v%d", name, p.Version), owners: true}, nil
+	return &maaDecided{policy: p.attestation, text: p.Text, id: fmt.Sprintf("%s@v%d", name, p.Version)}, nil
 }
 
 // maaAttest is the trust path of one Azure attest request.
@@ -232,14 +239,28 @@ func (c *Coordinator) maaAttest(r *http.Request, kind string, body []byte) (stri
 		return "", f
 	}
 
+	// Simulated evidence is signed by public keys, and relying parties
+	// written for Azure read neither x-tb-simulated nor the EAR status: it
+	// is accepted here only when the operator enables it for this surface
+	// (AzureAllowSimulated) and the manifest allows simulation.
 	ms := c.manifestInForce()
-	claims, err := c.cfg.Verifiers.Verify(r.Context(), ev, attest.Options{Now: now, AllowSimulated: ms != nil && ms.parsed.AllowSimulated})
+	allowSim := c.cfg.AzureAllowSimulated && ms != nil && ms.parsed.AllowSimulated
+	claims, err := c.cfg.Verifiers.Verify(r.Context(), ev, attest.Options{Now: now, AllowSimulated: allowSim})
 	if err != nil {
+		if errors.Is(err, attest.ErrSimulated) && !c.cfg.AzureAllowSimulated {
+			err = fmt.Errorf("%w (the Azure surface refuses simulated evidence unless the coordinator runs with --azure-allow-simulated)", err)
+		}
 		return bad(fmt.Errorf("evidence refused: %w", err))
+	}
+	if claims.Simulated && !allowSim {
+		return bad(fmt.Errorf("evidence refused: %w", attest.ErrSimulated))
 	}
 	if err := maaBinding(claims, runtime, initTime); err != nil {
 		return bad(err)
 	}
+	// The request's nonce is "nonce" only when the evidence binds it;
+	// otherwise it is echoed as x-ms-request-nonce, which attests nothing.
+	nonceBound := req.Nonce != "" && maaNonceBound(runtime, req.Nonce)
 
 	// The incoming claims: what the evidence established, under Azure's
 	// names, with what this request and trustbound add.
@@ -247,6 +268,9 @@ func (c *Coordinator) maaAttest(r *http.Request, kind string, body []byte) (stri
 	extra := map[string]any{"x-ms-ver": token.AzureVersion, "x-ms-policy-hash": hash}
 	if claims.TEE == attest.SGX && req.RuntimeData != nil {
 		extra["x-ms-sgx-ehd"] = base64.RawURLEncoding.EncodeToString(runtime)
+	}
+	if req.Nonce != "" && !nonceBound {
+		extra["x-ms-request-nonce"] = req.Nonce
 	}
 	compliance, err := c.maaCompliance(r.Context(), claims, ms, now)
 	if err != nil {
@@ -259,29 +283,39 @@ func (c *Coordinator) maaAttest(r *http.Request, kind string, body []byte) (stri
 	if err := maaAddClaims(incoming, extra, compliance); err != nil {
 		return "", maaFail(http.StatusInternalServerError, maaInternal, err)
 	}
-	permitted, issued, err := decided.policy.Evaluate(azureFlatClaims(incoming))
+	flat, err := azureFlatClaims(incoming)
+	if err != nil {
+		return bad(fmt.Errorf("evidence refused: %w", err))
+	}
+	permitted, issued, err := decided.policy.Evaluate(flat)
 	if err != nil || !permitted {
 		if err == nil {
 			err = policy.ErrDenied
 		}
 		return "", maaFail(http.StatusBadRequest, maaPolicyEvaluation, fmt.Errorf("policy %s: %w", decided.id, err))
 	}
-	for _, name := range []string{"x-ms-policy", "x-ms-inittime", "x-ms-sgx-ehd", "x-ms-compliance-status"} {
-		if _, ok := issued[name]; ok {
-			return "", maaFail(http.StatusBadRequest, maaPolicyEvaluation, fmt.Errorf("policy %s issues %s, which is trustbound's to set", decided.id, name))
-		}
+	if err := maaCheckIssued(issued); err != nil {
+		return "", maaFail(http.StatusBadRequest, maaPolicyEvaluation, fmt.Errorf("policy %s: %w", decided.id, err))
 	}
 
+	// The EAR status claims only the appraisal that ran: "affirming" when
+	// the claims passed the manifest's appraisal of one of its workloads
+	// (maaCompliance), "none" otherwise, whatever the Azure policy decided
+	// (it appraises nothing against reference values).
 	status := token.StatusNone
-	if decided.owners {
+	if compliance != "" {
 		status = token.StatusAffirming
+	}
+	nonce := ""
+	if nonceBound {
+		nonce = req.Nonce
 	}
 	res := token.AttestationResult{
 		Claims:         claims,
 		Status:         status,
 		PolicyID:       decided.id,
 		PolicyHash:     hash,
-		Nonce:          req.Nonce,
+		Nonce:          nonce,
 		EvidenceDigest: manifest.Digest(ev.Data),
 		Issued:         issued,
 		Runtime:        runtimeDoc,
@@ -294,11 +328,15 @@ func (c *Coordinator) maaAttest(r *http.Request, kind string, body []byte) (stri
 	}
 	delete(extra, "x-ms-ver")
 	delete(extra, "x-ms-policy-hash")
+	delete(extra, "x-ms-request-nonce")
 	if len(issued) > 0 {
 		extra["x-ms-policy"] = issued
 	}
 	if initTimeDoc != nil {
 		extra["x-ms-inittime"] = json.RawMessage(initTimeDoc)
+	}
+	if req.Nonce != "" && !nonceBound {
+		extra["x-ms-request-nonce"] = req.Nonce
 	}
 	if err := maaAddClaims(tc.Azure, extra, compliance); err != nil {
 		return "", maaFail(http.StatusBadRequest, maaPolicyEvaluation, fmt.Errorf("policy %s: %w", decided.id, err))
@@ -349,8 +387,12 @@ func maaAddClaims(claims, extra map[string]any, compliance string) error {
 // reference values and the policies the workload names) for some
 // confidential-vm workload (azure-compliant-cvm) or else some
 // confidential-container workload (azure-compliant-uvm); "" otherwise.
+//
+// Simulated claims are never compliant: Azure-written release policies
+// read x-ms-compliance-status alone, and simulated evidence can be forged
+// by anyone (its keys are public).
 func (c *Coordinator) maaCompliance(ctx context.Context, claims *attest.Claims, ms *manifestState, now time.Time) (string, error) {
-	if ms == nil {
+	if ms == nil || claims.Simulated {
 		return "", nil
 	}
 	for _, kind := range []struct {
@@ -378,6 +420,44 @@ func (c *Coordinator) maaCompliance(ctx context.Context, claims *attest.Claims, 
 		}
 	}
 	return "", nil
+}
+
+// maaNonceBound reports whether runtime (bound by the evidence's report
+// data, maaBinding) is a JSON object whose member "nonce" is the string
+// nonce.
+func maaNonceBound(runtime []byte, nonce string) bool {
+	if runtime == nil {
+		return false
+	}
+	if _, err := token.ParseRuntime(runtime); err != nil { // a JSON object, no member twice
+		return false
+	}
+	var doc struct {
+		Nonce *string `json:"nonce"`
+	}
+	if err := json.Unmarshal(runtime, &doc); err != nil || doc.Nonce == nil {
+		return false
+	}
+	return *doc.Nonce == nonce
+}
+
+// maaReservedIssued are the claims only trustbound sets, which a policy
+// may not issue.
+var maaReservedIssued = []string{"x-ms-policy", "x-ms-inittime", "x-ms-sgx-ehd", "x-ms-compliance-status", "x-ms-request-nonce"}
+
+// maaCheckIssued refuses issued claims a relying party could mistake for
+// the evidence's or trustbound's (token.CheckIssuedName: dotted names, the
+// prefixes x-ms- and x-tb-), and those trustbound sets on this surface.
+func maaCheckIssued(issued map[string]any) error {
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(issued)) {
+		if slices.Contains(maaReservedIssued, name) {
+			errs = append(errs, fmt.Errorf("issues %s, which is trustbound's to set", name))
+		} else if err := token.CheckIssuedName(name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // maaUnsigned serialises claims as an unsecured JWT (alg "none"), as

@@ -15,7 +15,6 @@ import (
 
 	"github.com/trustbound/trustbound/api"
 	"github.com/trustbound/trustbound/store"
-	"github.com/trustbound/trustbound/token"
 )
 
 // GET and PUT /policies/{type}: the Azure attestation policy of a type, in
@@ -272,11 +271,13 @@ func maaPolicyJWS(text string) string {
 }
 
 // maaPolicyToken signs a policy management result, as Azure answers
-// policy requests.
+// policy requests: typ "policy+jwt" and aud "attestation-policy", none of
+// the attestation claims, so that no relying party (nor /v1/release) can
+// take it for an attestation token.
 func (c *Coordinator) maaPolicyToken(result map[string]any) (string, error) {
 	iss, err := c.maaIssuer()
 	if err != nil {
 		return "", err
 	}
-	return iss.Issue(token.Claims{Azure: result}, c.now())
+	return iss.IssuePolicy(result, c.now())
 }

@@ -57,7 +57,24 @@ type maaHarness struct {
 
 // newMAAHarness runs the coordinator at now, with intel as its Intel
 // collateral source (nil: none) and the sample manifest edited by edit.
+//
+// The coordinator runs with AzureAllowSimulated, as most tests here attest
+// simulated TEEs; newMAAHarnessWith chooses.
 func newMAAHarness(t *testing.T, now time.Time, intel dcap.Source, edit ...func(*manifest.Manifest)) *maaHarness {
+	t.Helper()
+	return newMAAHarnessWith(t, now, func(cfg *coordinator.Config) {
+		reg, err := formats.Registry(formats.Config{Intel: intel})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Verifiers, cfg.AzureAllowSimulated = reg, true
+	}, edit...)
+}
+
+// newMAAHarnessWith runs the coordinator with the configuration conf
+// makes (it sets at least Verifiers) and the sample manifest edited by
+// edit.
+func newMAAHarnessWith(t *testing.T, now time.Time, conf func(*coordinator.Config), edit ...func(*manifest.Manifest)) *maaHarness {
 	t.Helper()
 	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "store.db"), store.BoltOptions{})
 	if err != nil {
@@ -70,12 +87,10 @@ func newMAAHarness(t *testing.T, now time.Time, intel dcap.Source, edit ...func(
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := formats.Registry(formats.Config{Intel: intel})
-	if err != nil {
-		t.Fatal(err)
-	}
 	clk := &clock{t: now}
-	c, err := coordinator.New(context.Background(), coordinator.Config{Store: st, Sealer: sealer, Verifiers: reg, Now: clk.now, Issuer: maaIssuer, BootstrapToken: []byte(testBootstrap)})
+	cfg := coordinator.Config{Store: st, Sealer: sealer, Now: clk.now, Issuer: maaIssuer, BootstrapToken: []byte(testBootstrap)}
+	conf(&cfg)
+	c, err := coordinator.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +295,7 @@ func TestMAASgxEnclaveRealQuote(t *testing.T) {
 		"x-ms-ver":               "1.0",
 		"x-ms-policy-hash":       policy.AttestationPolicyHash(adjusted),
 		"signer":                 qvlSigner, // the issuance rule's claim
-		"nonce":                  "n-0001",
+		"x-ms-request-nonce":     "n-0001",  // bound to nothing: not "nonce"
 		"iss":                    maaIssuer,
 		"x-tb-simulated":         false,
 	} {
@@ -291,7 +306,7 @@ func TestMAASgxEnclaveRealQuote(t *testing.T) {
 	if p, _ := c["x-ms-policy"].(map[string]any); p["signer"] != qvlSigner {
 		t.Errorf("x-ms-policy = %v", c["x-ms-policy"])
 	}
-	for _, absent := range []string{"x-ms-compliance-status", "x-ms-sgx-ehd", "x-ms-runtime", "x-tb-manifest-digest"} {
+	for _, absent := range []string{"x-ms-compliance-status", "x-ms-sgx-ehd", "x-ms-runtime", "x-tb-manifest-digest", "nonce"} {
 		if _, ok := c[absent]; ok {
 			t.Errorf("unexpected claim %s = %v", absent, c[absent])
 		}
@@ -424,13 +439,14 @@ func TestMAASevSnpVm(t *testing.T) {
 	rd := attest.ReportDataFor(runtime)
 	for name, want := range map[string]any{
 		"x-ms-attestation-type":           "sevsnpvm",
-		"x-ms-compliance-status":          "azure-compliant-cvm", // the manifest's ledger-vm
+		"x-ms-compliance-status":          nil, // simulated: never compliant (TestMAASimulatedNeverCompliant)
 		"x-ms-sevsnpvm-launchmeasurement": hex.EncodeToString(manifest.SampleLedgerMeasurement[:]),
 		"x-ms-sevsnpvm-hostdata":          hex.EncodeToString(host[:]),
 		"x-ms-sevsnpvm-reportdata":        hex.EncodeToString(rd[:]),
 		"x-ms-sevsnpvm-is-debuggable":     false,
 		"x-ms-sevsnpvm-vmpl":              0.0,
-		"nonce":                           "snp-nonce",
+		"x-ms-request-nonce":              "snp-nonce", // the runtime data does not carry it
+		"nonce":                           nil,
 	} {
 		if c[name] != want {
 			t.Errorf("%s = %v, want %v", name, c[name], want)
@@ -446,11 +462,12 @@ func TestMAASevSnpVm(t *testing.T) {
 		t.Error("binary initTimeData became x-ms-inittime")
 	}
 
-	// The confidential container of the manifest: its pod policy as
-	// initTimeData, bound in HOST_DATA, makes it azure-compliant-uvm.
+	// The confidential container of the manifest, simulated: not
+	// compliant either (real-shaped, it is azure-compliant-uvm:
+	// TestMAAReleasePoliciesOverIssuedTokens).
 	web := simtee.SNP{Measurement: manifest.SampleWebMeasurement}
 	r = h.attest("SevSnpVm", snpRequest(t, web, runtime, manifest.SamplePodPolicy))
-	if c := h.verify(r.token); c["x-ms-compliance-status"] != "azure-compliant-uvm" {
+	if c := h.verify(r.token); c["x-ms-compliance-status"] != nil {
 		t.Errorf("web: compliance %v", c["x-ms-compliance-status"])
 	}
 	// A VM the manifest does not know: verified, but not compliant.
@@ -540,9 +557,10 @@ func TestMAATdxVm(t *testing.T) {
 
 func TestMAAAzureGuest(t *testing.T) {
 	h := newMAAHarness(t, time.Now().UTC(), nil)
-	// The same guest is compliant once the manifest pins its PCRs: the
-	// status is nested under x-ms-isolation-tee, as Azure nests it.
-	pinned := newMAAHarness(t, time.Now().UTC(), nil, func(m *manifest.Manifest) {
+	// The same guest, real-shaped, is compliant once the manifest pins its
+	// PCRs: the status is nested under x-ms-isolation-tee, as Azure nests
+	// it. (Simulated, it is never compliant.)
+	pinned := newRealShapedHarness(t, func(m *manifest.Manifest) {
 		wl, _ := m.Workload(manifest.SampleLedgerName)
 		wl.Reference.PCRs = []manifest.PCR{{Index: 0, Digest: make(attest.Hex, 32)}, {Index: 7, Digest: make(attest.Hex, 32)}}
 	})
@@ -597,7 +615,7 @@ func TestMAADraftPolicy(t *testing.T) {
 		t.Errorf("draft token header %s", hdr)
 	}
 	c := jwsPayload(t, r.token)
-	if c["draft"] != true || c["x-ms-policy-hash"] != policy.AttestationPolicyHash(draft) || c["nonce"] != "d" || c["iss"] != maaIssuer {
+	if c["draft"] != true || c["x-ms-policy-hash"] != policy.AttestationPolicyHash(draft) || c["x-ms-request-nonce"] != "d" || c["nonce"] != nil || c["iss"] != maaIssuer {
 		t.Errorf("draft claims %v", c)
 	}
 	ctx := context.Background()

@@ -483,7 +483,7 @@ authorizationrules {
 };
 issuancerules {
 	c:[type=="x-ms-sevsnpvm-launchmeasurement"] => issue(type="x-ledger-measurement", value=c.value);
-	=> issue(type="x-ms-compliance-status", value="azure-compliant-cvm");
+	=> issue(type="ledger-compliance", value="azure-compliant-cvm");
 };`
 
 // An Azure attestation policy's issued claims join the token, and a later
@@ -493,7 +493,7 @@ func TestAttestationPolicyIssuesClaims(t *testing.T) {
 	h.setUserSecrets()
 	h.setPolicy("azure-sevsnpvm", issuingPolicy)
 	h.setPolicy("compliant", `{"version":"1.0.0","anyOf":[{"authority":"https://coordinator.test","allOf":[
-		{"claim":"x-ms-compliance-status","equals":"azure-compliant-cvm"}]}]}`)
+		{"claim":"ledger-compliance","equals":"azure-compliant-cvm"}]}]}`)
 	h.setPolicy("overwrite", `version=1.0; authorizationrules { => permit(); }; issuancerules { => issue(type="x-ms-attestation-type", value="sgx"); };`)
 	ctx := context.Background()
 	_, res, err := agent.Run(ctx, h.client, tee(h.workload("ledger-vm")), "ledger-vm")
@@ -501,13 +501,15 @@ func TestAttestationPolicyIssuesClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	claims := jwtPart(t, res.Token, 1)
-	if claims["x-ledger-measurement"] != strings.Repeat("11", 48) || claims["x-ms-compliance-status"] != "azure-compliant-cvm" ||
+	if claims["x-ledger-measurement"] != strings.Repeat("11", 48) || claims["ledger-compliance"] != "azure-compliant-cvm" || claims["x-ms-compliance-status"] != nil ||
 		claims["x-ms-policy-hash"] != policy.AttestationPolicyHash(issuingPolicy) {
 		t.Errorf("claims %v", claims)
 	}
 	_, _, err = agent.Run(ctx, h.client, tee(h.workload("web")), "web")
 	wantProblem(t, err, http.StatusForbidden, `attestation layer "overwrite"`)
 	wantProblem(t, err, http.StatusForbidden, `"x-ms-attestation-type" would replace`)
+	// Reserved and dotted names are refused on every path
+	// (token.CheckIssuedName, TestNewClaimsIssuedNames, TestMAAIssuedNames).
 }
 
 // A dry run evaluates drafts in place of the stored values, layer by

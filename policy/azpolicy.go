@@ -44,13 +44,14 @@ import (
 // attestation; permit() lets the issuance rules run, deny() stops them.
 //
 // Where Azure documents nothing, this decides, failing closed:
-//   - Authorization is deny by default and deny overrides permit: every
-//     authorization rule is evaluated in order, a matching deny() denies
-//     whatever came before or after, and at least one permit() must
-//     match. Azure's own signed SGX policy sample is
-//     "c:[type==\"$is-debuggable\"] && [value==true] => deny(); => permit();",
-//     which means "deny debuggable enclaves" under this reading (and under
-//     first-match), and never "permit everything".
+//   - Authorization is first-match in document order, as Azure states
+//     ("rules are applied in order"): the first permit() or deny() rule
+//     whose conditions hold decides, add() rules add a claim and go on,
+//     and when no rule holds the attestation is denied. Azure's own signed
+//     SGX policy sample
+//     "c:[type==\"$is-debuggable\"] && [value==true] => deny(); => permit();"
+//     therefore denies debuggable enclaves and permits the rest, and
+//     "[cond] => permit(); => deny();" permits exactly what cond holds for.
 //   - A value test of a claim of another type (a string against an
 //     integer, say) fails, for == and != alike.
 //   - A rule fires at most once, with the first matching claims in order
@@ -249,8 +250,10 @@ func (o maaOperand) text() string {
 }
 
 // Evaluate runs the policy over incoming claims, named as Azure
-// Attestation names them (token.AzureClaims). permitted is true when an
-// authorization rule permitted and none denied; issued is then what the
+// Attestation names them (token.AzureClaims). The authorization rules are
+// applied in document order, as Azure applies them: the first permit() or
+// deny() rule whose conditions hold decides, and none holding denies.
+// permitted is true when that rule permits; issued is then what the
 // issuance rules issued (empty, not nil, when they issue nothing). On
 // denial err wraps ErrDenied and a *Violation per reason (Field names the
 // rule by line), and issued is nil.
@@ -265,6 +268,7 @@ func (p *AttestationPolicy) Evaluate(claims map[string]any) (permitted bool, iss
 	bind := make([]int, p.maxConds)
 	budget := maaBudget
 	permittedBy := -1
+authz:
 	for i := range p.authz {
 		r := &p.authz[i]
 		if !r.match(set, bind, &budget) {
@@ -273,13 +277,15 @@ func (p *AttestationPolicy) Evaluate(claims map[string]any) (permitted bool, iss
 			}
 			continue
 		}
+		// Azure applies the rules in order: the first permit() or deny()
+		// rule whose conditions hold decides; add() rules add a claim and
+		// go on.
 		switch r.act.verb {
 		case maaDeny:
 			return false, nil, fmt.Errorf("%w: %w", ErrDenied, &Violation{Field: fmt.Sprintf("authorizationrules line %d", r.line), Msg: "a deny() rule matched"})
 		case maaPermit:
-			if permittedBy < 0 {
-				permittedBy = i
-			}
+			permittedBy = i
+			break authz
 		case maaAdd:
 			set = append(set, r.act.claim(set, bind))
 		}

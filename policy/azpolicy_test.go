@@ -88,8 +88,13 @@ func TestAttestationPolicySemantics(t *testing.T) {
 		{"unconditional permit", `=> permit();`, true},
 		{"unconditional deny", `=> deny();`, false},
 		{"no rules", ``, false},
-		{"deny overrides an earlier permit", `=> permit(); [type=="p", value==true] => deny();`, false},
-		{"deny overrides a later permit", `[type=="p", value==true] => deny(); => permit();`, false},
+		// First match in document order (Azure: "rules are applied in
+		// order"): a permit before a matching deny decides.
+		{"an earlier permit decides before a deny", `=> permit(); [type=="p", value==true] => deny();`, true},
+		{"an earlier deny decides before a permit", `[type=="p", value==true] => deny(); => permit();`, false},
+		{"a matching permit before a catch-all deny", `[type=="a", value=="x"] => permit(); => deny();`, true},
+		{"a non-matching permit before a catch-all deny", `[type=="a", value=="y"] => permit(); => deny();`, false},
+		{"add then permit on the added claim", `[type=="a", value=="x"] => add(type="added", value=true); [type=="added", value==true] => permit(); => deny();`, true},
 		{"a deny that does not match", `[type=="d", value==true] => deny(); => permit();`, true},
 		{"any permit", `[type=="a", value=="nope"] => permit(); [type=="a", value=="x"] => permit();`, true},
 		{"string ==", `[type=="a", value=="x"] => permit();`, true},

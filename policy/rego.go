@@ -36,7 +36,9 @@ import (
 // nondeterministic (http.send, net.lookup_ip_addr, opa.runtime, time.now_ns,
 // rand.intn, uuid.rfc4122, io.jwt.decode_verify, io.jwt.encode_sign*,
 // json.match_schema and json.verify_schema, which may fetch remote schema
-// references) and the whole net.* namespace are removed from the compiler's
+// references), crypto.x509.parse_and_verify_certificates* (which check
+// validity against the wall clock) and the whole net.* namespace are
+// removed from the compiler's
 // capabilities, no network host is allowed, and print statements are erased.
 // The current time is input.now (RFC 3339), and the time builtins that need
 // a clock see the same instant.
@@ -431,7 +433,8 @@ var regoBuiltins = sync.OnceValues(func() (*ast.Capabilities, map[string]struct{
 	forbidden := map[string]struct{}{}
 	kept := make([]*ast.Builtin, 0, len(caps.Builtins))
 	for _, b := range caps.Builtins {
-		if b.Nondeterministic || strings.HasPrefix(b.Name, "net.") || b.Name == "opa.runtime" || b.Name == "time.now_ns" {
+		if b.Nondeterministic || strings.HasPrefix(b.Name, "net.") || b.Name == "opa.runtime" || b.Name == "time.now_ns" ||
+			strings.HasPrefix(b.Name, "crypto.x509.parse_and_verify_certificates") { // verify against the wall clock
 			forbidden[b.Name] = struct{}{}
 			continue
 		}

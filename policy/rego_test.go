@@ -218,6 +218,8 @@ func TestRegoCompileRefused(t *testing.T) {
 		{"net", "package trustbound\nallow if net.cidr_contains(\"10.0.0.0/8\", \"10.1.2.3\")\n", 2, "net.cidr_contains is not allowed"},
 		{"time.now_ns", "package trustbound\nallow if time.now_ns() > 0\n", 2, "time.now_ns is not allowed"},
 		{"opa.runtime", "package trustbound\nallow if opa.runtime().env\n", 2, "opa.runtime is not allowed"},
+		{"x509 verify (wall clock)", "package trustbound\nallow if {\n\t[ok, _] := crypto.x509.parse_and_verify_certificates(input.pem)\n\tok\n}\n", 3, "crypto.x509.parse_and_verify_certificates is not allowed"},
+		{"x509 verify with options", "package trustbound\nallow if {\n\t[ok, _] := crypto.x509.parse_and_verify_certificates_with_options(input.pem, {})\n\tok\n}\n", 3, "crypto.x509.parse_and_verify_certificates_with_options is not allowed"},
 		{"json.match_schema", "package trustbound\nallow if {\n\t[ok, _] := json.match_schema(input, {\"$ref\": \"https://example.com/s.json\"})\n\tok\n}\n", 3, "json.match_schema is not allowed"},
 		{"wrong package", "package release\nallow := true\n", 1, "must be in package trustbound"},
 		{"missing allow", "package trustbound\ndeny contains \"x\" if true\n", 0, "defines no allow rule"},
@@ -293,15 +295,34 @@ func TestRegoCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if again, _ := c.Get(ctx, "a", a); again != p1 {
+		t.Error("the same name and text compiled twice")
+	}
+	// The same text under another name is another policy, which names
+	// itself in its deny reasons.
 	p2, err := c.Get(ctx, "a-again", a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p1 != p2 {
-		t.Error("the same text compiled twice")
+	if p1 == p2 || p2.Name() != "a-again" || p2.Hash() != p1.Hash() {
+		t.Errorf("the same text under another name: %q, same policy %v", p2.Name(), p1 == p2)
 	}
 	if sum := sha256.Sum256([]byte(a)); p1.Name() != "a" || p1.Hash() != hex.EncodeToString(sum[:]) {
 		t.Errorf("name %q hash %q", p1.Name(), p1.Hash())
+	}
+	denied := "package trustbound\nallow := true\ndeny contains \"no\"\n"
+	for _, name := range []string{"first", "second"} {
+		p, err := c.Get(ctx, name, denied)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Evaluate(ctx, RegoInput{Claims: &attest.Claims{TEE: attest.SEVSNP}, Now: time.Now()}); err == nil || !strings.Contains(err.Error(), `"`+name+`"`) {
+			t.Errorf("deny reason of %s: %v", name, err)
+		}
+	}
+	c = NewRegoCache(2, 0)
+	if p1, err = c.Get(ctx, "a", a); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := c.Get(ctx, "bad", "package trustbound\n"); err == nil || c.Len() != 1 {
 		t.Errorf("bad policy: %v, cache holds %d", err, c.Len())

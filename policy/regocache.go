@@ -13,17 +13,17 @@ import (
 // unless told otherwise.
 const DefaultRegoCacheSize = 256
 
-// RegoCache keeps compiled Rego policies by the SHA-256 of their text, so
-// that each version of a policy is compiled once however often it is
-// evaluated. It holds at most its size, evicting the least recently used.
+// RegoCache keeps compiled Rego policies by name and the SHA-256 of their
+// text, so that each version of a policy is compiled once however often it
+// is evaluated, and a policy's deny reasons always carry its own name. It holds at most its size, evicting the least recently used.
 // It is safe for concurrent use; failed compilations are not kept.
 type RegoCache struct {
 	size    int
 	timeout time.Duration
 
 	mu      sync.Mutex
-	entries map[string]*list.Element // hash → element holding *RegoPolicy
-	lru     *list.List               // front: most recently used
+	entries map[regoKey]*list.Element // (name, hash) → element holding *RegoPolicy
+	lru     *list.List                // front: most recently used
 }
 
 // NewRegoCache returns a cache of at most size policies (DefaultRegoCacheSize
@@ -36,16 +36,19 @@ func NewRegoCache(size int, timeout time.Duration) *RegoCache {
 	if timeout <= 0 {
 		timeout = DefaultRegoTimeout
 	}
-	return &RegoCache{size: size, timeout: timeout, entries: map[string]*list.Element{}, lru: list.New()}
+	return &RegoCache{size: size, timeout: timeout, entries: map[regoKey]*list.Element{}, lru: list.New()}
 }
 
-// Get returns the compiled policy for module, compiling it under name when
-// the cache does not hold it. The same text yields the same *RegoPolicy
-// while it stays cached, whatever name it is asked for under: the policy
-// keeps the name of its first compilation.
+// regoKey is a cache entry's key: the policy's name and its text's hash.
+type regoKey struct{ name, hash string }
+
+// Get returns the compiled policy for module under name, compiling it when
+// the cache does not hold it. The same name and text yield the same
+// *RegoPolicy while it stays cached; the same text under another name is
+// another entry, so that deny reasons name the policy asked for.
 func (c *RegoCache) Get(ctx context.Context, name, module string) (*RegoPolicy, error) {
 	sum := sha256.Sum256([]byte(module))
-	key := hex.EncodeToString(sum[:])
+	key := regoKey{name, hex.EncodeToString(sum[:])}
 	if p := c.lookup(key); p != nil {
 		return p, nil
 	}
@@ -65,7 +68,8 @@ func (c *RegoCache) Get(ctx context.Context, name, module string) (*RegoPolicy, 
 	for c.lru.Len() > c.size {
 		oldest := c.lru.Back()
 		c.lru.Remove(oldest)
-		delete(c.entries, oldest.Value.(*RegoPolicy).Hash())
+		old := oldest.Value.(*RegoPolicy)
+		delete(c.entries, regoKey{old.Name(), old.Hash()})
 	}
 	return p, nil
 }
@@ -77,7 +81,7 @@ func (c *RegoCache) Len() int {
 	return c.lru.Len()
 }
 
-func (c *RegoCache) lookup(key string) *RegoPolicy {
+func (c *RegoCache) lookup(key regoKey) *RegoPolicy {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[key]

@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/go-jose/go-jose/v4/jwt"
 
@@ -573,9 +574,30 @@ func NewClaims(r AttestationResult) (Claims, error) {
 		if _, ok := c.Azure[name]; ok || slices.Contains(namedClaims, name) {
 			return Claims{}, fmt.Errorf("%w: issued claim %q would replace one the evidence or trustbound sets", ErrClaims, name)
 		}
+		if err := CheckIssuedName(name); err != nil {
+			return Claims{}, fmt.Errorf("%w: %w", ErrClaims, err)
+		}
 		c.Azure[name] = v
 	}
 	return c, nil
+}
+
+// CheckIssuedName refuses the name of a claim a policy issues when a
+// relying party could mistake it for one of the evidence's or
+// trustbound's: a name with "." (policies and release policies read the
+// nested member b of a as "a.b", so an issued "a.b" would shadow it) or
+// with the reserved prefixes "x-ms-" and "x-tb-". Azure's documented
+// policies issue plain names only, so no reserved name is allowed.
+func CheckIssuedName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("an issued claim has an empty name")
+	case strings.Contains(name, "."):
+		return fmt.Errorf("issued claim %q: issued names may not contain \".\"", name)
+	case strings.HasPrefix(name, "x-ms-"), strings.HasPrefix(name, "x-tb-"):
+		return fmt.Errorf("issued claim %q: the prefixes x-ms- and x-tb- are reserved for the evidence's and trustbound's claims", name)
+	}
+	return nil
 }
 
 // complete fills what a caller that built Claims by hand left out and the

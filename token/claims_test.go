@@ -92,6 +92,12 @@ func TestNewClaimsRefuses(t *testing.T) {
 		"issued replaces Azure": func(r *AttestationResult) { r.Issued = map[string]any{"x-ms-sevsnpvm-is-debuggable": false} },
 		"issued replaces ours":  func(r *AttestationResult) { r.Issued = map[string]any{"x-tb-simulated": false} },
 		"issued replaces iss":   func(r *AttestationResult) { r.Issued = map[string]any{"iss": "https://evil"} },
+		"issued dotted name": func(r *AttestationResult) {
+			r.Issued = map[string]any{"x-ms-isolation-tee.x-ms-sevsnpvm-is-debuggable": false}
+		},
+		"issued x-ms- name": func(r *AttestationResult) { r.Issued = map[string]any{"x-ms-compliance-status": "azure-compliant-cvm"} },
+		"issued x-tb- name": func(r *AttestationResult) { r.Issued = map[string]any{"x-tb-anything": true} },
+		"issued empty name": func(r *AttestationResult) { r.Issued = map[string]any{"": true} },
 	} {
 		r := testResult(t)
 		edit(&r)
@@ -110,7 +116,7 @@ func TestIssuedAndGuestClaims(t *testing.T) {
 	r := testResult(t)
 	r.Claims.Format = attest.FormatAzureSNPVTPM
 	r.Claims.Platform = map[string]string{"vm_unique_id": "vm-1", "secure_boot": "true", "snp_report_data": "abcd"}
-	r.Issued = map[string]any{"x-ms-compliance-status": "azure-compliant-cvm"}
+	r.Issued = map[string]any{"compliance": "azure-compliant-cvm"} // issued names are plain (CheckIssuedName)
 	c, err := NewClaims(r)
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +132,7 @@ func TestIssuedAndGuestClaims(t *testing.T) {
 		want any
 	}{
 		{[]string{"x-ms-attestation-type"}, "azurevm"},
-		{[]string{"x-ms-compliance-status"}, "azure-compliant-cvm"},
+		{[]string{"compliance"}, "azure-compliant-cvm"},
 		{[]string{"secureboot"}, true},
 		{[]string{"x-ms-azurevm-vmid"}, "vm-1"},
 		{[]string{"x-ms-isolation-tee", "x-ms-attestation-type"}, "sevsnpvm"},
@@ -141,7 +147,7 @@ func TestIssuedAndGuestClaims(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Azure["x-ms-compliance-status"] != "azure-compliant-cvm" || path(got.Azure, "x-ms-isolation-tee", "x-ms-sevsnpvm-guestsvn") != json.Number("3") {
+	if got.Azure["compliance"] != "azure-compliant-cvm" || path(got.Azure, "x-ms-isolation-tee", "x-ms-sevsnpvm-guestsvn") != json.Number("3") {
 		t.Errorf("azure claims after verify: %v", got.Azure)
 	}
 }

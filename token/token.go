@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -117,7 +119,12 @@ func (i *Issuer) Issue(c Claims, now time.Time) (string, error) {
 	if err := c.complete(); err != nil {
 		return "", err
 	}
-	opts := (&jose.SignerOptions{}).WithType("JWT").WithHeader(jose.HeaderKey("kid"), key.ID)
+	return i.sign(&key, "JWT", c)
+}
+
+// sign signs claims with key, the header naming typ, kid and jku.
+func (i *Issuer) sign(key *Key, typ jose.ContentType, claims any) (string, error) {
+	opts := (&jose.SignerOptions{}).WithType(typ).WithHeader(jose.HeaderKey("kid"), key.ID)
 	if i.jku != "" {
 		opts = opts.WithHeader(jose.HeaderKey("jku"), i.jku)
 	}
@@ -125,11 +132,46 @@ func (i *Issuer) Issue(c Claims, now time.Time) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("token: %w", err)
 	}
-	raw, err := jwt.Signed(signer).Claims(c).Serialize()
+	raw, err := jwt.Signed(signer).Claims(claims).Serialize()
 	if err != nil {
 		return "", fmt.Errorf("token: %w", err)
 	}
 	return raw, nil
+}
+
+// PolicyTokenType is the JWS typ of policy-management tokens, and
+// PolicyAudience their aud: a relying party checking either cannot take
+// one for an attestation token, and Verify refuses both.
+const (
+	PolicyTokenType = "policy+jwt"
+	PolicyAudience  = "attestation-policy"
+)
+
+// IssuePolicy signs the result of a policy-management request (Azure's
+// PolicyResult, or the policy a GET answers) with the current key: typ
+// PolicyTokenType, aud PolicyAudience, iss, iat, nbf, exp and jti, and
+// result's claims; none of the attestation claims (eat_profile, submods,
+// x-tb-*). result may not set a registered JWT claim.
+func (i *Issuer) IssuePolicy(result map[string]any, now time.Time) (string, error) {
+	key, ok := i.ring.Current(i.alg)
+	if !ok {
+		return "", fmt.Errorf("token: the keyring has no current %s key", i.alg)
+	}
+	jti := make([]byte, 16)
+	if _, err := io.ReadFull(i.rand, jti); err != nil {
+		return "", fmt.Errorf("token: token id: %w", err)
+	}
+	body := map[string]any{
+		"iss": i.name, "aud": PolicyAudience, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(i.ttl).Unix(),
+		"jti": hex.EncodeToString(jti),
+	}
+	for name, v := range result {
+		if _, ok := body[name]; ok {
+			return "", fmt.Errorf("token: a policy result may not set %q", name)
+		}
+		body[name] = v
+	}
+	return i.sign(&key, PolicyTokenType, body)
 }
 
 // ErrInvalid is wrapped by every refusal of Verify.
@@ -155,6 +197,9 @@ func (i *Issuer) Verify(raw string, now time.Time) (*Claims, error) {
 	if h.KeyID == "" {
 		return nil, fmt.Errorf("%w: no kid in the header", ErrInvalid)
 	}
+	if typ, ok := h.ExtraHeaders[jose.HeaderType].(string); ok && !strings.EqualFold(strings.TrimPrefix(strings.ToLower(typ), "application/"), "jwt") {
+		return nil, fmt.Errorf("%w: typ %q is not an attestation token's (JWT)", ErrInvalid, typ)
+	}
 	key, ok := i.ring.lookup(h.KeyID, now)
 	if !ok {
 		return nil, fmt.Errorf("%w: key %q is not a published token key (unknown, or retired)", ErrInvalid, h.KeyID)
@@ -165,6 +210,9 @@ func (i *Issuer) Verify(raw string, now time.Time) (*Claims, error) {
 	var c Claims
 	if err := tok.Claims(key.Public(), &c); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if slices.Contains(c.Audience, PolicyAudience) {
+		return nil, fmt.Errorf("%w: aud %q is a policy-management token's", ErrInvalid, PolicyAudience)
 	}
 	if c.Expiry == nil || c.NotBefore == nil || c.IssuedAt == nil {
 		return nil, fmt.Errorf("%w: exp, nbf and iat are required", ErrInvalid)

@@ -704,3 +704,45 @@ func TestConcurrentRotation(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// Policy-management tokens are signed by the same keys as attestation
+// tokens, but carry typ policy+jwt and aud attestation-policy and none of
+// the attestation claims; Verify refuses them, and a token with either
+// mark.
+func TestPolicyTokensAreNotAttestationTokens(t *testing.T) {
+	iss, _ := newIssuer(t, RS256)
+	raw, err := iss.IssuePolicy(map[string]any{"x-ms-policy-result": "Updated"}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr, _ := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[0])
+	var h map[string]any
+	if err := json.Unmarshal(hdr, &h); err != nil || h["typ"] != PolicyTokenType {
+		t.Errorf("header %s", hdr)
+	}
+	p := payload(t, raw)
+	if p["aud"] != PolicyAudience || p["x-ms-policy-result"] != "Updated" || p["iss"] == nil || p["exp"] == nil {
+		t.Errorf("payload %v", p)
+	}
+	for _, absent := range []string{"eat_profile", "submods", "x-tb-workload", "x-tb-simulated", "x-ms-ver"} {
+		if _, ok := p[absent]; ok {
+			t.Errorf("policy token carries %s", absent)
+		}
+	}
+	if _, err := iss.Verify(raw, t0); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "typ") {
+		t.Errorf("Verify of a policy token: %v", err)
+	}
+	// aud alone suffices.
+	c := Claims{TEE: attest.Claims{TEE: attest.SEVSNP}, Submods: map[string]Submod{"sev-snp": {Status: StatusNone}}}
+	c.Audience = []string{PolicyAudience}
+	raw, err = iss.Issue(c, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := iss.Verify(raw, t0); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "aud") {
+		t.Errorf("Verify of a token for aud %s: %v", PolicyAudience, err)
+	}
+	if _, err := iss.IssuePolicy(map[string]any{"aud": "rp"}, t0); err == nil {
+		t.Error("a policy result set aud")
+	}
+}

@@ -41,6 +41,8 @@ type serverOptions struct {
 	allowMissingCRL bool
 	// regoTimeout bounds one evaluation of a Rego policy.
 	regoTimeout time.Duration
+	// azureAllowSimulated lets /attest/* accept simulated evidence.
+	azureAllowSimulated bool
 }
 
 // server is a running coordinator behind HTTPS.
@@ -117,6 +119,7 @@ func startServer(ctx context.Context, o serverOptions) (_ *server, err error) {
 	coord, err := coordinator.New(ctx, coordinator.Config{
 		Store: st, Sealer: sealer, Verifiers: reg, Issuer: url, Logger: o.logger, BootstrapToken: bootstrap,
 		TokenTTL: o.tokenTTL, NonceTTL: o.nonceTTL, Now: o.now, RegoTimeout: o.regoTimeout,
+		AzureAllowSimulated: o.azureAllowSimulated,
 	})
 	if err != nil {
 		return nil, err
@@ -221,6 +224,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	allowMissingCRL := fs.Bool("allow-missing-crl", false, "accept evidence whose vendor revocation list is missing or stale (claims then say revocation was not checked, which appraisal refuses for real evidence)")
 	rotation := fs.Duration("token-key-rotation", 0, "rotate the token signing keys (ES256 and RS256) this often, e.g. 720h; rotated-out keys stay published until their tokens expire (0: never)")
 	regoTimeout := fs.Duration("rego-timeout", 0, "time budget of one Rego policy evaluation (default 100ms)")
+	azureAllowSim := fs.Bool("azure-allow-simulated", false, "let the Azure-compatible surface (/attest/*) accept simulated evidence when the manifest allows simulation (its tokens never claim x-ms-compliance-status); for demos only: relying parties written for Azure do not read x-tb-simulated")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -239,7 +243,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		hs = strings.Split(*hosts, ",")
 	}
 	s, err := startServer(ctx, serverOptions{dataDir: *dataDir, listen: *listen, hosts: hs, logger: logger, tokenTTL: *tokenTTL,
-		offline: *offline, allowMissingCRL: *allowMissingCRL, regoTimeout: *regoTimeout})
+		offline: *offline, allowMissingCRL: *allowMissingCRL, regoTimeout: *regoTimeout, azureAllowSimulated: *azureAllowSim})
 	if err != nil {
 		return err
 	}
