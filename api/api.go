@@ -7,10 +7,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"time"
 
 	"github.com/trustbound/trustbound/attest"
@@ -301,19 +303,24 @@ func (p *Problem) Error() string {
 	return fmt.Sprintf("%s (%d)", p.Title, p.Status)
 }
 
-// JWK is the subset of RFC 7517 used for TEE-held public keys.
+// JWK is the subset of RFC 7517 used for TEE-held public keys: EC, OKP
+// and RSA (the RSA encryption key a Key Vault style release wraps to, with
+// key_ops ["encrypt"]).
 type JWK struct {
-	Kid string `json:"kid"`
-	Kty string `json:"kty"`
-	Use string `json:"use,omitempty"`
-	Crv string `json:"crv,omitempty"`
-	X   string `json:"x,omitempty"`
-	Y   string `json:"y,omitempty"`
+	Kid    string   `json:"kid"`
+	Kty    string   `json:"kty"`
+	Use    string   `json:"use,omitempty"`
+	KeyOps []string `json:"key_ops,omitempty"`
+	Crv    string   `json:"crv,omitempty"`
+	X      string   `json:"x,omitempty"`
+	Y      string   `json:"y,omitempty"`
+	N      string   `json:"n,omitempty"`
+	E      string   `json:"e,omitempty"`
 }
 
 var b64 = base64.RawURLEncoding
 
-// NewJWK encodes an ECDSA (P-256, P-384) or Ed25519 public key.
+// NewJWK encodes an ECDSA (P-256, P-384), Ed25519 or RSA public key.
 func NewJWK(kid, use string, pub any) (JWK, error) {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
@@ -334,12 +341,18 @@ func NewJWK(kid, use string, pub any) (JWK, error) {
 		return JWK{Kid: kid, Kty: "EC", Use: use, Crv: crv, X: b64.EncodeToString(raw[1 : 1+n]), Y: b64.EncodeToString(raw[1+n:])}, nil
 	case ed25519.PublicKey:
 		return JWK{Kid: kid, Kty: "OKP", Use: use, Crv: "Ed25519", X: b64.EncodeToString(k)}, nil
+	case *rsa.PublicKey:
+		return JWK{Kid: kid, Kty: "RSA", Use: use, N: b64.EncodeToString(k.N.Bytes()), E: b64.EncodeToString(big.NewInt(int64(k.E)).Bytes())}, nil
 	}
 	return JWK{}, fmt.Errorf("jwk: unsupported key type %T", pub)
 }
 
-// PublicKey decodes the key, checking that EC points are on the curve.
+// PublicKey decodes the key, checking that EC points are on the curve
+// and that RSA keys are at least minRSABits with a sane exponent.
 func (j JWK) PublicKey() (any, error) {
+	if j.Kty == "RSA" {
+		return j.rsaPublicKey()
+	}
 	x, err := b64.DecodeString(j.X)
 	if err != nil {
 		return nil, fmt.Errorf("jwk %q: x: %w", j.Kid, err)
@@ -370,6 +383,31 @@ func (j JWK) PublicKey() (any, error) {
 		return ed25519.PublicKey(x), nil
 	}
 	return nil, fmt.Errorf("jwk %q: unsupported kty/crv %s/%s", j.Kid, j.Kty, j.Crv)
+}
+
+// minRSABits is the smallest RSA modulus a JWK may carry.
+const minRSABits = 2048
+
+func (j JWK) rsaPublicKey() (*rsa.PublicKey, error) {
+	n, err := b64.DecodeString(j.N)
+	if err != nil {
+		return nil, fmt.Errorf("jwk %q: n: %w", j.Kid, err)
+	}
+	e, err := b64.DecodeString(j.E)
+	if err != nil {
+		return nil, fmt.Errorf("jwk %q: e: %w", j.Kid, err)
+	}
+	if len(n) == 0 || n[0] == 0 || len(e) == 0 || len(e) > 4 || e[0] == 0 {
+		return nil, fmt.Errorf("jwk %q: n and e must be minimal big-endian integers (e at most 4 bytes)", j.Kid)
+	}
+	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
+	if pub.N.BitLen() < minRSABits || pub.N.BitLen() > 8192 {
+		return nil, fmt.Errorf("jwk %q: RSA modulus of %d bits; want %d to 8192", j.Kid, pub.N.BitLen(), minRSABits)
+	}
+	if pub.E < 3 || pub.E%2 == 0 {
+		return nil, fmt.Errorf("jwk %q: RSA exponent %d is not an odd number of at least 3", j.Kid, pub.E)
+	}
+	return pub, nil
 }
 
 // Key returns the key with the given kid.

@@ -55,6 +55,11 @@ type Config struct {
 	// forged by anyone (its keys are public). Its tokens never carry
 	// x-ms-compliance-status.
 	AzureAllowSimulated bool
+	// KeyReleaseBearer is the bearer access token that callers of the Key
+	// Vault style release surface (POST /keys/{name}/release, akv.go)
+	// present in place of Key Vault's Entra ID access token; compared in
+	// constant time. Empty: that surface refuses every call.
+	KeyReleaseBearer []byte
 	// RegoTimeout bounds one evaluation of a Rego policy (default
 	// policy.DefaultRegoTimeout).
 	RegoTimeout time.Duration
@@ -66,6 +71,7 @@ type Coordinator struct {
 	now     func() time.Time
 	log     *slog.Logger
 	nonces  *nonces
+	kbs     *kbsSessions // the KBS protocol's sessions (kbs.go)
 	limiter *limiter
 	// service is the CA of the coordinator's own TLS certificate;
 	// workload CAs (one per SPIFFE trust domain) are made on first use.
@@ -148,7 +154,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		cfg.ChallengeBurst = 40
 	}
 	c := &Coordinator{cfg: cfg, now: cfg.Now, log: cfg.Logger, nonces: newNonces(cfg.NonceTTL, cfg.MaxChallenges),
-		limiter: newLimiter(cfg.ChallengeRate, cfg.ChallengeBurst, 4096), status: map[string]*workloadRecord{}, cas: map[string]*identity.CA{}}
+		limiter: newLimiter(cfg.ChallengeRate, cfg.ChallengeBurst, 4096), status: map[string]*workloadRecord{}, cas: map[string]*identity.CA{}, kbs: newKBSSessions()}
 	var err error
 	if c.service, err = c.loadCA(ctx, keyServiceCA, serviceTrustDomain); err != nil {
 		return nil, err

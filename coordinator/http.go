@@ -61,6 +61,13 @@ func (c *Coordinator) routes() []route {
 		{"POST /attest/{type}", c.handleMAAAttest},
 		{"GET /policies/{type}", c.handleMAAGetPolicy},
 		{"PUT /policies/{type}", c.handleMAASetPolicy},
+		// The Confidential Containers KBS protocol surface (kbs.go).
+		{"POST /kbs/v0/auth", c.handleKBSAuth},
+		{"POST /kbs/v0/attest", c.handleKBSAttest},
+		{"GET /kbs/v0/resource/{repo}/{type}/{tag}", c.handleKBSResource},
+		// The Azure Key Vault compatible key release surface (akv.go).
+		{"POST /keys/{name}/release", c.handleAKVRelease},
+		{"POST /keys/{name}/{version}/release", c.handleAKVRelease},
 	}
 }
 

@@ -201,4 +201,9 @@ type Secret struct {
 	DNSNames []string `json:"dnsNames,omitempty"`
 	// GrantedTo names the workloads that may receive the secret.
 	GrantedTo []string `json:"grantedTo"`
+	// ReleasePolicy names a stored policy of kind release (Key Vault's
+	// secure key release grammar) that the Key Vault style release
+	// surface (POST /keys/{name}/release) evaluates over the attestation
+	// token's claims before it releases this secret. Empty: none.
+	ReleasePolicy string `json:"releasePolicy,omitempty"`
 }

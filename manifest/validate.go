@@ -506,6 +506,9 @@ func (c *checker) secrets(ss []Secret, m *Manifest) {
 				c.add(p+".dnsNames", "dnsNames is only for x509 secrets")
 			}
 		}
+		if s.ReleasePolicy != "" && !IsPolicyName(s.ReleasePolicy) {
+			c.add(p+".releasePolicy", "invalid policy name %q: 1 to %d of a-z, 0-9, '.', '_' and '-'", s.ReleasePolicy, MaxPolicyName)
+		}
 		if len(s.GrantedTo) == 0 {
 			c.add(p+".grantedTo", "grant the secret to at least one workload")
 		}

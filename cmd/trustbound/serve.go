@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -43,6 +44,9 @@ type serverOptions struct {
 	regoTimeout time.Duration
 	// azureAllowSimulated lets /attest/* accept simulated evidence.
 	azureAllowSimulated bool
+	// keyReleaseBearer is the bearer access token of the Key Vault style
+	// release surface (/keys/*/release); empty: that surface refuses all.
+	keyReleaseBearer []byte
 }
 
 // server is a running coordinator behind HTTPS.
@@ -119,7 +123,7 @@ func startServer(ctx context.Context, o serverOptions) (_ *server, err error) {
 	coord, err := coordinator.New(ctx, coordinator.Config{
 		Store: st, Sealer: sealer, Verifiers: reg, Issuer: url, Logger: o.logger, BootstrapToken: bootstrap,
 		TokenTTL: o.tokenTTL, NonceTTL: o.nonceTTL, Now: o.now, RegoTimeout: o.regoTimeout,
-		AzureAllowSimulated: o.azureAllowSimulated,
+		AzureAllowSimulated: o.azureAllowSimulated, KeyReleaseBearer: o.keyReleaseBearer,
 	})
 	if err != nil {
 		return nil, err
@@ -225,8 +229,19 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rotation := fs.Duration("token-key-rotation", 0, "rotate the token signing keys (ES256 and RS256) this often, e.g. 720h; rotated-out keys stay published until their tokens expire (0: never)")
 	regoTimeout := fs.Duration("rego-timeout", 0, "time budget of one Rego policy evaluation (default 100ms)")
 	azureAllowSim := fs.Bool("azure-allow-simulated", false, "let the Azure-compatible surface (/attest/*) accept simulated evidence when the manifest allows simulation (its tokens never claim x-ms-compliance-status); for demos only: relying parties written for Azure do not read x-tb-simulated")
+	keyReleaseBearerFile := fs.String("key-release-bearer-file", "", "file holding the bearer access token that callers of the Key Vault style release surface (POST /keys/{name}/release) must present in place of Key Vault's Entra ID token (empty: that surface refuses every call)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	var keyReleaseBearer []byte
+	if *keyReleaseBearerFile != "" {
+		b, err := os.ReadFile(*keyReleaseBearerFile)
+		if err != nil {
+			return fmt.Errorf("--key-release-bearer-file: %w", err)
+		}
+		if keyReleaseBearer = bytes.TrimSpace(b); len(keyReleaseBearer) < 16 {
+			return usageErr("--key-release-bearer-file must hold a bearer token of at least 16 characters")
+		}
 	}
 	if *rotation < 0 || (*rotation > 0 && *rotation <= *tokenTTL) {
 		return usageErr("--token-key-rotation must be longer than --token-ttl (or 0)")
@@ -243,7 +258,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		hs = strings.Split(*hosts, ",")
 	}
 	s, err := startServer(ctx, serverOptions{dataDir: *dataDir, listen: *listen, hosts: hs, logger: logger, tokenTTL: *tokenTTL,
-		offline: *offline, allowMissingCRL: *allowMissingCRL, regoTimeout: *regoTimeout, azureAllowSimulated: *azureAllowSim})
+		offline: *offline, allowMissingCRL: *allowMissingCRL, regoTimeout: *regoTimeout, azureAllowSimulated: *azureAllowSim,
+		keyReleaseBearer: keyReleaseBearer})
 	if err != nil {
 		return err
 	}
