@@ -5,6 +5,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -95,34 +96,50 @@ func Run(ctx context.Context, c *Client, tee attest.Attester, workload string) (
 	if err != nil {
 		return nil, nil, err
 	}
-	req, err := id.Evidence(ctx, c, tee, workload)
+	res, err := id.Attest(ctx, c, tee, workload, time.Now())
 	if err != nil {
 		return nil, nil, err
+	}
+	return id, res, nil
+}
+
+// Attest runs the trust path with the identity's existing keys: challenge,
+// evidence, attest, release, and Open at now. Renewal calls it again with
+// the same keys.
+func (id *Identity) Attest(ctx context.Context, c *Client, tee attest.Attester, workload string, now time.Time) (*Result, error) {
+	req, err := id.Evidence(ctx, c, tee, workload)
+	if err != nil {
+		return nil, err
 	}
 	ar, err := c.Attest(ctx, req)
 	if err != nil {
-		return nil, nil, fmt.Errorf("attest: %w", err)
+		return nil, fmt.Errorf("attest: %w", err)
 	}
 	rel, err := c.Release(ctx, &api.ReleaseRequest{Token: ar.Token})
 	if err != nil {
-		return nil, nil, fmt.Errorf("release: %w", err)
+		return nil, fmt.Errorf("release: %w", err)
 	}
-	res, err := id.Open(rel, time.Now())
+	res, err := id.Open(rel, now)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	res.Token, res.Claims = ar.Token, ar.Claims
-	return id, res, nil
+	return res, nil
 }
 
 // Open unwraps a release with the identity's HPKE key, and checks that the
 // certificate is an X.509-SVID for the identity's signing key, issued by the
 // CA in the release and naming the SPIFFE ID the release states.
+//
+// rel.Certificate is the chain: the leaf, then the intermediate CA that
+// issued it (one per manifest version); rel.CA is the root. Open verifies
+// leaf → intermediate → root.
 func (id *Identity) Open(rel *api.ReleaseResponse, now time.Time) (*Result, error) {
-	cert, err := parseCertPEM(rel.Certificate)
+	chain, err := parseChainPEM(rel.Certificate)
 	if err != nil {
 		return nil, fmt.Errorf("release: certificate: %w", err)
 	}
+	cert := chain[0]
 	if pub, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&id.Signer.PublicKey) {
 		return nil, errors.New("release: the certificate is not for this workload's key")
 	}
@@ -132,7 +149,7 @@ func (id *Identity) Open(rel *api.ReleaseResponse, now time.Time) (*Result, erro
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(root)
-	got, err := identity.VerifySVID([]*x509.Certificate{cert}, identity.VerifyOptions{Roots: roots, Now: now, Usage: x509.ExtKeyUsageClientAuth})
+	got, err := identity.VerifySVID(chain, identity.VerifyOptions{Roots: roots, Now: now, Usage: x509.ExtKeyUsageClientAuth})
 	if err != nil {
 		return nil, fmt.Errorf("release: %w", err)
 	}
@@ -159,6 +176,34 @@ func parseCertPEM(s string) (*x509.Certificate, error) {
 		return nil, errors.New("no PEM certificate")
 	}
 	return x509.ParseCertificate(blk.Bytes)
+}
+
+// parseChainPEM parses one or more "CERTIFICATE" PEM blocks, leaf first,
+// with nothing but whitespace around them.
+func parseChainPEM(s string) ([]*x509.Certificate, error) {
+	var chain []*x509.Certificate
+	rest := []byte(s)
+	for {
+		blk, r := pem.Decode(rest)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("PEM block %q, want CERTIFICATE", blk.Type)
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		chain, rest = append(chain, c), r
+	}
+	if len(chain) == 0 {
+		return nil, errors.New("no PEM certificate")
+	}
+	if len(bytes.TrimSpace(rest)) != 0 {
+		return nil, errors.New("trailing data after the certificates")
+	}
+	return chain, nil
 }
 
 var safeName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)

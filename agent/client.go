@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -214,3 +215,37 @@ func (c *Client) DryRun(ctx context.Context, o Owner, req *api.DryRunRequest) (*
 
 // BaseURL is the coordinator's URL.
 func (c *Client) BaseURL() string { return c.base }
+
+// TrustBundle fetches the workload root CA of the manifest in force (GET
+// /v1/trust-bundle): what peers verify each other's X.509-SVIDs against.
+// Fetch it over a connection that already trusts the coordinator.
+func (c *Client) TrustBundle(ctx context.Context) (*x509.CertPool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+api.PathTrustBundle, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: HTTP %d", api.PathTrustBundle, resp.StatusCode)
+	}
+	if len(b) > maxResponse {
+		return nil, fmt.Errorf("GET %s: response larger than %d bytes", api.PathTrustBundle, maxResponse)
+	}
+	certs, err := parseChainPEM(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", api.PathTrustBundle, err)
+	}
+	pool := x509.NewCertPool()
+	for _, cert := range certs {
+		pool.AddCert(cert)
+	}
+	return pool, nil
+}

@@ -109,7 +109,8 @@ type ReleaseRequest struct {
 type ReleaseResponse struct {
 	Workload string `json:"workload"`
 	SPIFFEID string `json:"spiffeID"`
-	// Certificate is the PEM workload certificate; CA the PEM root.
+	// Certificate is the PEM workload certificate chain, leaf first, then
+	// the intermediate of the manifest version; CA the PEM root.
 	Certificate string          `json:"certificate"`
 	CA          string          `json:"ca"`
 	Secrets     []WrappedSecret `json:"secrets"`

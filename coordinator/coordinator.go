@@ -63,6 +63,11 @@ type Config struct {
 	// RegoTimeout bounds one evaluation of a Rego policy (default
 	// policy.DefaultRegoTimeout).
 	RegoTimeout time.Duration
+	// SelfAttester produces the coordinator's own evidence, binding its
+	// service CA and token keys (selfattest.go); `trustbound serve` gives
+	// a simulated SNP TEE off TEE hardware. nil: GET
+	// /v1/coordinator-evidence answers 404.
+	SelfAttester attest.Attester
 }
 
 // Coordinator is the running service state.
@@ -88,6 +93,8 @@ type Coordinator struct {
 	current *manifestState // nil until an owner sets one
 	status  map[string]*workloadRecord
 	cas     map[string]*identity.CA // trust domain → workload CA
+	// inters caches intermediates by store key (intermediateKey).
+	inters map[string]*identity.CA
 }
 
 type manifestState struct {
@@ -154,7 +161,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		cfg.ChallengeBurst = 40
 	}
 	c := &Coordinator{cfg: cfg, now: cfg.Now, log: cfg.Logger, nonces: newNonces(cfg.NonceTTL, cfg.MaxChallenges),
-		limiter: newLimiter(cfg.ChallengeRate, cfg.ChallengeBurst, 4096), status: map[string]*workloadRecord{}, cas: map[string]*identity.CA{}, kbs: newKBSSessions()}
+		limiter: newLimiter(cfg.ChallengeRate, cfg.ChallengeBurst, 4096), status: map[string]*workloadRecord{}, cas: map[string]*identity.CA{}, inters: map[string]*identity.CA{}, kbs: newKBSSessions()}
 	var err error
 	if c.service, err = c.loadCA(ctx, keyServiceCA, serviceTrustDomain); err != nil {
 		return nil, err
@@ -216,6 +223,93 @@ func (c *Coordinator) caFor(ctx context.Context, trustDomain string) (*identity.
 	c.cas[trustDomain] = ca
 	c.mu.Unlock()
 	return ca, nil
+}
+
+// intermediateTTL is the validity of a new intermediate CA.
+const intermediateTTL = 30 * 24 * time.Hour
+
+// intermediateKey is where the intermediate of a trust domain's workload CA
+// for one manifest version is sealed: coordinator/ca/<td>/intermediate/
+// followed by the first 32 hex digits (128 bits) of the manifest digest.
+func intermediateKey(trustDomain, manifestDigest string) (key, label string) {
+	label = manifestDigest
+	if len(label) > 32 {
+		label = label[:32]
+	}
+	return keyCAPrefix + trustDomain + "/intermediate/" + label, label
+}
+
+// intermediateFor returns the intermediate CA that issues the workload
+// certificates of one manifest version, signed by the trust domain's root:
+// created (sealed in the store) on the first release under that manifest,
+// and replaced when it could no longer cover a certificate of CertTTL
+// issued now.
+func (c *Coordinator) intermediateFor(ctx context.Context, root *identity.CA, manifestDigest string) (*identity.CA, error) {
+	key, label := intermediateKey(root.TrustDomain(), manifestDigest)
+	now := c.now()
+	usable := func(ca *identity.CA) bool {
+		cert := ca.Certificate()
+		return !now.Before(cert.NotBefore) && !now.Add(c.cfg.CertTTL).After(cert.NotAfter)
+	}
+	c.mu.RLock()
+	ca := c.inters[key]
+	c.mu.RUnlock()
+	if ca != nil && usable(ca) {
+		return ca, nil
+	}
+	create := func() ([]byte, error) {
+		ca, err := root.NewIntermediate(label, now, intermediateTTL)
+		if err != nil {
+			return nil, err
+		}
+		certPEM, keyPEM, err := ca.MarshalPEM()
+		if err != nil {
+			return nil, err
+		}
+		return append(certPEM, keyPEM...), nil
+	}
+	pt, err := c.sealedGetOrCreate(ctx, key, create)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: intermediate CA for %s: %w", key, err)
+	}
+	if ca, err = parseIntermediate(root, pt); err != nil {
+		return nil, fmt.Errorf("coordinator: intermediate CA for %s: %w", key, err)
+	}
+	if !usable(ca) {
+		// Expiring (or not yet valid): replace it, compare-and-swap on the
+		// revision read, so concurrent coordinators make one successor.
+		kv, err := c.cfg.Store.Get(ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("coordinator: intermediate CA for %s: %w", key, err)
+		}
+		if pt, err = create(); err != nil {
+			return nil, fmt.Errorf("coordinator: intermediate CA for %s: %w", key, err)
+		}
+		sealed, err := c.cfg.Sealer.Seal(key, pt)
+		if err != nil {
+			return nil, fmt.Errorf("coordinator: intermediate CA for %s: %w", key, err)
+		}
+		if _, err := store.Put(ctx, c.cfg.Store, key, sealed, kv.Revision); err != nil {
+			return nil, fmt.Errorf("coordinator: replacing intermediate CA for %s: %w", key, err)
+		}
+		if ca, err = parseIntermediate(root, pt); err != nil {
+			return nil, fmt.Errorf("coordinator: intermediate CA for %s: %w", key, err)
+		}
+	}
+	c.mu.Lock()
+	c.inters[key] = ca
+	c.mu.Unlock()
+	return ca, nil
+}
+
+// parseIntermediate splits the stored certificate and key of an
+// intermediate and loads it under root.
+func parseIntermediate(root *identity.CA, pt []byte) (*identity.CA, error) {
+	certBlock, rest := pem.Decode(pt)
+	if certBlock == nil {
+		return nil, errors.New("stored intermediate is corrupt")
+	}
+	return identity.LoadIntermediate(root.Root(), pem.EncodeToMemory(certBlock), rest)
 }
 
 // loadCA loads the CA sealed at key, creating it on first use.

@@ -204,15 +204,20 @@ func TestAllThreeModelsAttestAndReceiveSecrets(t *testing.T) {
 				}
 			}
 			// The certificate chains to the coordinator's CA and is for the TEE's key.
-			blk, _ := pem.Decode([]byte(res.Certificate))
+			// res.Certificate is the leaf, then the manifest's intermediate.
+			blk, rest := pem.Decode([]byte(res.Certificate))
 			cert, err := x509.ParseCertificate(blk.Bytes)
 			if err != nil {
 				t.Fatal(err)
 			}
+			inters := x509.NewCertPool()
+			if !inters.AppendCertsFromPEM(rest) {
+				t.Fatal("the release carries no intermediate")
+			}
 			pool := x509.NewCertPool()
 			wca, _ := h.coord.WorkloadCA(ctx, h.m.TrustDomain)
 			pool.AddCert(wca)
-			if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: h.clock.now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+			if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inters, CurrentTime: h.clock.now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 				t.Errorf("workload certificate does not verify: %v", err)
 			}
 			if !cert.PublicKey.(*ecdsa.PublicKey).Equal(&id.Signer.PublicKey) {

@@ -49,6 +49,7 @@ func (c *Coordinator) routes() []route {
 		{"PUT " + api.PathPolicies + "{name}", c.handleSetPolicy},
 		{"GET " + api.PathStatus, c.handleStatus},
 		{"GET " + api.PathAudit, c.handleAudit},
+		{"GET " + PathCoordinatorEvidence, c.handleSelfEvidence},
 		{"GET " + api.PathCA, func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/x-pem-file")
 			_ = pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: c.service.Root().Raw})
@@ -303,7 +304,12 @@ func (c *Coordinator) handleRelease(w http.ResponseWriter, r *http.Request) {
 		c.problem(w, r, http.StatusInternalServerError, "Identity not issued", err)
 		return
 	}
-	certDER, err := ca.IssueWorkload(identity.WorkloadRequest{
+	inter, err := c.intermediateFor(r.Context(), ca, ms.Digest)
+	if err != nil {
+		c.problem(w, r, http.StatusInternalServerError, "Identity not issued", err)
+		return
+	}
+	certDER, err := inter.IssueWorkload(identity.WorkloadRequest{
 		PublicKey: idPub, TrustDomain: ms.parsed.TrustDomain, Model: string(wl.Model), Workload: wl.Name,
 		Simulated: tc.Simulated, NotBefore: now, TTL: c.cfg.CertTTL,
 	})
@@ -338,12 +344,14 @@ func (c *Coordinator) handleRelease(w http.ResponseWriter, r *http.Request) {
 	c.record(wl.Name, func(rec *workloadRecord) { rec.released++ })
 	c.log.Info("released", "workload", wl.Name, "secrets", len(wrapped), "simulated", tc.Simulated)
 	writeJSON(w, api.ReleaseResponse{
-		Workload:    wl.Name,
-		SPIFFEID:    spiffe.String(),
-		Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER})),
-		CA:          string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Root().Raw})),
-		Secrets:     wrapped,
-		Simulated:   tc.Simulated,
+		Workload: wl.Name,
+		SPIFFEID: spiffe.String(),
+		// The chain: the leaf, then the intermediate of this manifest.
+		Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER})) +
+			string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: inter.Certificate().Raw})),
+		CA:        string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Root().Raw})),
+		Secrets:   wrapped,
+		Simulated: tc.Simulated,
 	})
 }
 

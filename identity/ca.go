@@ -60,10 +60,18 @@ const (
 
 // CA is a workload certificate authority for one SPIFFE trust domain. It is
 // immutable after construction and safe for concurrent use.
+//
+// A CA is either a root (self-signed, from NewCA or LoadCA) or an
+// intermediate signed by a root (from NewIntermediate or LoadIntermediate).
+// Either issues certificates; Root is always the trust anchor and Chain the
+// certificates a leaf presents between itself and the root.
 type CA struct {
 	trustDomain string
 	root        *x509.Certificate
-	key         crypto.Signer
+	// cert is the certificate whose key signs: root itself, or the
+	// intermediate.
+	cert *x509.Certificate
+	key  crypto.Signer
 }
 
 // NewCA creates a CA with a fresh ECDSA P-256 root key and a self-signed
@@ -101,7 +109,7 @@ func NewCA(trustDomain string, now time.Time) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity: new CA: parsing root: %w", err)
 	}
-	return &CA{trustDomain: trustDomain, root: root, key: key}, nil
+	return &CA{trustDomain: trustDomain, root: root, cert: root, key: key}, nil
 }
 
 // LoadCA restores a CA from the output of MarshalPEM. It refuses a
@@ -146,7 +154,7 @@ func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
 	if !ok || !pub.Equal(root.PublicKey) {
 		return nil, fmt.Errorf("identity: load CA: %w: key does not match the certificate", ErrInvalidCA)
 	}
-	return &CA{trustDomain: td, root: root, key: key}, nil
+	return &CA{trustDomain: td, root: root, cert: root, key: key}, nil
 }
 
 // rootTrustDomain returns the trust domain named by the root's one URI SAN.
@@ -184,19 +192,39 @@ func onePEM(data []byte, typ string) ([]byte, error) {
 	return block.Bytes, nil
 }
 
-// MarshalPEM returns the root certificate and the root key, the key as an
-// unencrypted PKCS#8 "PRIVATE KEY" block. The caller encrypts the key at
-// rest and must never log it.
+// MarshalPEM returns the CA's own certificate (the root, or the
+// intermediate) and its key, the key as an unencrypted PKCS#8 "PRIVATE
+// KEY" block. The caller encrypts the key at rest and must never log it.
 func (c *CA) MarshalPEM() (certPEM, keyPEM []byte, err error) {
 	keyDER, err := x509.MarshalPKCS8PrivateKey(c.key)
 	if err != nil {
 		return nil, nil, fmt.Errorf("identity: marshal CA key: %w", err)
 	}
-	return c.RootPEM(), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
+	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.cert.Raw})
+	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
 }
 
-// Root returns the root certificate. It is shared: do not modify it.
+// Root returns the root certificate, the trust anchor. It is shared: do
+// not modify it.
 func (c *CA) Root() *x509.Certificate { return c.root }
+
+// Certificate returns the certificate whose key signs what this CA issues:
+// the root for a root CA, the intermediate for an intermediate. It is
+// shared: do not modify it.
+func (c *CA) Certificate() *x509.Certificate { return c.cert }
+
+// Chain returns the certificates between an issued leaf and the root,
+// leaf-side first: empty for a root CA, the intermediate for an
+// intermediate. A TLS peer presents them after its leaf.
+func (c *CA) Chain() []*x509.Certificate {
+	if c.cert == c.root {
+		return nil
+	}
+	return []*x509.Certificate{c.cert}
+}
+
+// IsRoot reports whether the CA signs with the root key.
+func (c *CA) IsRoot() bool { return c.cert == c.root }
 
 // RootPEM returns the root certificate as one "CERTIFICATE" PEM block.
 func (c *CA) RootPEM() []byte {
@@ -350,7 +378,8 @@ func (c *CA) IssueSecretCert(subject string, dnsNames []string, key crypto.Signe
 }
 
 // sign fills in serial and validity (now-1m .. now+ttl) and signs tmpl with
-// the root key. It refuses to issue outside the root's own validity.
+// the CA's key. It refuses to issue outside the validity of the signing
+// certificate (root or intermediate).
 func (c *CA) sign(tmpl *x509.Certificate, pub crypto.PublicKey, now time.Time, ttl time.Duration) ([]byte, error) {
 	if now.IsZero() {
 		return nil, fmt.Errorf("%w: time not set", ErrInvalidRequest)
@@ -358,15 +387,15 @@ func (c *CA) sign(tmpl *x509.Certificate, pub crypto.PublicKey, now time.Time, t
 	tmpl.SerialNumber = serialNumber()
 	tmpl.NotBefore = now.Add(-clockSkew)
 	tmpl.NotAfter = now.Add(ttl)
-	if now.Before(c.root.NotBefore) || now.After(c.root.NotAfter) {
-		return nil, fmt.Errorf("%w: issuing at %s, root valid %s to %s", ErrCAValidity,
-			now.UTC().Format(time.RFC3339), c.root.NotBefore.UTC().Format(time.RFC3339), c.root.NotAfter.UTC().Format(time.RFC3339))
+	if now.Before(c.cert.NotBefore) || now.After(c.cert.NotAfter) {
+		return nil, fmt.Errorf("%w: issuing at %s, %s valid %s to %s", ErrCAValidity,
+			now.UTC().Format(time.RFC3339), c.kind(), c.cert.NotBefore.UTC().Format(time.RFC3339), c.cert.NotAfter.UTC().Format(time.RFC3339))
 	}
-	if tmpl.NotAfter.After(c.root.NotAfter) {
-		return nil, fmt.Errorf("%w: certificate would expire at %s, after the root at %s", ErrCAValidity,
-			tmpl.NotAfter.UTC().Format(time.RFC3339), c.root.NotAfter.UTC().Format(time.RFC3339))
+	if tmpl.NotAfter.After(c.cert.NotAfter) {
+		return nil, fmt.Errorf("%w: certificate would expire at %s, after the %s at %s", ErrCAValidity,
+			tmpl.NotAfter.UTC().Format(time.RFC3339), c.kind(), c.cert.NotAfter.UTC().Format(time.RFC3339))
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.root, pub, c.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, pub, c.key)
 	if err != nil {
 		return nil, fmt.Errorf("signing: %w", err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -88,6 +89,7 @@ func cmdAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sf.register(fs)
 	workload := fs.String("workload", "", "workload name in the manifest (required)")
 	out := fs.String("out", "trustbound-out", "directory for identity.key, identity.crt, ca.crt and secrets/ (mode 0600)")
+	renew := fs.Bool("renew", false, "keep running: attest again and rewrite --out when the certificate is past 2/3 of its lifetime, until interrupted")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -123,5 +125,20 @@ func cmdAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "  secret %s (%d bytes) -> %s/secrets/%s\n", n, len(res.Secrets[n]), *out, n)
 	}
 	fmt.Fprintf(stdout, "  certificate and key -> %s/identity.crt, %s/identity.key\n", *out, *out)
-	return nil
+	if !*renew {
+		return nil
+	}
+	r := &agent.Renewer{Client: c, TEE: tee, Workload: *workload, Identity: id,
+		Failed: func(err error) { fmt.Fprintf(stderr, "renewal failed, retrying: %v\n", err) }}
+	err = r.Loop(ctx, res, func(res *agent.Result) error {
+		if err := id.Write(*out, res); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s renewed as %s\n", *workload, res.SPIFFEID)
+		return nil
+	})
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }

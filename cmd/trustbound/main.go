@@ -46,6 +46,7 @@ func commands() []command {
 		{"policy", "set | get appraisal policies (owner-signed) | dry-run evidence against drafts offline", cmdPolicy},
 		{"status", "show workloads, trust boundaries and verdicts (owner-signed)", cmdStatus},
 		{"audit", "list recorded releases: who got which secret, when (owner-signed)", cmdAudit},
+		{"verify-coordinator", "verify a coordinator's own evidence before trusting it; writes its CA for --ca (exit 1: refused)", cmdVerifyCoordinator},
 		{"verify", "verify one piece of evidence and print its claims (exit 1: refused)", cmdVerify},
 		{"collateral", "export | import vendor collateral for offline verification", cmdCollateral},
 		{"keygen", "make an owner key pair", cmdKeygen},

@@ -124,6 +124,7 @@ func startServer(ctx context.Context, o serverOptions) (_ *server, err error) {
 		Store: st, Sealer: sealer, Verifiers: reg, Issuer: url, Logger: o.logger, BootstrapToken: bootstrap,
 		TokenTTL: o.tokenTTL, NonceTTL: o.nonceTTL, Now: o.now, RegoTimeout: o.regoTimeout,
 		AzureAllowSimulated: o.azureAllowSimulated, KeyReleaseBearer: o.keyReleaseBearer,
+		SelfAttester: coordinatorSelfAttester(),
 	})
 	if err != nil {
 		return nil, err
