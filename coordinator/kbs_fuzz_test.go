@@ -1,0 +1,54 @@
+package coordinator
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+// FuzzKBSAttestation feeds untrusted KBS attest bodies through what the
+// coordinator does with them before any cryptography: strict decoding of
+// the request, the composite evidence, and the canonical runtime data
+// whose hash the evidence must bind. None may panic; the canonical form is
+// deterministic and canonical JSON of canonical JSON is itself.
+func FuzzKBSAttestation(f *testing.F) {
+	for _, seed := range []string{
+		`{"runtime-data":{"nonce":"abc","tee-pubkey":{"kty":"EC","crv":"P-256","alg":"ECDH-ES+A256KW","x":"AA","y":"AA"}},"tee-evidence":{"primary_evidence":{"version":2},"additional_evidence":""}}`,
+		`{"init-data":{"format":"toml","body":"x = 1"},"runtime-data":{"nonce":"n","tee-pubkey":{"kty":"RSA","alg":"RSA-OAEP-256","n":"AQAB","e":"AQAB"}},"tee-evidence":{}}`,
+		`{"runtime-data":{"nonce":1},"tee-evidence":[]}`,
+		`{}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var req kbsAttestation
+		if err := json.Unmarshal(body, &req); err != nil {
+			return
+		}
+		var comp kbsComposite
+		_ = json.Unmarshal(req.TEEEvidence, &comp)
+		var m map[string]any
+		if err := json.Unmarshal(body, &m); err != nil {
+			return
+		}
+		a, err := kbsCanonical(m)
+		if err != nil {
+			return
+		}
+		b, err := kbsCanonical(m)
+		if err != nil || !bytes.Equal(a, b) {
+			t.Fatalf("canonical JSON is not deterministic: %q vs %q (%v)", a, b, err)
+		}
+		var again map[string]any
+		if err := json.Unmarshal(a, &again); err != nil {
+			t.Fatalf("canonical JSON does not parse: %v", err)
+		}
+		c, err := kbsCanonical(again)
+		if err != nil || !bytes.Equal(a, c) {
+			t.Fatalf("canonical JSON is not a fixed point: %q vs %q", a, c)
+		}
+		if rd := KBSReportData(a); len(rd) == 0 {
+			t.Fatal("no report data for runtime data")
+		}
+	})
+}
