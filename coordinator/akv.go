@@ -1,9 +1,12 @@
 package coordinator
 
 import (
+	"crypto"
+	"crypto/rsa"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -32,14 +35,14 @@ import (
 //     operator configures (serve --key-release-bearer-file), compared in
 //     constant time. The challenge (401 with WWW-Authenticate) is Key
 //     Vault's, so azkeys authenticates as it does against a vault.
-//   - Wrapping. Key Vault's enc values (CKM_RSA_AES_KEY_WRAP,
-//     RSA_AES_KEY_WRAP_256, RSA_AES_KEY_WRAP_384) need AES key wrap with
-//     padding (RFC 5649), which neither the standard library nor
-//     golang.org/x/crypto nor go-jose provides, and trustbound writes no
-//     primitives: they are refused with 400 BadParameter. The one enc
-//     served is "RSA-OAEP-256": the key material as a JWE (RSA-OAEP-256,
-//     A256GCM, flattened JSON; go-jose) to the same key Key Vault would
-//     wrap to. key_hsm carries it where Key Vault carries its ciphertext.
+//   - Wrapping is Key Vault's: for CKM_RSA_AES_KEY_WRAP,
+//     RSA_AES_KEY_WRAP_256 (the default) and RSA_AES_KEY_WRAP_384 the
+//     ciphertext in key_hsm is RSA-OAEP (SHA-1 / SHA-256 / SHA-384) of a
+//     fresh AES-256 key followed by the key wrapped with AES key wrap with
+//     padding (RFC 5649, Tink's KWP): keybroker.WrapRSAAES. Key pairs go
+//     out as PKCS #8 DER, symmetric keys as their bytes. trustbound also
+//     serves enc "RSA-OAEP-256": the key material as a JWE (RSA-OAEP-256,
+//     A256GCM, flattened JSON; go-jose) to the same key.
 //   - Versions are trustbound's version numbers.
 //   - Keys are manifest secrets: symmetric keys and RSA key pairs
 //     (rsa-2048, rsa-3072; released as the stored PKCS #8 PEM), granted to
@@ -47,11 +50,15 @@ import (
 //     releasePolicy, permitted by that stored Key Vault release policy
 //     over the token's claims.
 
-// akvEncJWE is the one enc value this surface serves.
+// akvEncJWE is trustbound's additional enc value: a JWE to the TEE key.
 const akvEncJWE = "RSA-OAEP-256"
 
-// akvEncKeyWrap are Key Vault's enc values, refused (see above).
-var akvEncKeyWrap = []string{"CKM_RSA_AES_KEY_WRAP", "RSA_AES_KEY_WRAP_256", "RSA_AES_KEY_WRAP_384"}
+// akvEncKeyWrap are Key Vault's enc values and the OAEP hash of each.
+var akvEncKeyWrap = map[string]crypto.Hash{
+	"CKM_RSA_AES_KEY_WRAP": crypto.SHA1,
+	"RSA_AES_KEY_WRAP_256": crypto.SHA256,
+	"RSA_AES_KEY_WRAP_384": crypto.SHA384,
+}
 
 // akvReleaseRequest is Key Vault's KeyReleaseParameters.
 type akvReleaseRequest struct {
@@ -124,13 +131,8 @@ func (c *Coordinator) handleAKVRelease(w http.ResponseWriter, r *http.Request) {
 	if req.Enc == "" {
 		req.Enc = "RSA_AES_KEY_WRAP_256" // Key Vault's default
 	}
-	switch {
-	case req.Enc == akvEncJWE:
-	case slices.Contains(akvEncKeyWrap, req.Enc):
-		c.akvFail(w, r, http.StatusBadRequest, "BadParameter", fmt.Errorf("enc %s is not supported: it needs AES key wrap with padding (RFC 5649), which no vetted Go library provides; ask for enc %s (a JWE to the same key)", req.Enc, akvEncJWE))
-		return
-	default:
-		c.akvFail(w, r, http.StatusBadRequest, "BadParameter", fmt.Errorf("unknown enc %q; this coordinator serves %s", req.Enc, akvEncJWE))
+	if _, keyWrap := akvEncKeyWrap[req.Enc]; !keyWrap && req.Enc != akvEncJWE {
+		c.akvFail(w, r, http.StatusBadRequest, "BadParameter", fmt.Errorf("unknown enc %q; this coordinator serves CKM_RSA_AES_KEY_WRAP, RSA_AES_KEY_WRAP_256, RSA_AES_KEY_WRAP_384 and %s", req.Enc, akvEncJWE))
 		return
 	}
 	version := 0
@@ -183,7 +185,7 @@ func (c *Coordinator) handleAKVRelease(w http.ResponseWriter, r *http.Request) {
 		Secret:     s,
 		Version:    version,
 		Now:        now,
-		Wrap:       func(_ int, value []byte) ([]byte, error) { return keybroker.WrapJWE(to, value) },
+		Wrap:       akvWrap(req.Enc, to),
 		Conditions: []store.Op{{Key: keyManifest, Expect: ms.Revision, Check: true}},
 	})
 	if err != nil {
@@ -306,4 +308,22 @@ func akvWrappingKey(tc *token.Claims) (*jose.JSONWebKey, error) {
 		return &jose.JSONWebKey{Key: pub, KeyID: k.Kid}, nil
 	}
 	return nil, errors.New(`the target token's x-ms-runtime.keys has no RSA key with key_ops "encrypt" to wrap the key to`)
+}
+
+// akvWrap returns the wrapping of enc to the TEE's RSA key.
+func akvWrap(enc string, to *jose.JSONWebKey) func(int, []byte) ([]byte, error) {
+	hash, keyWrap := akvEncKeyWrap[enc]
+	if !keyWrap {
+		return func(_ int, value []byte) ([]byte, error) { return keybroker.WrapJWE(to, value) }
+	}
+	return func(_ int, value []byte) ([]byte, error) {
+		pub, ok := to.Key.(*rsa.PublicKey)
+		if !ok {
+			return nil, errors.New("the wrapping key is not RSA")
+		}
+		if blk, _ := pem.Decode(value); blk != nil {
+			value = blk.Bytes // a key pair: PKCS #8 DER, as Key Vault releases it
+		}
+		return keybroker.WrapRSAAES(pub, hash, value)
+	}
 }

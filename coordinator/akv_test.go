@@ -3,12 +3,14 @@ package coordinator_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
 	"net/http"
@@ -207,12 +209,23 @@ func (h *akvHarness) unwrap(value string, priv *rsa.PrivateKey) []byte {
 	if err := json.Unmarshal(hsmJSON, &hsm); err != nil {
 		h.t.Fatal(err)
 	}
-	if hsm.Header.Kid != "TpmEphemeralEncryptionKey" || hsm.Header.Enc != "RSA-OAEP-256" {
+	if hsm.Header.Kid != "TpmEphemeralEncryptionKey" {
 		h.t.Errorf("key_hsm header %+v", hsm.Header)
 	}
 	ct, err := base64.RawURLEncoding.DecodeString(hsm.Ciphertext)
 	if err != nil {
 		h.t.Fatal(err)
+	}
+	if hash, ok := map[string]crypto.Hash{"CKM_RSA_AES_KEY_WRAP": crypto.SHA1, "RSA_AES_KEY_WRAP_256": crypto.SHA256, "RSA_AES_KEY_WRAP_384": crypto.SHA384}[hsm.Header.Enc]; ok {
+		// Key Vault's RSA-AES key wrap: RSA-OAEP(AES key) || KWP(key).
+		pt, err := keybroker.UnwrapRSAAES(priv, hash, ct)
+		if err != nil {
+			h.t.Fatalf("the released key does not unwrap with the TEE's RSA key: %v", err)
+		}
+		return pt
+	}
+	if hsm.Header.Enc != "RSA-OAEP-256" {
+		h.t.Fatalf("key_hsm enc %q", hsm.Header.Enc)
 	}
 	jwe, err := jose.ParseEncryptedJSON(string(ct), []jose.KeyAlgorithm{jose.RSA_OAEP_256}, []jose.ContentEncryption{jose.A256GCM})
 	if err != nil {
@@ -250,15 +263,25 @@ func TestAKVReleaseWithAzkeys(t *testing.T) {
 	tok := h.attest(&priv.PublicKey)
 	kv := h.azkeys(akvBearer)
 	ctx := context.Background()
-	for _, c := range []struct{ name, version string }{{"akv-disk-key", "1"}, {"vm-rsa", "1"}} {
-		want := h.stored(c.name) // the key exists before its release, as in a vault: version 1
-		resp, err := kv.Release(ctx, c.name, c.version, azkeys.ReleaseParameters{TargetAttestationToken: &tok, Algorithm: &jweEnc}, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
-		got := h.unwrap(*resp.Value, priv)
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s: released key material differs from the stored one", c.name)
+	// Key Vault's default enc (RSA_AES_KEY_WRAP_256, when the client names
+	// none), its other two, and trustbound's JWE form.
+	keyWrap256, keyWrap384, ckm := azkeys.KeyEncryptionAlgorithm("RSA_AES_KEY_WRAP_256"), azkeys.KeyEncryptionAlgorithm("RSA_AES_KEY_WRAP_384"), azkeys.KeyEncryptionAlgorithm("CKM_RSA_AES_KEY_WRAP")
+	for _, enc := range []*azkeys.KeyEncryptionAlgorithm{nil, &keyWrap256, &keyWrap384, &ckm, &jweEnc} {
+		for _, c := range []struct{ name, version string }{{"akv-disk-key", "1"}, {"vm-rsa", "1"}} {
+			want := h.stored(c.name) // the key exists before its release, as in a vault: version 1
+			resp, err := kv.Release(ctx, c.name, c.version, azkeys.ReleaseParameters{TargetAttestationToken: &tok, Algorithm: enc}, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			got := h.unwrap(*resp.Value, priv)
+			if enc != &jweEnc {
+				if blk, _ := pem.Decode(want); blk != nil {
+					want = blk.Bytes // Key Vault releases key pairs as PKCS #8 DER
+				}
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s (enc %v): released key material differs from the stored one", c.name, enc)
+			}
 		}
 	}
 	recs, err := h.client.Audit(ctx, h.owner)
@@ -338,7 +361,7 @@ func TestAKVRefusals(t *testing.T) {
 		{"not granted", "/keys/other-key/release", akvBearer, body(tok), 403, "Forbidden", "not granted"},
 		{"policy mismatch", "/keys/guarded-key/release", akvBearer, body(tok), 403, "Forbidden", "release policy"},
 		{"no wrapping key", "/keys/akv-disk-key/release", akvBearer, body(noRSA), 400, "BadParameter", `key_ops "encrypt"`},
-		{"key wrap enc", "/keys/akv-disk-key/release", akvBearer, map[string]string{"target": tok}, 400, "BadParameter", "RFC 5649"},
+		{"unknown enc", "/keys/akv-disk-key/release", akvBearer, map[string]string{"target": tok, "enc": "RSA1_5"}, 400, "BadParameter", "unknown enc"},
 		{"unknown key", "/keys/nope/release", akvBearer, body(tok), 404, "KeyNotFound", "not in the manifest"},
 		{"unknown version", "/keys/akv-disk-key/7/release", akvBearer, body(tok), 404, "KeyNotFound", "version 7"},
 	} {

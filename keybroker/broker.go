@@ -383,9 +383,13 @@ func (b *Broker) Release(ctx context.Context, req ReleaseRequest) ([]api.Wrapped
 	return out, nil
 }
 
+// auditKey orders records by time; the random part keeps two releases of
+// one secret under one token at the same instant (a coarse clock) apart.
 func auditKey(now time.Time, tokenID, secret string) string {
 	h := sha256.Sum256([]byte(tokenID + "\x00" + secret))
-	return fmt.Sprintf("audit/%020d-%s", now.UnixNano(), hex.EncodeToString(h[:8]))
+	var r [8]byte
+	_, _ = rand.Read(r[:]) // crypto/rand.Read never fails
+	return fmt.Sprintf("audit/%020d-%s-%s", now.UnixNano(), hex.EncodeToString(h[:8]), hex.EncodeToString(r[:]))
 }
 
 // Audit lists the recorded releases, oldest first.
