@@ -432,6 +432,18 @@ func TestRefusals(t *testing.T) {
 		_, err = h.client.Release(ctx, &api.ReleaseRequest{Token: ar.Token})
 		wantProblem(t, err, http.StatusUnauthorized, "another manifest")
 	})
+	t.Run("token from another issuer", func(t *testing.T) {
+		h, other := newHarness(t, nil), newHarness(t, nil) // same sample manifest, other keys
+		w := other.workload("signer")
+		id, _ := agent.NewIdentity()
+		req, _ := id.Evidence(ctx, other.client, tee(w), w.Name)
+		ar, err := other.client.Attest(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = h.client.Release(ctx, &api.ReleaseRequest{Token: ar.Token})
+		wantProblem(t, err, http.StatusUnauthorized, "invalid attestation token")
+	})
 	t.Run("expired token", func(t *testing.T) {
 		h := newHarness(t, nil)
 		w := h.workload("signer")

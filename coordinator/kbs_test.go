@@ -234,4 +234,31 @@ func TestKBSRefusals(t *testing.T) {
 			t.Fatalf("expired session: %d", st)
 		}
 	})
+
+	t.Run("token from another issuer", func(t *testing.T) {
+		other := kbsHarness(t) // another coordinator: its own token keys
+		og := newKBSGuest(t, other, ledgerCVM)
+		nonce := og.auth()
+		st, out := og.attest(nonce, nonce)
+		if st != http.StatusOK {
+			t.Fatalf("%d %s", st, out)
+		}
+		var tok struct{ Token string }
+		_ = json.Unmarshal(out, &tok)
+		bare := newKBSGuest(t, h, ledgerCVM)
+		if st, _ := bare.do("GET", "/kbs/v0/resource/default/disk-key/latest", nil, "Authorization", "Bearer "+tok.Token); st != http.StatusUnauthorized {
+			t.Fatalf("another coordinator's token: %d", st)
+		}
+	})
+
+	t.Run("wrapping key absent", func(t *testing.T) {
+		g := newKBSGuest(t, h, ledgerCVM)
+		nonce := g.auth()
+		if st, out := g.do("POST", "/kbs/v0/attest", map[string]any{
+			"runtime-data": map[string]any{"nonce": nonce},
+			"tee-evidence": map[string]any{"primary_evidence": map[string]any{}, "additional_evidence": ""},
+		}); st != http.StatusBadRequest || !bytes.Contains(out, []byte("tee-pubkey")) {
+			t.Fatalf("attest without a tee-pubkey: %d %s", st, out)
+		}
+	})
 }
