@@ -55,9 +55,10 @@ import (
 //     appraisal (EvaluateLayers) of exactly one workload of the manifest
 //     with the evidence's TEE, else 403;
 //   - TEEs: az-snp-vtpm and az-tdx-vtpm, whose evidence is trustbound's
-//     own formats. snp, tdx, sgx and the rest are refused (the Rust sev
-//     crate's report struct and Trustee's TDX/SGX JSON are not parsed);
-//     additional (device) evidence is refused;
+//     own formats, and bare tdx and snp, whose guest-components JSON is
+//     mapped to attest.FormatTDXQuote and attest.FormatSNPReport
+//     (kbs_tee.go). sgx and the rest are refused; additional (device)
+//     evidence is refused;
 //   - init-data: the az-*-vtpm attesters bind it by extending PCR 8, not
 //     in HOST_DATA, and Trustee's verifier ignores it there; trustbound
 //     likewise neither checks nor uses it (pin PCR 8 in the manifest);
@@ -82,6 +83,8 @@ var kbsVersions = []string{"0.1.0", "0.1.1", "0.4.0"}
 var kbsTEEs = map[string]attest.Format{
 	"az-snp-vtpm": attest.FormatAzureSNPVTPM,
 	"az-tdx-vtpm": attest.FormatAzureTDXVTPM,
+	"snp":         attest.FormatSNPReport,
+	"tdx":         attest.FormatTDXQuote,
 }
 
 // kbsSession is one session: a challenge, then perhaps an attestation.
@@ -205,7 +208,7 @@ func (c *Coordinator) handleKBSAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, ok := kbsTEEs[req.TEE]; !ok {
-		c.problem(w, r, http.StatusBadRequest, "Unsupported TEE", fmt.Errorf("tee %q is not verified here; supported: az-snp-vtpm, az-tdx-vtpm (snp, tdx, sgx evidence: use /v1/attest)", req.TEE))
+		c.problem(w, r, http.StatusBadRequest, "Unsupported TEE", fmt.Errorf("tee %q is not verified here; supported: az-snp-vtpm, az-tdx-vtpm, snp, tdx (sgx evidence: use /v1/attest)", req.TEE))
 		return
 	}
 	// The challenge comes from the coordinator's nonce store (single use,
@@ -297,7 +300,10 @@ func (c *Coordinator) kbsAttest(r *http.Request, sess kbsSession, req *kbsAttest
 	if ms == nil {
 		return nil, http.StatusConflict, "No manifest", errors.New("no manifest is set; an owner must set one first")
 	}
-	ev := &attest.Evidence{Format: kbsTEEs[sess.tee], Data: evidence}
+	ev, err := kbsEvidence(sess.tee, evidence)
+	if err != nil {
+		return nil, http.StatusBadRequest, "Evidence refused", err
+	}
 	claims, err := c.cfg.Verifiers.Verify(r.Context(), ev, attest.Options{Now: now, AllowSimulated: ms.parsed.AllowSimulated})
 	if err != nil {
 		status := http.StatusForbidden

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"testing"
 )
 
@@ -49,6 +50,30 @@ func FuzzKBSAttestation(f *testing.F) {
 		}
 		if rd := KBSReportData(a); len(rd) == 0 {
 			t.Fatal("no report data for runtime data")
+		}
+	})
+}
+
+// FuzzKBSTEEEvidence feeds untrusted bare tdx/snp KBS evidence to its
+// conversion: no panic, and SNP evidence that converts is a 1184-byte
+// report with the endorsement key first.
+func FuzzKBSTEEEvidence(f *testing.F) {
+	if b, err := os.ReadFile("testdata/trustee-e2e-snp-evidence.json"); err == nil {
+		f.Add("snp", b)
+	}
+	f.Add("tdx", []byte(`{"cc_eventlog":null,"quote":"BAACAIEAAAA="}`))
+	f.Add("snp", []byte(`{"attestation_report":{},"cert_chain":[]}`))
+	f.Add("tdx", []byte(`{"quote":1}`))
+	f.Fuzz(func(t *testing.T, tee string, data []byte) {
+		ev, err := kbsEvidence(tee, data)
+		if err != nil {
+			return
+		}
+		if ev == nil {
+			t.Fatal("no evidence and no error")
+		}
+		if tee == "snp" && len(ev.Data) != 1184 {
+			t.Fatalf("SNP report of %d bytes", len(ev.Data))
 		}
 	})
 }
