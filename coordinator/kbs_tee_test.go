@@ -115,12 +115,25 @@ func TestKBSSNPSampleConverts(t *testing.T) {
 	if ev.Format != attest.FormatSNPReport || len(ev.Data) != 1184 || len(ev.Certs) != 1 {
 		t.Fatalf("format %s, %d bytes, %d certs", ev.Format, len(ev.Data), len(ev.Certs))
 	}
-	// attest/snp cannot take this sample end to end: its CPUID (family
-	// 0x19, model 0xA0) maps to no product line in go-sev-guest, while its
-	// VCEK says Genoa. The signature is checked here as attest/snp does:
-	// ECDSA P-384 over SHA-384 of bytes 0..0x2A0, R and S little-endian.
+	// The signature, checked directly (ECDSA P-384 over SHA-384 of bytes
+	// 0..0x2A0, R and S little-endian)...
 	if !snpSigOK(t, ev) {
 		t.Fatal("the re-serialised report's signature does not verify with the sample's VCEK")
+	}
+	// ...and the whole report through attest/snp: its CPUID (family 0x19,
+	// model 0xA0) is a model go-sev-guest does not name, so the VCEK names
+	// the line (Genoa) and its chain must reach AMD's Genoa root.
+	vcek, err := x509.ParseCertificate(ev.Certs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := vcek.NotBefore.Add(24 * time.Hour)
+	c, err := snp.NewVerifier(snp.Config{}).Verify(context.Background(), ev, attest.Options{Now: at, SkipCollateral: true})
+	if err != nil {
+		t.Fatalf("attest/snp refuses the real sample at %s: %v", at, err)
+	}
+	if c.Simulated || c.Platform["product_line"] != "Genoa" {
+		t.Errorf("claims: simulated %v, product line %q", c.Simulated, c.Platform["product_line"])
 	}
 	cl, err := snp.ParseReport(ev.Data)
 	if err != nil {

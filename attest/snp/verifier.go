@@ -217,6 +217,13 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 	productLine := ""
 	if fms := report.GetCpuid1EaxFms(); fms != 0 {
 		productLine = kds.ProductLineFromFms(fms)
+		if !slices.Contains([]string{"Milan", "Genoa", "Turin"}, productLine) {
+			// A model go-sev-guest does not name (e.g. family 0x19 model
+			// 0xA0 of the Genoa line): as for a version 2 report, the
+			// certificate names the line, and its chain must verify to
+			// that line's trusted roots.
+			productLine = ""
+		}
 	}
 	if err := supported(productLine); err != nil {
 		return nil, err
