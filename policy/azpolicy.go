@@ -426,34 +426,28 @@ func (c *maaCond) holds(cl *maaClaim, set []maaClaim, bind []int) bool {
 	return true
 }
 
+// maaEquality applies == or != (the only operators on strings and
+// booleans).
+func maaEquality[T comparable](l T, op string, r T) bool {
+	switch op {
+	case "==":
+		return l == r
+	case "!=":
+		return l != r
+	}
+	return false
+}
+
 // maaCompare applies op to values of the same type; values of different
 // types never compare.
 func maaCompare(l any, op string, r any) bool {
 	switch lv := l.(type) {
 	case string:
 		rv, ok := r.(string)
-		if !ok {
-			return false
-		}
-		switch op {
-		case "==":
-			return lv == rv
-		case "!=":
-			return lv != rv
-		}
-		return false
+		return ok && maaEquality(lv, op, rv)
 	case bool:
 		rv, ok := r.(bool)
-		if !ok {
-			return false
-		}
-		switch op {
-		case "==":
-			return lv == rv
-		case "!=":
-			return lv != rv
-		}
-		return false
+		return ok && maaEquality(lv, op, rv)
 	}
 	ln, ok := claimNumOf(l)
 	if !ok {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -167,7 +166,7 @@ func policyDryRun(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	if *runtimeFile != "" {
-		if ev.RuntimeData, err = readBounded(*runtimeFile); err != nil {
+		if ev.RuntimeData, err = readBounded(*runtimeFile, maxEvidenceFile); err != nil {
 			return err
 		}
 	}
@@ -203,18 +202,4 @@ func policyDryRun(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return nil
 }
 
-func readPolicyFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxPolicyFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxPolicyFile {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxPolicyFile)
-	}
-	return b, nil
-}
+func readPolicyFile(path string) ([]byte, error) { return readBounded(path, maxPolicyFile) }

@@ -160,8 +160,8 @@ func evidenceFromFiles(paths []string) (*attest.Evidence, error) {
 			if report != nil || ev != nil {
 				return nil, usageErr("%s: give one piece of evidence at a time", p)
 			}
-			out, err1 := readBounded(filepath.Join(p, "outblob"))
-			aux, err2 := readBounded(filepath.Join(p, "auxblob"))
+			out, err1 := readBounded(filepath.Join(p, "outblob"), maxEvidenceFile)
+			aux, err2 := readBounded(filepath.Join(p, "auxblob"), maxEvidenceFile)
 			if err1 != nil {
 				return nil, fmt.Errorf("%s: not a configfs-tsm report directory: %w", p, err1)
 			}
@@ -171,7 +171,7 @@ func evidenceFromFiles(paths []string) (*attest.Evidence, error) {
 			report, auxblob = out, aux
 			continue
 		}
-		b, err := readBounded(p)
+		b, err := readBounded(p, maxEvidenceFile)
 		if err != nil {
 			return nil, err
 		}
@@ -225,18 +225,19 @@ func evidenceFromFiles(paths []string) (*attest.Evidence, error) {
 	return &attest.Evidence{Format: attest.FormatSNPReport, Data: report, Certs: orderSNPCerts(certs)}, nil
 }
 
-func readBounded(p string) ([]byte, error) {
+// readBounded reads a file of at most limit bytes.
+func readBounded(p string, limit int) ([]byte, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxEvidenceFile+1))
+	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > maxEvidenceFile {
-		return nil, fmt.Errorf("%s: larger than %d bytes", p, maxEvidenceFile)
+	if len(b) > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes", p, limit)
 	}
 	return b, nil
 }
