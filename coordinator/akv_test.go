@@ -15,7 +15,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,11 +27,9 @@ import (
 	"github.com/trustbound/trustbound/agent"
 	"github.com/trustbound/trustbound/api"
 	"github.com/trustbound/trustbound/attest"
-	"github.com/trustbound/trustbound/attest/formats"
 	"github.com/trustbound/trustbound/coordinator"
 	"github.com/trustbound/trustbound/keybroker"
 	"github.com/trustbound/trustbound/manifest"
-	"github.com/trustbound/trustbound/store"
 )
 
 const akvBearer = "key-release-access-token-of-the-test"
@@ -53,21 +50,7 @@ type akvHarness struct {
 
 func newAKVHarness(t *testing.T) *akvHarness {
 	t.Helper()
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "store.db"), store.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	key := make([]byte, keybroker.DataKeySize)
-	rand.Read(key)
-	sealer, err := keybroker.NewSealer(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := formats.Registry(formats.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, sealer, reg := newTestState(t)
 	clk := &clock{t: time.Now().UTC()}
 	c, err := coordinator.New(context.Background(), coordinator.Config{Store: st, Sealer: sealer, Verifiers: reg, Now: clk.now,
 		Issuer: "https://coordinator.test", BootstrapToken: []byte(testBootstrap), KeyReleaseBearer: []byte(akvBearer)})

@@ -51,25 +51,34 @@ type harness struct {
 	st     store.Store
 }
 
-// newHarness runs a real coordinator (bbolt store, real verifiers) behind
-// an HTTP test server, and sets the sample manifest, edited by edit.
-func newHarness(t *testing.T, edit func(*manifest.Manifest)) *harness {
-	t.Helper()
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "store.db"), store.BoltOptions{})
+// newTestState opens what a coordinator is built on in tests: a real
+// bbolt store in a temp dir, a sealer with a fresh data key, and the real
+// verifiers.
+func newTestState(tb testing.TB) (store.Store, *keybroker.Sealer, *attest.Registry) {
+	tb.Helper()
+	st, err := store.OpenBolt(filepath.Join(tb.TempDir(), "store.db"), store.BoltOptions{})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	tb.Cleanup(func() { st.Close() })
 	key := make([]byte, keybroker.DataKeySize)
 	rand.Read(key)
 	sealer, err := keybroker.NewSealer(key)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	reg, err := formats.Registry(formats.Config{})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	return st, sealer, reg
+}
+
+// newHarness runs a real coordinator (bbolt store, real verifiers) behind
+// an HTTP test server, and sets the sample manifest, edited by edit.
+func newHarness(t *testing.T, edit func(*manifest.Manifest)) *harness {
+	t.Helper()
+	st, sealer, reg := newTestState(t)
 	// The agent checks certificates at the real time, so the coordinator starts there.
 	clk := &clock{t: time.Now().UTC()}
 	c, err := coordinator.New(context.Background(), coordinator.Config{Store: st, Sealer: sealer, Verifiers: reg, Now: clk.now, Issuer: "https://coordinator.test", BootstrapToken: []byte(testBootstrap)})

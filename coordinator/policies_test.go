@@ -23,7 +23,6 @@ import (
 	"github.com/trustbound/trustbound/agent"
 	"github.com/trustbound/trustbound/api"
 	"github.com/trustbound/trustbound/attest"
-	"github.com/trustbound/trustbound/attest/formats"
 	"github.com/trustbound/trustbound/attest/simtee"
 	"github.com/trustbound/trustbound/coordinator"
 	"github.com/trustbound/trustbound/keybroker"
@@ -44,21 +43,7 @@ type urlHarness struct {
 
 func newURLHarness(t *testing.T, edit func(*manifest.Manifest)) *urlHarness {
 	t.Helper()
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "store.db"), store.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	key := make([]byte, keybroker.DataKeySize)
-	rand.Read(key)
-	sealer, err := keybroker.NewSealer(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := formats.Registry(formats.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, sealer, reg := newTestState(t)
 	var handler http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)

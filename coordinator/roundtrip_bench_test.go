@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -24,9 +23,7 @@ import (
 	"github.com/trustbound/trustbound/attest"
 	"github.com/trustbound/trustbound/attest/formats"
 	"github.com/trustbound/trustbound/coordinator"
-	"github.com/trustbound/trustbound/keybroker"
 	"github.com/trustbound/trustbound/manifest"
-	"github.com/trustbound/trustbound/store"
 )
 
 // benchCoordinator runs a real coordinator (bbolt on a temp dir, fsync
@@ -36,21 +33,7 @@ import (
 // challenge rate limit is lifted: every worker shares one address.
 func benchCoordinator(b *testing.B, conns int) (*agent.Client, manifest.Workload) {
 	b.Helper()
-	st, err := store.OpenBolt(filepath.Join(b.TempDir(), "store.db"), store.BoltOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	key := make([]byte, keybroker.DataKeySize)
-	rand.Read(key)
-	sealer, err := keybroker.NewSealer(key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	reg, err := formats.Registry(formats.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	st, sealer, reg := newTestState(b)
 	ctx := context.Background()
 	c, err := coordinator.New(ctx, coordinator.Config{Store: st, Sealer: sealer, Verifiers: reg,
 		Issuer: "https://coordinator.test", BootstrapToken: []byte(testBootstrap),

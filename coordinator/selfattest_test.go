@@ -2,41 +2,22 @@ package coordinator_test
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/trustbound/trustbound/attest"
-	"github.com/trustbound/trustbound/attest/formats"
 	"github.com/trustbound/trustbound/attest/simtee"
 	"github.com/trustbound/trustbound/coordinator"
-	"github.com/trustbound/trustbound/keybroker"
-	"github.com/trustbound/trustbound/store"
 )
 
 func newSelfAttestingCoordinator(t *testing.T, tee attest.Attester) (*coordinator.Coordinator, *attest.Registry) {
 	t.Helper()
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "store.db"), store.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	key := make([]byte, keybroker.DataKeySize)
-	rand.Read(key)
-	sealer, err := keybroker.NewSealer(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := formats.Registry(formats.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, sealer, reg := newTestState(t)
 	c, err := coordinator.New(context.Background(), coordinator.Config{Store: st, Sealer: sealer, Verifiers: reg,
 		Issuer: "https://coordinator.test", BootstrapToken: []byte("0123456789abcdef0123"), SelfAttester: tee})
 	if err != nil {
