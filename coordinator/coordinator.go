@@ -78,6 +78,8 @@ type Coordinator struct {
 	nonces  *nonces
 	kbs     *kbsSessions // the KBS protocol's sessions (kbs.go)
 	limiter *limiter
+	// self caches the coordinator's own evidence (GET /v1/coordinator-evidence).
+	self selfEvidence
 	// service is the CA of the coordinator's own TLS certificate;
 	// workload CAs (one per SPIFFE trust domain) are made on first use.
 	service *identity.CA

@@ -8,10 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"runtime"
 	"slices"
 	"sync"
-	"weak"
 
 	"github.com/trustbound/trustbound/attest"
 )
@@ -61,19 +59,7 @@ type selfEvidence struct {
 	body    []byte
 }
 
-// selfEvidenceCaches maps coordinators (weakly, so they can still be
-// collected) to their cache. TODO: a field of Coordinator instead, once
-// coordinator.go is free to change.
-var selfEvidenceCaches sync.Map // weak.Pointer[Coordinator] → *selfEvidence
-
-func (c *Coordinator) selfEvidenceCache() *selfEvidence {
-	key := weak.Make(c)
-	v, loaded := selfEvidenceCaches.LoadOrStore(key, &selfEvidence{})
-	if !loaded {
-		runtime.AddCleanup(c, func(k weak.Pointer[Coordinator]) { selfEvidenceCaches.Delete(k) }, key)
-	}
-	return v.(*selfEvidence)
-}
+func (c *Coordinator) selfEvidenceCache() *selfEvidence { return &c.self }
 
 // selfRuntimeData returns the runtime data document of the coordinator's
 // evidence as of now.
