@@ -1,7 +1,7 @@
 # trustbound: the two commands of the README, and what they need.
 GO ?= go
 
-.PHONY: quickstart test deps vet fuzz build
+.PHONY: quickstart test deps vet fuzz build bench
 
 quickstart:
 	$(GO) run ./cmd/trustbound quickstart
@@ -12,7 +12,7 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
-# System packages the tests need (none beyond Go yet; later swtpm, etcd).
+# System packages the tests need: Node.js (jose interop), swtpm (vTPM path).
 deps:
 	./scripts/deps.sh
 
@@ -22,3 +22,8 @@ build:
 # A short run of every fuzz target (the seed corpora run in 'make test').
 fuzz:
 	./scripts/fuzz.sh 30s
+
+# The performance harness: every figure beside its baseline, written to
+# docs/bench (results.json, results.txt, SVG plots) for BENCHMARKS.md.
+bench:
+	$(GO) run ./cmd/trustbound bench --out docs/bench

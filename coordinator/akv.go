@@ -44,6 +44,15 @@ import (
 //     serves enc "RSA-OAEP-256": the key material as a JWE (RSA-OAEP-256,
 //     A256GCM, flattened JSON; go-jose) to the same key.
 //   - Versions are trustbound's version numbers.
+//   - The request's nonce. Key Vault echoes it in the signed result
+//     (request.nonce) and binds it to nothing. Here, when the target token
+//     carries a nonce (its "nonce" claim, and the "nonce" member of its
+//     x-ms-runtime, which trustbound's /v1/attest and /kbs/v0/attest
+//     tokens both set to the attestation's challenge), a request nonce
+//     must equal each of them (constant time), else 403 Forbidden: a
+//     caller that sends a nonce gets a release only for the attestation it
+//     made with that nonce. A request without a nonce, or a token without
+//     one, is not compared (Key Vault's behaviour): the nonce is echoed.
 //   - Keys are manifest secrets: symmetric keys and RSA key pairs
 //     (rsa-2048, rsa-3072; released as the stored PKCS #8 PEM), granted to
 //     the token's workload (x-tb-workload) and, when the secret names a
@@ -146,6 +155,10 @@ func (c *Coordinator) handleAKVRelease(w http.ResponseWriter, r *http.Request) {
 	tc, err := c.issuer(token.RS256).Verify(req.Target, now)
 	if err != nil {
 		c.akvFail(w, r, http.StatusForbidden, "Forbidden", fmt.Errorf("target attestation token refused: %w", err))
+		return
+	}
+	if err := akvNonceBinds(req.Nonce, tc); err != nil {
+		c.akvFail(w, r, http.StatusForbidden, "Forbidden", err)
 		return
 	}
 	ms := c.manifestInForce()
@@ -326,4 +339,32 @@ func akvWrap(enc string, to *jose.JSONWebKey) func(int, []byte) ([]byte, error) 
 		}
 		return keybroker.WrapRSAAES(pub, hash, value)
 	}
+}
+
+// akvNonceBinds checks the request's nonce against the nonces the verified
+// target token carries: its "nonce" claim and its x-ms-runtime's "nonce"
+// member (when a string). An empty request nonce, or a token with neither,
+// compares nothing.
+func akvNonceBinds(nonce string, tc *token.Claims) error {
+	if nonce == "" {
+		return nil
+	}
+	var carried []string
+	if tc.Nonce != "" {
+		carried = append(carried, tc.Nonce)
+	}
+	if len(tc.Runtime.Doc) > 0 {
+		var doc struct {
+			Nonce *string `json:"nonce"`
+		}
+		if json.Unmarshal(tc.Runtime.Doc, &doc) == nil && doc.Nonce != nil {
+			carried = append(carried, *doc.Nonce)
+		}
+	}
+	for _, n := range carried {
+		if subtle.ConstantTimeCompare([]byte(nonce), []byte(n)) != 1 {
+			return errors.New("the request's nonce is not the nonce of the target attestation token (the attestation's challenge); send that nonce, or none")
+		}
+	}
+	return nil
 }

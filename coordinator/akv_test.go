@@ -365,3 +365,65 @@ func TestAKVRefusals(t *testing.T) {
 		t.Errorf("expired token: %+v", r)
 	}
 }
+
+// The release request's nonce, with the real azkeys client: the target
+// token's nonce (its attestation's challenge) releases and is echoed in
+// the signed result; another nonce is refused with Key Vault's error; no
+// nonce is not compared.
+func TestAKVReleaseNonce(t *testing.T) {
+	h := newAKVHarness(t)
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := h.attest(&priv.PublicKey)
+	parts := strings.Split(tok, ".")
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		Nonce   string `json:"nonce"`
+		Runtime struct {
+			Nonce string `json:"nonce"`
+		} `json:"x-ms-runtime"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil || claims.Nonce == "" || claims.Runtime.Nonce != claims.Nonce {
+		t.Fatalf("the target token's nonces: %+v (%v)", claims, err)
+	}
+	kv := h.azkeys(akvBearer)
+	ctx := context.Background()
+	want := h.stored("akv-disk-key") // version 1 exists before its release
+
+	resp, err := kv.Release(ctx, "akv-disk-key", "1", azkeys.ReleaseParameters{TargetAttestationToken: &tok, Algorithm: &jweEnc, Nonce: &claims.Nonce}, nil)
+	if err != nil {
+		t.Fatalf("the token's nonce: %v", err)
+	}
+	if got := h.unwrap(*resp.Value, priv); !bytes.Equal(got, want) {
+		t.Error("released key material differs from the stored one")
+	}
+	res, err := base64.RawURLEncoding.DecodeString(strings.Split(*resp.Value, ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var echoed struct {
+		Request struct{ Nonce string } `json:"request"`
+	}
+	if err := json.Unmarshal(res, &echoed); err != nil || echoed.Request.Nonce != claims.Nonce {
+		t.Errorf("request.nonce of the result %q, want %q (%v)", echoed.Request.Nonce, claims.Nonce, err)
+	}
+
+	other := claims.Nonce + "x"
+	_, err = kv.Release(ctx, "akv-disk-key", "1", azkeys.ReleaseParameters{TargetAttestationToken: &tok, Algorithm: &jweEnc, Nonce: &other}, nil)
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != http.StatusForbidden || re.ErrorCode != "Forbidden" || !strings.Contains(err.Error(), "nonce") {
+		t.Errorf("another nonce: %v", err)
+	}
+	if r := h.post("/keys/akv-disk-key/release", akvBearer, map[string]string{"target": tok, "enc": "RSA-OAEP-256", "nonce": other}); r.status != 403 || r.code != "Forbidden" || !strings.Contains(r.msg, "nonce of the target attestation token") {
+		t.Errorf("another nonce over HTTP: %+v", r)
+	}
+
+	if _, err := kv.Release(ctx, "akv-disk-key", "1", azkeys.ReleaseParameters{TargetAttestationToken: &tok, Algorithm: &jweEnc}, nil); err != nil {
+		t.Errorf("no nonce: %v", err)
+	}
+}

@@ -59,9 +59,13 @@ import (
 //     mapped to attest.FormatTDXQuote and attest.FormatSNPReport
 //     (kbs_tee.go). sgx and the rest are refused; additional (device)
 //     evidence is refused;
-//   - init-data: the az-*-vtpm attesters bind it by extending PCR 8, not
-//     in HOST_DATA, and Trustee's verifier ignores it there; trustbound
-//     likewise neither checks nor uses it (pin PCR 8 in the manifest);
+//   - init-data, when sent, must be what the evidence bound: its digest
+//     is HOST_DATA (snp), MRCONFIGID (tdx), or extended into vTPM PCR 8
+//     (az-*-vtpm), as Trustee checks it (kbs_initdata.go); when absent,
+//     nothing is compared, and a hostData or PCR 8 pinned in the manifest
+//     still applies through appraisal;
+//   - the bare tdx evidence's CC event log, when sent, must replay to the
+//     quote's RTMRs (kbs_tee.go);
 //   - resource paths: <repo>/<type>/<tag> = default/<secret name>/<version>
 //     where version is a version number or "latest"; any other repo is
 //     not found;
@@ -300,11 +304,11 @@ func (c *Coordinator) kbsAttest(r *http.Request, sess kbsSession, req *kbsAttest
 	if ms == nil {
 		return nil, http.StatusConflict, "No manifest", errors.New("no manifest is set; an owner must set one first")
 	}
-	ev, err := kbsEvidence(sess.tee, evidence)
+	mapped, err := kbsMap(sess.tee, evidence)
 	if err != nil {
 		return nil, http.StatusBadRequest, "Evidence refused", err
 	}
-	claims, err := c.cfg.Verifiers.Verify(r.Context(), ev, attest.Options{Now: now, AllowSimulated: ms.parsed.AllowSimulated})
+	claims, err := c.cfg.Verifiers.Verify(r.Context(), mapped.ev, attest.Options{Now: now, AllowSimulated: ms.parsed.AllowSimulated})
 	if err != nil {
 		status := http.StatusForbidden
 		if errors.Is(err, attest.ErrMalformed) || errors.Is(err, attest.ErrUnknownFormat) {
@@ -314,6 +318,24 @@ func (c *Coordinator) kbsAttest(r *http.Request, sess kbsSession, req *kbsAttest
 	}
 	if err := kbsBinds(claims.ReportData, runtime); err != nil {
 		return nil, http.StatusForbidden, "Evidence refused", err
+	}
+	if req.InitData != nil {
+		if err := kbsInitDataBinds(sess.tee, req.InitData, claims); err != nil {
+			status := http.StatusForbidden
+			if errors.Is(err, errInitData) {
+				status = http.StatusBadRequest
+			}
+			return nil, status, "Init-data refused", err
+		}
+	}
+	if sess.tee == "tdx" {
+		if err := kbsReplayCCEL(mapped, claims); err != nil {
+			status := http.StatusForbidden
+			if errors.Is(err, attest.ErrMalformed) {
+				status = http.StatusBadRequest
+			}
+			return nil, status, "Event log refused", err
+		}
 	}
 
 	// The one workload whose whole appraisal the claims pass.

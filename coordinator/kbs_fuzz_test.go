@@ -3,6 +3,7 @@ package coordinator
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"testing"
 )
@@ -62,6 +63,7 @@ func FuzzKBSTEEEvidence(f *testing.F) {
 		f.Add("snp", b)
 	}
 	f.Add("tdx", []byte(`{"cc_eventlog":null,"quote":"BAACAIEAAAA="}`))
+	f.Add("tdx", []byte(`{"cc_eventlog":"AAAAAAMAAAA=","quote":"BAACAIEAAAA="}`))
 	f.Add("snp", []byte(`{"attestation_report":{},"cert_chain":[]}`))
 	f.Add("tdx", []byte(`{"quote":1}`))
 	f.Fuzz(func(t *testing.T, tee string, data []byte) {
@@ -74,6 +76,41 @@ func FuzzKBSTEEEvidence(f *testing.F) {
 		}
 		if tee == "snp" && len(ev.Data) != 1184 {
 			t.Fatalf("SNP report of %d bytes", len(ev.Data))
+		}
+	})
+}
+
+// FuzzKBSInitData feeds untrusted init-data to its digest: no panic; what
+// is accepted names one of the three algorithms, digests to that hash's
+// size, and digests the same again.
+func FuzzKBSInitData(f *testing.F) {
+	for _, seed := range []string{
+		"algorithm = \"sha384\"\nversion = \"0.1.0\"\n\n[data]\n\"aa.toml\" = '''\n[token_configs]\n'''\n",
+		"version = '0.1.0' # comment\n'algorithm' = 'sha256'\n[data]\n",
+		"x = \"\"\"\nalgorithm = \"sha512\"\n\"\"\"\nalgorithm = \"sha256\"\n",
+		"algorithm = \"sha384\"\nalgorithm = \"sha384\"\n",
+		"algorithm = \"sha\\u0033\"\n",
+		"[data]\nalgorithm = \"sha256\"\n",
+		"\"algorithm\nx",
+	} {
+		f.Add("toml", seed)
+	}
+	f.Add("json", `{"algorithm":"sha384"}`)
+	f.Fuzz(func(t *testing.T, format, body string) {
+		alg, d, err := kbsInitDataDigest(&kbsInitData{Format: format, Body: body})
+		if err != nil {
+			if !errors.Is(err, errInitData) {
+				t.Fatalf("refused without errInitData: %v", err)
+			}
+			return
+		}
+		size := map[string]int{"sha256": 32, "sha384": 48, "sha512": 64}[alg]
+		if size == 0 || len(d) != size {
+			t.Fatalf("algorithm %q with a %d-byte digest", alg, len(d))
+		}
+		alg2, d2, err := kbsInitDataDigest(&kbsInitData{Format: format, Body: body})
+		if err != nil || alg2 != alg || !bytes.Equal(d, d2) {
+			t.Fatal("not deterministic")
 		}
 	})
 }

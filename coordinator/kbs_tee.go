@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 
 	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/attest/tdx"
 )
 
 // The bare TEE evidence of guest-components' attesters, mapped to
@@ -16,8 +18,14 @@ import (
 // tdx (attestation-agent/attester/src/tdx/mod.rs, verified by trustee's
 // deps/verifier/src/tdx/mod.rs): {"cc_eventlog": base64 CCEL ACPI table
 // or null, "quote": base64 TD quote}. The quote becomes
-// attest.FormatTDXQuote. The CC event log is not replayed: the claims are
-// the quote's (pin RTMRs in the manifest's tdx registers).
+// attest.FormatTDXQuote. The CC event log (the log area of the CCEL ACPI
+// table, as /sys/firmware/acpi/tables/data/CCEL holds it: a TCG
+// crypto-agile log, trailing padding allowed) is, once the quote is
+// verified, replayed into RTMR0..3 by attest/tdx (tdx.ReplayCCEL), which
+// must give the quote's RTMRs, else the attestation is refused ("event log
+// does not replay to RTMR[i]"); the claims say cc_eventlog "replayed" (and
+// the events per RTMR) or "absent". No manifest field needs the log (the
+// manifest pins RTMRs from the quote), so an absent log refuses nothing.
 //
 // snp (attestation-agent/attester/src/snp/mod.rs, verified by trustee's
 // deps/verifier/src/snp/mod.rs): {"attestation_report": the Rust sev
@@ -30,9 +38,8 @@ import (
 // extra fields this mapping does not place), and a TCB with an FMC
 // component (Turin), whose layout is not verified here.
 //
-// init-data: Trustee checks its hash against MRCONFIGID (tdx) or
-// HOST_DATA (snp); trustbound does not read init-data here either, but
-// the manifest's hostData pins MRCONFIGID / HOST_DATA.
+// init-data: checked against MRCONFIGID (tdx) or HOST_DATA (snp) as
+// Trustee does; see kbs_initdata.go.
 
 type kbsTDXEvidence struct {
 	CCEventlog *string `json:"cc_eventlog"`
@@ -94,8 +101,27 @@ type kbsSNPReport struct {
 // kbsSNPReportSize is the ABI size of an SNP attestation report.
 const kbsSNPReportSize = 0x4A0
 
+// kbsMapped is the KBS tee's evidence mapped to trustbound's, with what
+// the mapping leaves to check after verification.
+type kbsMapped struct {
+	ev *attest.Evidence
+	// ccel is the decoded cc_eventlog of bare tdx evidence, nil when the
+	// evidence has none.
+	ccel []byte
+}
+
 // kbsEvidence maps the KBS tee's evidence to trustbound's.
 func kbsEvidence(tee string, data []byte) (*attest.Evidence, error) {
+	m, err := kbsMap(tee, data)
+	if err != nil {
+		return nil, err
+	}
+	return m.ev, nil
+}
+
+// kbsMap maps the KBS tee's evidence to trustbound's, keeping the bare tdx
+// evidence's event log.
+func kbsMap(tee string, data []byte) (*kbsMapped, error) {
 	switch tee {
 	case "tdx":
 		var ev kbsTDXEvidence
@@ -106,7 +132,13 @@ func kbsEvidence(tee string, data []byte) (*attest.Evidence, error) {
 		if err != nil || len(q) == 0 {
 			return nil, fmt.Errorf("%w: tdx evidence: quote is not base64 of a TD quote", attest.ErrMalformed)
 		}
-		return &attest.Evidence{Format: attest.FormatTDXQuote, Data: q}, nil
+		out := &kbsMapped{ev: &attest.Evidence{Format: attest.FormatTDXQuote, Data: q}}
+		if ev.CCEventlog != nil {
+			if out.ccel, err = base64.StdEncoding.DecodeString(*ev.CCEventlog); err != nil || len(out.ccel) == 0 {
+				return nil, fmt.Errorf("%w: tdx evidence: cc_eventlog is not base64 of a CC event log (null when there is none)", attest.ErrMalformed)
+			}
+		}
+		return out, nil
 	case "snp":
 		var ev struct {
 			Report    json.RawMessage `json:"attestation_report"`
@@ -120,6 +152,7 @@ func kbsEvidence(tee string, data []byte) (*attest.Evidence, error) {
 			return nil, err
 		}
 		out := &attest.Evidence{Format: attest.FormatSNPReport, Data: raw}
+		mapped := &kbsMapped{ev: out}
 		for _, c := range ev.CertChain { // VCEK or VLEK first, as attest/snp wants
 			if c.CertType == "VCEK" || c.CertType == "VLEK" {
 				out.Certs = append([][]byte{c.Data}, out.Certs...)
@@ -127,9 +160,31 @@ func kbsEvidence(tee string, data []byte) (*attest.Evidence, error) {
 				out.Certs = append(out.Certs, c.Data)
 			}
 		}
-		return out, nil
+		return mapped, nil
 	}
-	return &attest.Evidence{Format: kbsTEEs[tee], Data: data}, nil
+	return &kbsMapped{ev: &attest.Evidence{Format: kbsTEEs[tee], Data: data}}, nil
+}
+
+// kbsReplayCCEL replays the bare tdx evidence's event log (if any) against
+// the verified claims' RTMRs and records the outcome in the claims.
+func kbsReplayCCEL(m *kbsMapped, claims *attest.Claims) error {
+	if claims.Platform == nil {
+		claims.Platform = map[string]string{}
+	}
+	if m.ccel == nil {
+		claims.Platform["cc_eventlog"] = "absent"
+		return nil
+	}
+	rtmrs, err := tdx.RTMRsOf(claims)
+	if err != nil {
+		return err
+	}
+	r, err := tdx.ReplayCCEL(m.ccel, rtmrs)
+	if err != nil {
+		return err
+	}
+	maps.Copy(claims.Platform, r.Claims())
+	return nil
 }
 
 // kbsBytes is a byte string as serde writes one: an array of numbers.

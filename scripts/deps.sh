@@ -6,6 +6,8 @@ command -v go >/dev/null || { echo "Go 1.26 is required (https://go.dev/dl)"; ex
 # Node.js and npm run jose, the independent JWT verifier of token/interop_test.go.
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
+# swtpm (libtpms) is the TPM the Azure vTPM path of the agent is tested against (agent/tee).
+command -v swtpm >/dev/null || need+=(swtpm swtpm-tools)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}"
   else sudo apt-get update -qq && sudo apt-get install -y -qq "${need[@]}"; fi
