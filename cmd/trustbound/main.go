@@ -50,6 +50,7 @@ func commands() []command {
 		{"verify", "verify one piece of evidence and print its claims (exit 1: refused)", cmdVerify},
 		{"collateral", "export | import vendor collateral for offline verification", cmdCollateral},
 		{"keygen", "make an owner key pair", cmdKeygen},
+		{"advise", "which deployment model fits a workload, and why: trust boundary, caveats, claims to pin", cmdAdvise},
 	}
 }
 
