@@ -51,6 +51,7 @@ func commands() []command {
 		{"collateral", "export | import vendor collateral for offline verification", cmdCollateral},
 		{"keygen", "make an owner key pair", cmdKeygen},
 		{"advise", "which deployment model fits a workload, and why: trust boundary, caveats, claims to pin", cmdAdvise},
+		{"deploy", "write what deploys a workload: cloud-init (cvm), ARM (azure-cvm), Kata pod + pinned policy (kata), SGX pod (sgx-container)", cmdDeploy},
 	}
 }
 
