@@ -68,6 +68,13 @@ type Config struct {
 	// a simulated SNP TEE off TEE hardware. nil: GET
 	// /v1/coordinator-evidence answers 404.
 	SelfAttester attest.Attester
+	// MaxInFlight bounds the expensive requests (attest, release, dry
+	// run, and their Azure and KBS counterparts) running at once (default
+	// 4 × GOMAXPROCS); QueueTimeout is how long one waits for a slot
+	// before it is refused with 503 and Retry-After (default 10s). See
+	// limit.go.
+	MaxInFlight  int
+	QueueTimeout time.Duration
 }
 
 // Coordinator is the running service state.
@@ -78,6 +85,7 @@ type Coordinator struct {
 	nonces  *nonces
 	kbs     *kbsSessions // the KBS protocol's sessions (kbs.go)
 	limiter *limiter
+	gate    *gate // the bound on expensive requests (limit.go)
 	// self caches the coordinator's own evidence (GET /v1/coordinator-evidence).
 	self selfEvidence
 	// service is the CA of the coordinator's own TLS certificate;
@@ -174,6 +182,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	}
 	c.tok.Store(tok)
 	c.policies = NewPolicyCache(0, cfg.RegoTimeout)
+	c.gate = newGate(cfg.MaxInFlight, cfg.QueueTimeout)
 	c.broker = keybroker.New(cfg.Store, cfg.Sealer)
 	if err := c.loadManifest(ctx); err != nil {
 		return nil, err

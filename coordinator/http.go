@@ -77,7 +77,7 @@ func (c *Coordinator) routes() []route {
 func (c *Coordinator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range c.routes() {
-		mux.HandleFunc(rt.pattern, rt.handler)
+		mux.HandleFunc(rt.pattern, c.bounded(rt.pattern, rt.handler))
 	}
 	return mux
 }

@@ -50,8 +50,9 @@ func commands() []command {
 		{"verify", "verify one piece of evidence and print its claims (exit 1: refused)", cmdVerify},
 		{"collateral", "export | import vendor collateral for offline verification", cmdCollateral},
 		{"keygen", "make an owner key pair", cmdKeygen},
-		{"advise", "which deployment model fits a workload, and why: trust boundary, caveats, claims to pin", cmdAdvise},
 		{"deploy", "write what deploys a workload: cloud-init (cvm), ARM (azure-cvm), Kata pod + pinned policy (kata), SGX pod (sgx-container)", cmdDeploy},
+		{"bench", "measure verification, round trips and memory against their baselines (--quick; --out DIR)", cmdBench},
+		{"advise", "which deployment model fits a workload, and why: trust boundary, caveats, claims to pin", cmdAdvise},
 	}
 }
 

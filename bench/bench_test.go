@@ -1,0 +1,134 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestRunQuick runs the whole harness at its smallest and checks that every
+// section measured what it says, without a failed round trip.
+func TestRunQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the harness")
+	}
+	r, err := Run(context.Background(), Options{Quick: true, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"sev-snp-report", "az-snp-vtpm", "tdx-quote", "sgx-dcap-quote-v3", "az-tdx-vtpm"}
+	if len(r.Verify) != len(want) {
+		t.Fatalf("%d formats measured, want %d", len(r.Verify), len(want))
+	}
+	for i, v := range r.Verify {
+		if v.Format != want[i] {
+			t.Errorf("format %d is %q, want %q", i, v.Format, want[i])
+		}
+		if v.WarmNs <= 0 || v.BareNs <= 0 || v.ColdNs <= 0 || v.WarmOverBare <= 0 {
+			t.Errorf("%s: warm %v bare %v cold %v", v.Format, v.WarmNs, v.BareNs, v.ColdNs)
+		}
+		// Only the two formats with a plain Go library have a plain figure.
+		hasPlain := v.Format == "sev-snp-report" || v.Format == "tdx-quote"
+		if (v.PlainNs > 0) != hasPlain || (!hasPlain && !strings.HasPrefix(v.PlainWhat, "n/a: ")) {
+			t.Errorf("%s: plain %v (%q)", v.Format, v.PlainNs, v.PlainWhat)
+		}
+	}
+	rt := r.RoundTrips
+	if rt == nil || len(rt.Levels) != 3 || rt.VerifyMs <= 0 || rt.ClientCPUMs <= 0 {
+		t.Fatalf("round trips: %+v", rt)
+	}
+	for _, l := range rt.Levels {
+		if l.Errors != 0 || l.Ops < 16 || l.OpsPerSec <= 0 || l.P99Ms < l.P50Ms || l.CPUPerOpMs <= 0 {
+			t.Errorf("c=%d: %+v", l.Concurrency, l)
+		}
+	}
+	m := r.Memory
+	if m == nil || m.Workloads != 200 || m.Releases != 1000 || m.AuditRecords != 1000+m.Attested || m.RSSMiB <= 0 || m.StoreMiB <= 0 {
+		t.Fatalf("memory: %+v", m)
+	}
+
+	var txt bytes.Buffer
+	if err := r.WriteText(&txt); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + txt.String())
+	dir := t.TempDir()
+	if err := r.WriteFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	var back Results
+	b, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &back); err != nil || len(back.Verify) != 5 || back.Memory.Releases != 1000 {
+		t.Fatalf("results.json: %v", err)
+	}
+	for _, name := range []string{"results.txt", "throughput.svg", "latency.svg"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// svgDoc is what the tests read back of a chart.
+type svgDoc struct {
+	XMLName   xml.Name `xml:"svg"`
+	Polylines []struct {
+		Points string `xml:"points,attr"`
+	} `xml:"polyline"`
+	Texts []string `xml:"text"`
+}
+
+func TestChartSVG(t *testing.T) {
+	c := &Chart{Title: "T <&>", XLabel: "clients", YLabel: "ops/s", LogX: true, Series: []Series{
+		{Name: "a", Color: "#000", X: []float64{1, 16, 128}, Y: []float64{10, 80, 95}},
+		{Name: "b", Color: "#f00", X: []float64{1, 16, 128}, Y: []float64{100, 100, 100}},
+	}}
+	var b bytes.Buffer
+	if err := c.WriteSVG(&b); err != nil {
+		t.Fatal(err)
+	}
+	var doc svgDoc
+	if err := xml.Unmarshal(b.Bytes(), &doc); err != nil {
+		t.Fatalf("not XML: %v\n%s", err, b.String())
+	}
+	if len(doc.Polylines) != 2 {
+		t.Fatalf("%d polylines, want 2", len(doc.Polylines))
+	}
+	// 1 → left edge (x = padL), 16 → 4/7 of the way, 128 → right edge; y 100 is the top (the
+	// axis runs to niceMax(100) = 100), 0 the bottom.
+	if got := doc.Polylines[1].Points; got != "70.0,40.0 384.3,40.0 620.0,40.0" {
+		t.Errorf("series b points %q", got)
+	}
+	if doc.Texts[0] != "T <&>" {
+		t.Errorf("title %q", doc.Texts[0])
+	}
+	bad := &Chart{Title: "x", Series: []Series{{Name: "a", X: []float64{1}, Y: nil}}}
+	if err := bad.WriteSVG(&b); err == nil {
+		t.Error("a series with fewer y than x values was drawn")
+	}
+	logZero := &Chart{Title: "x", LogX: true, Series: []Series{{Name: "a", X: []float64{0}, Y: []float64{1}}}}
+	if err := logZero.WriteSVG(&b); err == nil {
+		t.Error("x = 0 was drawn on a log axis")
+	}
+}
+
+func TestNiceMaxAndMedian(t *testing.T) {
+	for in, want := range map[float64]float64{0: 1, 0.3: 0.5, 1: 1, 1.1: 2, 3: 5, 7: 10, 950: 1000, 2001: 5000} {
+		if got := niceMax(in); got != want {
+			t.Errorf("niceMax(%v) = %v, want %v", in, got, want)
+		}
+	}
+	if got := median([]float64{5, 1, 3}); got != 3 {
+		t.Errorf("median odd = %v", got)
+	}
+	if got := median([]float64{4, 1, 3, 2}); got != 2.5 {
+		t.Errorf("median even = %v", got)
+	}
+}

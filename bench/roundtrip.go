@@ -1,0 +1,358 @@
+package bench
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/trustbound/trustbound/agent"
+	"github.com/trustbound/trustbound/api"
+	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/attest/formats"
+	"github.com/trustbound/trustbound/coordinator"
+	"github.com/trustbound/trustbound/keybroker"
+	"github.com/trustbound/trustbound/manifest"
+	"github.com/trustbound/trustbound/store"
+)
+
+// bootstrap is the bench coordinators' bootstrap token.
+const bootstrap = "trustbound-bench-bootstrap-token"
+
+// testbed is a real coordinator (bbolt store on disk, fsync per write, the
+// real verifiers of attest/formats) behind a loopback HTTPS server, and an
+// owner-authorised client whose keep-alive pool fits conns workers.
+type testbed struct {
+	st     *store.Bolt
+	coord  *coordinator.Coordinator
+	srv    *httptest.Server
+	client *agent.Client
+	tr     *http.Transport
+	owner  agent.Owner
+}
+
+func (tb *testbed) close() {
+	tb.tr.CloseIdleConnections()
+	tb.srv.Close()
+	_ = tb.st.Close()
+}
+
+// openTestbed opens (or creates) the store in dir and serves a coordinator
+// on it. The challenge rate limit is lifted: every worker shares one
+// address.
+func openTestbed(ctx context.Context, dir string, dataKey []byte, conns int) (*testbed, error) {
+	st, err := store.OpenBolt(filepath.Join(dir, "store.db"), store.BoltOptions{})
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := keybroker.NewSealer(dataKey)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	reg, err := formats.Registry(formats.Config{})
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	c, err := coordinator.New(ctx, coordinator.Config{Store: st, Sealer: sealer, Verifiers: reg,
+		Issuer: "https://coordinator.bench", BootstrapToken: []byte(bootstrap),
+		ChallengeRate: 1e9, ChallengeBurst: 1 << 30, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	srv := httptest.NewUnstartedServer(c.Handler())
+	srv.StartTLS()
+	tr := srv.Client().Transport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost, tr.IdleConnTimeout = 2*conns+4, 2*conns+4, time.Minute
+	return &testbed{st: st, coord: c, srv: srv, tr: tr,
+		client: agent.NewClient(srv.URL, &http.Client{Transport: tr, Timeout: time.Minute})}, nil
+}
+
+// ownerKey makes an owner key and its PEM public key.
+func ownerKey() (*ecdsa.PrivateKey, string, error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, "", err
+	}
+	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		return nil, "", err
+	}
+	return k, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
+}
+
+// sampleTestbed is a fresh testbed with the sample manifest and its user
+// secret set; it returns the ledger-vm workload (simulated SEV-SNP, two
+// secrets and a certificate per release).
+func sampleTestbed(ctx context.Context, dir string, conns int) (*testbed, *manifest.Workload, error) {
+	key := make([]byte, keybroker.DataKeySize)
+	_, _ = rand.Read(key)
+	tb, err := openTestbed(ctx, dir, key, conns)
+	if err != nil {
+		return nil, nil, err
+	}
+	k, pub, err := ownerKey()
+	if err != nil {
+		tb.close()
+		return nil, nil, err
+	}
+	m, err := manifest.Parse(manifest.SampleWith(pub))
+	if err != nil {
+		tb.close()
+		return nil, nil, err
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		tb.close()
+		return nil, nil, err
+	}
+	tb.owner = agent.Owner{Name: m.Owners[0].Name, Key: k}
+	if _, err := tb.client.SetManifest(ctx, tb.owner, raw, []byte(bootstrap)); err != nil {
+		tb.close()
+		return nil, nil, err
+	}
+	if _, err := tb.client.SetSecret(ctx, tb.owner, "db-password", []byte("benchmark-db-password")); err != nil {
+		tb.close()
+		return nil, nil, err
+	}
+	w, _ := m.Workload(manifest.SampleLedgerName)
+	return tb, w, nil
+}
+
+// roundTrip is one workload's whole path: challenge, evidence from the
+// simulated TEE, attest, release, unwrap and certificate check.
+func roundTrip(ctx context.Context, client *agent.Client, id *agent.Identity, sim attest.Attester, w string) (*api.ReleaseResponse, error) {
+	req, err := id.Evidence(ctx, client, sim, w)
+	if err != nil {
+		return nil, err
+	}
+	ar, err := client.Attest(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("attest: %w", err)
+	}
+	rel, err := client.Release(ctx, &api.ReleaseRequest{Token: ar.Token})
+	if err != nil {
+		return nil, fmt.Errorf("release: %w", err)
+	}
+	res, err := id.Open(rel, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Secrets) != 2 {
+		return nil, fmt.Errorf("%d secrets released, want 2", len(res.Secrets))
+	}
+	return rel, nil
+}
+
+// RoundTripResult is attest-and-release round trips at one concurrency.
+type RoundTripResult struct {
+	Concurrency int     `json:"concurrency"`
+	Ops         int     `json:"ops"`
+	Errors      int     `json:"errors"`
+	Seconds     float64 `json:"seconds"`
+	OpsPerSec   float64 `json:"opsPerSec"`
+	P50Ms       float64 `json:"p50Ms"`
+	P99Ms       float64 `json:"p99Ms"`
+	// CPUPerOpMs is the process's user+sys CPU (getrusage) per round trip:
+	// coordinator and clients together, as both run in this process.
+	CPUPerOpMs float64 `json:"cpuPerOpMs"`
+	// ServerCPUPerOpMs is CPUPerOpMs less the clients' own crypto
+	// (RoundTrips.ClientCPUMs): an estimate of the coordinator's share.
+	ServerCPUPerOpMs float64 `json:"serverCpuPerOpMs"`
+	// CPUOverVerify is ServerCPUPerOpMs over the verification alone.
+	CPUOverVerify float64 `json:"cpuOverVerify"`
+	// PctOfVerifyBound is OpsPerSec ÷ (cores ÷ verification cost): the
+	// throughput as a share of what verification alone allows.
+	PctOfVerifyBound float64 `json:"pctOfVerifyBound"`
+}
+
+// RoundTrips is the round-trip section.
+type RoundTrips struct {
+	// VerifyMs is the warm verification of the same simulated SEV-SNP
+	// evidence through the format registry, alone.
+	VerifyMs float64 `json:"verifyMs"`
+	// ClientCPUMs is what each client does besides HTTP per round trip:
+	// mint the simulated report (one ECDSA P-384 signature) and open the
+	// release (HPKE open of two secrets, certificate chain check).
+	ClientCPUMs float64           `json:"clientCpuMs"`
+	Cores       int               `json:"cores"`
+	Levels      []RoundTripResult `json:"levels"`
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func runRoundTrips(ctx context.Context, dir string, t timing, levels []int, perLevel time.Duration, minOps int) (*RoundTrips, error) {
+	out := &RoundTrips{Cores: runtime.GOMAXPROCS(0)}
+	maxConns := slices.Max(levels)
+	tb, w, err := sampleTestbed(ctx, dir, maxConns)
+	if err != nil {
+		return nil, err
+	}
+	defer tb.close()
+	sim, err := agent.SimulatedFor(*w)
+	if err != nil {
+		return nil, err
+	}
+	// The two baselines: verification alone, and the clients' own work.
+	if out.VerifyMs, err = verifyOnly(ctx, t, sim, w.Name); err != nil {
+		return nil, err
+	}
+	id, err := agent.NewIdentity()
+	if err != nil {
+		return nil, err
+	}
+	rel, err := roundTrip(ctx, tb.client, id, sim, w.Name)
+	if err != nil {
+		return nil, err
+	}
+	rd, err := id.RuntimeData(w.Name, "benchmark-nonce")
+	if err != nil {
+		return nil, err
+	}
+	clientNs, err := t.measure(func() error {
+		if _, err := sim.Attest(ctx, attest.ReportDataFor(rd)); err != nil {
+			return err
+		}
+		_, err := id.Open(rel, time.Now())
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out.ClientCPUMs = clientNs / 1e6
+	for _, conc := range levels {
+		r, err := roundTripLevel(ctx, tb, sim, w.Name, conc, perLevel, minOps)
+		if err != nil {
+			return nil, err
+		}
+		r.ServerCPUPerOpMs = max(0, r.CPUPerOpMs-out.ClientCPUMs)
+		r.CPUOverVerify = r.ServerCPUPerOpMs / out.VerifyMs
+		r.PctOfVerifyBound = 100 * r.OpsPerSec / (float64(out.Cores) / (out.VerifyMs / 1e3))
+		out.Levels = append(out.Levels, r)
+	}
+	return out, nil
+}
+
+// verifyOnly is the warm verification of the workload's simulated evidence
+// through the format registry, without HTTP, appraisal, token or release.
+func verifyOnly(ctx context.Context, t timing, sim attest.Attester, workload string) (float64, error) {
+	reg, err := formats.Registry(formats.Config{})
+	if err != nil {
+		return 0, err
+	}
+	id, err := agent.NewIdentity()
+	if err != nil {
+		return 0, err
+	}
+	rd, err := id.RuntimeData(workload, "benchmark-nonce")
+	if err != nil {
+		return 0, err
+	}
+	ev, err := sim.Attest(ctx, attest.ReportDataFor(rd))
+	if err != nil {
+		return 0, err
+	}
+	ev.RuntimeData = rd
+	opts := attest.Options{Now: time.Now(), AllowSimulated: true}
+	ns, err := t.measure(func() error { _, err := reg.Verify(ctx, ev, opts); return err })
+	return ns / 1e6, err
+}
+
+// roundTripLevel runs conc workers, each one workload identity, until at
+// least perLevel has passed and minOps round trips were made.
+func roundTripLevel(ctx context.Context, tb *testbed, sim attest.Attester, w string, conc int, perLevel time.Duration, minOps int) (RoundTripResult, error) {
+	ids := make([]*agent.Identity, conc)
+	for i := range conc {
+		id, err := agent.NewIdentity()
+		if err != nil {
+			return RoundTripResult{}, err
+		}
+		ids[i] = id
+	}
+	// Warm-up: one round trip per worker opens its connection.
+	var wg sync.WaitGroup
+	var warmErr atomic.Pointer[error]
+	for i := range conc {
+		wg.Go(func() {
+			if _, err := roundTrip(ctx, tb.client, ids[i], sim, w); err != nil {
+				warmErr.CompareAndSwap(nil, &err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := warmErr.Load(); err != nil {
+		return RoundTripResult{}, fmt.Errorf("bench: warm-up at c=%d: %w", conc, *err)
+	}
+	runtime.GC()
+	lat := make([][]time.Duration, conc)
+	var done, errs atomic.Int64
+	var firstErr atomic.Pointer[error]
+	deadline := time.Now().Add(perLevel)
+	cpu0, start := cpuTime(), time.Now()
+	for i := range conc {
+		wg.Go(func() {
+			for time.Now().Before(deadline) || done.Load() < int64(minOps) {
+				if ctx.Err() != nil {
+					return
+				}
+				t0 := time.Now()
+				if _, err := roundTrip(ctx, tb.client, ids[i], sim, w); err != nil {
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, &err)
+					if errs.Load() > 100 {
+						return
+					}
+					continue
+				}
+				lat[i] = append(lat[i], time.Since(t0))
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed, cpu := time.Since(start), cpuTime()-cpu0
+	if err := ctx.Err(); err != nil {
+		return RoundTripResult{}, err
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	r := RoundTripResult{Concurrency: conc, Ops: len(all), Errors: int(errs.Load()), Seconds: elapsed.Seconds()}
+	if len(all) == 0 {
+		err := errors.New("no round trip succeeded")
+		if e := firstErr.Load(); e != nil {
+			err = *e
+		}
+		return r, fmt.Errorf("bench: c=%d: %w", conc, err)
+	}
+	pct := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))]) / 1e6 }
+	r.OpsPerSec = float64(len(all)) / elapsed.Seconds()
+	r.P50Ms, r.P99Ms = pct(0.50), pct(0.99)
+	r.CPUPerOpMs = float64(cpu) / 1e6 / float64(len(all))
+	if e := firstErr.Load(); e != nil {
+		slog.Default().Warn("bench: round trip failed", "concurrency", conc, "err", *e)
+	}
+	return r, nil
+}
