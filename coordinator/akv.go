@@ -343,8 +343,9 @@ func akvWrap(enc string, to *jose.JSONWebKey) func(int, []byte) ([]byte, error) 
 
 // akvNonceBinds checks the request's nonce against the nonces the verified
 // target token carries: its "nonce" claim and its x-ms-runtime's "nonce"
-// member (when a string). An empty request nonce, or a token with neither,
-// compares nothing.
+// member. An empty request nonce, or a token with neither, compares
+// nothing; a runtime document or nonce that cannot be read refuses (fail
+// closed).
 func akvNonceBinds(nonce string, tc *token.Claims) error {
 	if nonce == "" {
 		return nil
@@ -354,11 +355,16 @@ func akvNonceBinds(nonce string, tc *token.Claims) error {
 		carried = append(carried, tc.Nonce)
 	}
 	if len(tc.Runtime.Doc) > 0 {
-		var doc struct {
-			Nonce *string `json:"nonce"`
+		var doc map[string]json.RawMessage
+		if err := json.Unmarshal(tc.Runtime.Doc, &doc); err != nil {
+			return errors.New("the target token's x-ms-runtime is not a JSON object; its nonce cannot be compared")
 		}
-		if json.Unmarshal(tc.Runtime.Doc, &doc) == nil && doc.Nonce != nil {
-			carried = append(carried, *doc.Nonce)
+		if raw, ok := doc["nonce"]; ok {
+			var n string
+			if err := json.Unmarshal(raw, &n); err != nil {
+				return errors.New("the target token's x-ms-runtime nonce is not a string; it cannot be compared with the request's")
+			}
+			carried = append(carried, n)
 		}
 	}
 	for _, n := range carried {

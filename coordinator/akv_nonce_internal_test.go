@@ -24,7 +24,10 @@ func TestAKVNonceBinds(t *testing.T) {
 		{"runtime nonce only, equal", "n1", token.Claims{Runtime: rt(`{"nonce":"n1"}`)}, true},
 		{"runtime nonce differs", "n1", token.Claims{Nonce: "n1", Runtime: rt(`{"nonce":"n2"}`)}, false},
 		{"prefix", "n", token.Claims{Nonce: "n1"}, false},
-		{"runtime nonce not a string", "n1", token.Claims{Runtime: rt(`{"nonce":1}`)}, true},
+		{"runtime nonce not a string", "n1", token.Claims{Runtime: rt(`{"nonce":1}`)}, false},
+		{"runtime not an object", "n1", token.Claims{Nonce: "n1", Runtime: rt(`["n1"]`)}, false},
+		{"runtime nonce null", "n1", token.Claims{Nonce: "n1", Runtime: rt(`{"nonce":null}`)}, false},
+		{"no request nonce, odd runtime", "", token.Claims{Runtime: rt(`{"nonce":1}`)}, true},
 	} {
 		if err := akvNonceBinds(c.nonce, &c.tc); (err == nil) != c.ok {
 			t.Errorf("%s: %v", c.name, err)
