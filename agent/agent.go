@@ -52,21 +52,33 @@ func NewIdentity() (*Identity, error) {
 // RuntimeData returns the exact runtime data document binding nonce and
 // the identity's public keys, for workload.
 func (id *Identity) RuntimeData(workload, nonce string) ([]byte, error) {
+	return id.runtimeData(workload, nonce, nil)
+}
+
+// runtimeData is RuntimeData with extra public keys after the identity
+// key (the sidecar's RSA wrapping key for a Key Vault style release).
+func (id *Identity) runtimeData(workload, nonce string, extra []api.JWK) ([]byte, error) {
 	jwk, err := api.NewJWK(api.KeyIdentity, "sig", &id.Signer.PublicKey)
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(api.RuntimeData{Nonce: nonce, Workload: workload, Keys: []api.JWK{jwk}, HPKE: id.hpke})
+	keys := append([]api.JWK{jwk}, extra...)
+	return json.Marshal(api.RuntimeData{Nonce: nonce, Workload: workload, Keys: keys, HPKE: id.hpke})
 }
 
 // Evidence fetches a challenge and produces evidence from the TEE that
 // binds it and the identity's keys.
 func (id *Identity) Evidence(ctx context.Context, c *Client, tee attest.Attester, workload string) (*api.AttestRequest, error) {
+	return id.evidence(ctx, c, tee, workload, nil)
+}
+
+// evidence is Evidence with extra public keys bound in the runtime data.
+func (id *Identity) evidence(ctx context.Context, c *Client, tee attest.Attester, workload string, extra []api.JWK) (*api.AttestRequest, error) {
 	ch, err := c.Challenge(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("challenge: %w", err)
 	}
-	rd, err := id.RuntimeData(workload, ch.Nonce)
+	rd, err := id.runtimeData(workload, ch.Nonce, extra)
 	if err != nil {
 		return nil, err
 	}
@@ -90,13 +102,23 @@ type Result struct {
 }
 
 // Run performs the whole trust path for workload: keys, challenge,
-// evidence, attest, release, unwrap.
+// evidence, attest, release, unwrap. Everything it returns is in memory;
+// Write stores it, Start (the enclave library) never does.
 func Run(ctx context.Context, c *Client, tee attest.Attester, workload string) (*Identity, *Result, error) {
+	return run(ctx, c, tee, workload, time.Now())
+}
+
+// run is the in-memory core of Run and Start: fresh TEE-held keys, then
+// the trust path with them, the release opened at now.
+func run(ctx context.Context, c *Client, tee attest.Attester, workload string, now time.Time) (*Identity, *Result, error) {
+	if c == nil || tee == nil || workload == "" {
+		return nil, nil, errors.New("agent: a coordinator client, a TEE and a workload name are required")
+	}
 	id, err := NewIdentity()
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := id.Attest(ctx, c, tee, workload, time.Now())
+	res, err := id.Attest(ctx, c, tee, workload, now)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sort"
 
 	"github.com/trustbound/trustbound/agent"
+	agenttee "github.com/trustbound/trustbound/agent/tee"
 	"github.com/trustbound/trustbound/attest"
 	"github.com/trustbound/trustbound/attest/simtee"
 )
@@ -76,9 +79,37 @@ func (s *simFlags) attester() (attest.Attester, error) {
 		}
 		return t, nil
 	case "":
-		return nil, usageErr("no TEE hardware interface is supported yet: pass --simulate snp|sgx to run on a SIMULATED TEE")
+		return nil, usageErr("--tee simulated needs --simulate snp|sgx")
 	}
 	return nil, usageErr("--simulate must be snp or sgx")
+}
+
+// agentTEE returns the TEE the agent attests with, as --tee (teeFlag)
+// says: simulated (the default with --simulate) or a real guest interface
+// (auto, the default otherwise, detects it).
+func (s *simFlags) agentTEE(ctx context.Context, teeFlag string) (attest.Attester, error) {
+	kind := agenttee.KindAuto
+	if s.tee != "" {
+		kind = agenttee.KindSimulated
+	}
+	if teeFlag != "" {
+		k, err := agenttee.ParseKind(teeFlag)
+		if err != nil {
+			return nil, usageErr("--tee: %v", err)
+		}
+		kind = k
+	}
+	if kind == agenttee.KindSimulated {
+		return s.attester()
+	}
+	if s.tee != "" {
+		return nil, usageErr("--simulate is for --tee simulated, not --tee %s", kind)
+	}
+	t, err := agenttee.Open(ctx, kind, agenttee.Config{})
+	if errors.Is(err, agenttee.ErrNoTEE) {
+		return nil, usageErr("%v", err) // the operator must choose: exit 2
+	}
+	return t, err
 }
 
 func cmdAgent(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -87,22 +118,42 @@ func cmdAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cf.register(fs)
 	var sf simFlags
 	sf.register(fs)
+	teeFlag := fs.String("tee", "", "TEE interface: auto, configfs-tsm, sev-guest, tdx-guest, azure-vtpm or simulated (default: simulated with --simulate, else auto, which detects the interface)")
 	workload := fs.String("workload", "", "workload name in the manifest (required)")
 	out := fs.String("out", "trustbound-out", "directory for identity.key, identity.crt, ca.crt and secrets/ (mode 0600)")
 	renew := fs.Bool("renew", false, "keep running: attest again and rewrite --out when the certificate is past 2/3 of its lifetime, until interrupted")
+	serve := fs.String("serve", "", "keep running and serve Azure's key-release sidecar API (GET /status, POST /attest/raw, /attest/maa, /key/release) on this loopback address, e.g. 127.0.0.1:8080")
+	bearerFile := fs.String("key-release-bearer-file", "", "with --serve: file holding the coordinator's key-release access token, for /key/release requests without access_token")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *workload == "" {
 		return usageErr("--workload is required")
 	}
-	tee, err := sf.attester()
+	tee, err := sf.agentTEE(ctx, *teeFlag)
 	if err != nil {
 		return err
 	}
 	c, err := cf.client()
 	if err != nil {
 		return err
+	}
+	var sidecarLn net.Listener
+	var bearer []byte
+	if *serve != "" {
+		if *bearerFile != "" {
+			b, err := readBounded(*bearerFile, 4096)
+			if err != nil {
+				return fmt.Errorf("--key-release-bearer-file: %w", err)
+			}
+			bearer = bytes.TrimSpace(b)
+		}
+		if sidecarLn, err = agent.ListenSidecar(*serve); err != nil {
+			return usageErr("--serve: %v", err)
+		}
+		defer sidecarLn.Close()
+	} else if *bearerFile != "" {
+		return usageErr("--key-release-bearer-file is for --serve")
 	}
 	id, res, err := agent.Run(ctx, c, tee, *workload)
 	if err != nil {
@@ -125,20 +176,54 @@ func cmdAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "  secret %s (%d bytes) -> %s/secrets/%s\n", n, len(res.Secrets[n]), *out, n)
 	}
 	fmt.Fprintf(stdout, "  certificate and key -> %s/identity.crt, %s/identity.key\n", *out, *out)
-	if !*renew {
+	var loop func(context.Context) error
+	if *renew {
+		r := &agent.Renewer{Client: c, TEE: tee, Workload: *workload, Identity: id,
+			Failed: func(err error) { fmt.Fprintf(stderr, "renewal failed, retrying: %v\n", err) }}
+		loop = func(ctx context.Context) error {
+			return r.Loop(ctx, res, func(res *agent.Result) error {
+				if err := id.Write(*out, res); err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "%s renewed as %s\n", *workload, res.SPIFFEID)
+				return nil
+			})
+		}
+	}
+	switch {
+	case sidecarLn != nil:
+		fmt.Fprintf(stdout, "  key-release sidecar API -> http://%s\n", sidecarLn.Addr())
+		err = serveSidecar(ctx, sidecarLn, &agent.Sidecar{Client: c, TEE: tee, Workload: *workload, Identity: id, Bearer: bearer}, loop)
+	case loop != nil:
+		err = loop(ctx)
+	default:
 		return nil
 	}
-	r := &agent.Renewer{Client: c, TEE: tee, Workload: *workload, Identity: id,
-		Failed: func(err error) { fmt.Fprintf(stderr, "renewal failed, retrying: %v\n", err) }}
-	err = r.Loop(ctx, res, func(res *agent.Result) error {
-		if err := id.Write(*out, res); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s renewed as %s\n", *workload, res.SPIFFEID)
-		return nil
-	})
 	if errors.Is(err, context.Canceled) {
 		return nil
+	}
+	return err
+}
+
+// serveSidecar serves the key-release sidecar API on ln until ctx is done,
+// running loop (the renewal, if any) beside it; the first to fail stops
+// the other.
+func serveSidecar(ctx context.Context, ln net.Listener, sc *agent.Sidecar, loop func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	served := make(chan error, 1)
+	go func() {
+		err := sc.Serve(ctx, ln)
+		cancel()
+		served <- err
+	}()
+	if loop == nil {
+		return <-served
+	}
+	err := loop(ctx)
+	cancel()
+	if serr := <-served; serr != nil && !errors.Is(serr, context.Canceled) {
+		return serr
 	}
 	return err
 }

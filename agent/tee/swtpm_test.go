@@ -1,0 +1,260 @@
+package tee
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
+)
+
+// swtpm is a software TPM started for one test: its raw command port is
+// addr, and it dies with the test.
+type swtpm struct {
+	addr string
+}
+
+// startSWTPM starts swtpm on free loopback ports with a fresh state
+// directory. Without swtpm the test is skipped, or fails when CI is set.
+func startSWTPM(t *testing.T) *swtpm {
+	t.Helper()
+	bin, err := exec.LookPath("swtpm")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("swtpm is not installed (scripts/deps.sh installs it): %v", err)
+		}
+		t.Skipf("swtpm is not installed; skipping the vTPM test (make test installs it via scripts/deps.sh): %v", err)
+	}
+	port, ctrl := freePort(t), freePort(t)
+	cmd := exec.Command(bin, "socket", "--tpm2",
+		"--tpmstate", "dir="+t.TempDir(),
+		"--server", "type=tcp,port="+strconv.Itoa(port)+",bindaddr=127.0.0.1",
+		"--ctrl", "type=tcp,port="+strconv.Itoa(ctrl)+",bindaddr=127.0.0.1",
+		"--flags", "not-need-init,startup-clear")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting swtpm: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	s := &swtpm{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	// Wait until it accepts connections (or dies).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", s.addr, time.Second)
+		if err == nil {
+			c.Close()
+			return s
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("swtpm exited: %v: %s", err, stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("swtpm did not listen on %s: %s", s.addr, stderr.String())
+		}
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// open connects to the swtpm's command port.
+func (s *swtpm) open() (TPM, error) { return DialTCPTPM(s.addr) }
+
+// with runs f on a connection to the swtpm and closes it: swtpm serves
+// one connection at a time, so none may stay open.
+func (s *swtpm) with(t *testing.T, f func(tpm TPM)) {
+	t.Helper()
+	c, err := s.open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f(c)
+}
+
+// akTemplate is the Azure vTPM AK: restricted RSA-2048 signing,
+// RSASSA with SHA-256.
+var akTemplate = tpm2.TPMTPublic{
+	Type:    tpm2.TPMAlgRSA,
+	NameAlg: tpm2.TPMAlgSHA256,
+	ObjectAttributes: tpm2.TPMAObject{
+		FixedTPM: true, FixedParent: true, SensitiveDataOrigin: true,
+		UserWithAuth: true, NoDA: true, Restricted: true, SignEncrypt: true,
+	},
+	Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgRSA, &tpm2.TPMSRSAParms{
+		Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
+		Scheme: tpm2.TPMTRSAScheme{
+			Scheme:  tpm2.TPMAlgRSASSA,
+			Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgRSASSA, &tpm2.TPMSSigSchemeRSASSA{HashAlg: tpm2.TPMAlgSHA256}),
+		},
+		KeyBits: 2048,
+	}),
+	Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgRSA, &tpm2.TPM2BPublicKeyRSA{Buffer: make([]byte, 256)}),
+}
+
+// provisionAK makes the AK and persists it at 0x81000003, as Azure
+// provisions the vTPM, and returns its public key. It uses a fresh key
+// per call (the unique field is random).
+func provisionAK(t *testing.T, tpm transport.TPM, unique byte) *rsa.PublicKey {
+	t.Helper()
+	tmpl := akTemplate
+	tmpl.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgRSA, &tpm2.TPM2BPublicKeyRSA{Buffer: append([]byte{unique}, make([]byte, 255)...)})
+	cp, err := tpm2.CreatePrimary{
+		PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)},
+		InPublic:      tpm2.New2B(tmpl),
+	}.Execute(tpm)
+	if err != nil {
+		t.Fatalf("creating the AK: %v", err)
+	}
+	defer tpm2.FlushContext{FlushHandle: cp.ObjectHandle}.Execute(tpm)
+	// Replace any AK persisted before.
+	if old, err := (tpm2.ReadPublic{ObjectHandle: akHandle}).Execute(tpm); err == nil {
+		if _, err := (tpm2.EvictControl{
+			Auth:             tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)},
+			ObjectHandle:     tpm2.NamedHandle{Handle: akHandle, Name: old.Name},
+			PersistentHandle: akHandle,
+		}).Execute(tpm); err != nil {
+			t.Fatalf("evicting the old AK: %v", err)
+		}
+	}
+	if _, err := (tpm2.EvictControl{
+		Auth:             tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)},
+		ObjectHandle:     tpm2.NamedHandle{Handle: cp.ObjectHandle, Name: cp.Name},
+		PersistentHandle: akHandle,
+	}).Execute(tpm); err != nil {
+		t.Fatalf("persisting the AK at %#x: %v", uint32(akHandle), err)
+	}
+	k, err := rsaPublic(cp.OutPublic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// hclReport lays out an HCL report (header, hardware report, request
+// data, var data) of exactly its report size, not padded to the 2600
+// bytes of Azure's NV index: swtpm's NV indices hold at most 2048 bytes.
+func hclReport(reportType uint32, hw, varData []byte) []byte {
+	const fixed = 32 + 1184 + 20
+	size := fixed + len(varData)
+	b := make([]byte, size)
+	le := binary.LittleEndian
+	copy(b, "HCLA")
+	le.PutUint32(b[4:], 2)
+	le.PutUint32(b[8:], uint32(size))
+	le.PutUint32(b[12:], 2) // AK certificate request
+	copy(b[32:], hw)
+	le.PutUint32(b[1216:], uint32(20+len(varData)))
+	le.PutUint32(b[1220:], 1)
+	le.PutUint32(b[1224:], reportType)
+	le.PutUint32(b[1228:], 1) // SHA-256
+	le.PutUint32(b[1232:], uint32(len(varData)))
+	copy(b[fixed:], varData)
+	return b
+}
+
+// runtimeClaims is the var data the paravisor would write: only the AK
+// (the EK would not fit swtpm's NV), the VM configuration and user-data.
+func runtimeClaims(t *testing.T, ak *rsa.PublicKey, userData [64]byte) []byte {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{
+		"keys": []map[string]any{{
+			"kid": "HCLAkPub", "key_ops": []string{"sign"}, "kty": "RSA",
+			"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(ak.E)).Bytes()),
+			"n": base64.RawURLEncoding.EncodeToString(ak.N.Bytes()),
+		}},
+		"vm-configuration": map[string]any{"secure-boot": true, "tpm-enabled": true, "vmUniqueId": "swtpm-vm"},
+		"user-data":        strings.ToUpper(hex.EncodeToString(userData[:])),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// varDataReportData is what the hardware report must bind: SHA-256 of the
+// var data, zero padded.
+func varDataReportData(varData []byte) [64]byte {
+	var rd [64]byte
+	h := sha256.Sum256(varData)
+	copy(rd[:], h[:])
+	return rd
+}
+
+// writeNV (re)defines NV index h with data, owner read and write, writing
+// at most 1024 bytes a call.
+func writeNV(t *testing.T, tpm transport.TPM, h tpm2.TPMHandle, data []byte) {
+	t.Helper()
+	owner := tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)}
+	if _, name, found, err := nvPublic(tpm, h); err != nil {
+		t.Fatal(err)
+	} else if found {
+		if _, err := (tpm2.NVUndefineSpace{AuthHandle: owner, NVIndex: tpm2.NamedHandle{Handle: h, Name: name}}).Execute(tpm); err != nil {
+			t.Fatalf("undefining NV %#x: %v", uint32(h), err)
+		}
+	}
+	if _, err := (tpm2.NVDefineSpace{AuthHandle: owner, PublicInfo: tpm2.New2B(tpm2.TPMSNVPublic{
+		NVIndex: h, NameAlg: tpm2.TPMAlgSHA256,
+		Attributes: tpm2.TPMANV{OwnerWrite: true, OwnerRead: true, NoDA: true, NT: tpm2.TPMNTOrdinary},
+		DataSize:   uint16(len(data)),
+	})}).Execute(tpm); err != nil {
+		t.Fatalf("defining NV %#x of %d bytes: %v", uint32(h), len(data), err)
+	}
+	_, name, _, err := nvPublic(tpm, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for off := 0; off < len(data); off += 1024 {
+		end := min(off+1024, len(data))
+		if _, err := (tpm2.NVWrite{AuthHandle: owner, NVIndex: tpm2.NamedHandle{Handle: h, Name: name},
+			Data: tpm2.TPM2BMaxNVBuffer{Buffer: data[off:end]}, Offset: uint16(off)}).Execute(tpm); err != nil {
+			t.Fatalf("writing NV %#x at %d: %v", uint32(h), off, err)
+		}
+	}
+}
+
+// extendPCR extends SHA-256 PCR i with a digest of b.
+func extendPCR(t *testing.T, tpm transport.TPM, i int, b string) {
+	t.Helper()
+	d := sha256.Sum256([]byte(b))
+	if _, err := (tpm2.PCRExtend{
+		PCRHandle: tpm2.AuthHandle{Handle: tpm2.TPMHandle(i), Auth: tpm2.PasswordAuth(nil)},
+		Digests:   tpm2.TPMLDigestValues{Digests: []tpm2.TPMTHA{{HashAlg: tpm2.TPMAlgSHA256, Digest: d[:]}}},
+	}).Execute(tpm); err != nil {
+		t.Fatalf("extending PCR %d: %v", i, err)
+	}
+}
+
+var errNoIMDS = errors.New("no IMDS in tests")
+
+func noTDQuote(context.Context, []byte) ([]byte, error) { return nil, errNoIMDS }
