@@ -82,7 +82,7 @@ func (id *Identity) evidence(ctx context.Context, c *Client, tee attest.Attester
 	if err != nil {
 		return nil, err
 	}
-	ev, err := tee.Attest(ctx, attest.ReportDataFor(rd))
+	ev, err := tee.Attest(ctx, attest.NativeReportData(rd))
 	if err != nil {
 		return nil, fmt.Errorf("evidence from the %s TEE: %w", tee.TEE(), err)
 	}

@@ -61,7 +61,7 @@ const (
 )
 
 // RuntimeData is the document a workload binds into its evidence: the
-// report data is attest.ReportDataFor(the exact JSON bytes). It carries
+// report data is attest.NativeReportData(the exact JSON bytes). It carries
 // the challenge nonce and the public keys the TEE generated, so that what
 // the coordinator releases can only be read, and the certificate only be
 // used, inside that TEE.

@@ -59,7 +59,7 @@ type Evidence struct {
 	// them as roots.
 	Certs [][]byte `json:"certs,omitempty"`
 	// RuntimeData is the document whose hash the TEE bound into its report
-	// data (see BindsRuntimeData). It travels beside the evidence.
+	// data (see BindsNative and BindsRuntimeData). It travels beside the evidence.
 	RuntimeData []byte `json:"runtimeData,omitempty"`
 }
 

@@ -233,7 +233,7 @@ func runRoundTrips(ctx context.Context, dir string, t timing, levels []int, perL
 		return nil, err
 	}
 	clientNs, err := t.measure(func() error {
-		if _, err := sim.Attest(ctx, attest.ReportDataFor(rd)); err != nil {
+		if _, err := sim.Attest(ctx, attest.NativeReportData(rd)); err != nil {
 			return err
 		}
 		_, err := id.Open(rel, time.Now())
@@ -271,7 +271,7 @@ func verifyOnly(ctx context.Context, t timing, sim attest.Attester, workload str
 	if err != nil {
 		return 0, err
 	}
-	ev, err := sim.Attest(ctx, attest.ReportDataFor(rd))
+	ev, err := sim.Attest(ctx, attest.NativeReportData(rd))
 	if err != nil {
 		return 0, err
 	}

@@ -108,7 +108,7 @@ func (h *akvHarness) attest(rsaKey *rsa.PublicKey) string {
 			h.t.Fatal(err)
 		}
 	}
-	ev, err := tee(h.wl).Attest(ctx, attest.ReportDataFor(rd))
+	ev, err := tee(h.wl).Attest(ctx, attest.NativeReportData(rd))
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -62,7 +62,7 @@ func DryRun(ctx context.Context, in DryRunInput) (*api.DryRunResponse, error) {
 	res := token.AttestationResult{EvidenceDigest: manifest.Digest(in.Evidence.Data)}
 	if rd := in.Evidence.RuntimeData; rd != nil {
 		bind := api.LayerVerdict{Layer: api.LayerBinding, Verdict: api.VerdictPermit}
-		if err := attest.BindsRuntimeData(claims.ReportData, rd); err != nil {
+		if err := attest.BindsNative(claims.ReportData, rd); err != nil {
 			bind.Verdict, bind.Reason = api.VerdictDeny, err.Error()
 		} else if _, err := token.ParseRuntime(rd); err != nil {
 			bind.Verdict, bind.Reason = api.VerdictDeny, err.Error()

@@ -208,7 +208,7 @@ func (c *Coordinator) attest(r *http.Request, ms *manifestState, wl *manifest.Wo
 		}
 		return nil, status, "Evidence refused", err
 	}
-	if err := attest.BindsRuntimeData(claims.ReportData, req.Evidence.RuntimeData); err != nil {
+	if err := attest.BindsNative(claims.ReportData, req.Evidence.RuntimeData); err != nil {
 		return nil, http.StatusForbidden, "Evidence refused", err
 	}
 	idKey, ok := rd.Key(api.KeyIdentity)

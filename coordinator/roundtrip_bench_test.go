@@ -182,7 +182,7 @@ func BenchmarkVerifyOnly(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	ev, err := tee(*w).Attest(ctx, attest.ReportDataFor(rd))
+	ev, err := tee(*w).Attest(ctx, attest.NativeReportData(rd))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -270,7 +270,7 @@ func TestNoSecretInLogsErrorsAuditOrStore(t *testing.T) {
 	_, err = client.Release(ctx, &api.ReleaseRequest{Token: ar.Token, Secrets: []string{"db-password"}})
 	wantProblem(t, err, http.StatusForbidden, "not granted")
 	rd, _ := id.RuntimeData(web.Name, "a-nonce-the-coordinator-never-issued")
-	ev, err := tee(*web).Attest(ctx, attest.ReportDataFor(rd))
+	ev, err := tee(*web).Attest(ctx, attest.NativeReportData(rd))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ import (
 const PathCoordinatorEvidence = "/v1/coordinator-evidence"
 
 // SelfRuntimeData is the document the coordinator's evidence binds: its
-// report data is attest.ReportDataFor(the JSON encoding of this document,
+// report data is attest.NativeReportData(the JSON encoding of this document,
 // exactly as it travels in Evidence.RuntimeData).
 type SelfRuntimeData struct {
 	// ServiceCA is the lower-case hex SHA-256 of the DER of the service CA
@@ -90,7 +90,7 @@ func (c *Coordinator) SelfEvidence(ctx context.Context) ([]byte, error) {
 	if cache.body != nil && string(cache.runtime) == string(rt) {
 		return cache.body, nil
 	}
-	ev, err := c.cfg.SelfAttester.Attest(ctx, attest.ReportDataFor(rt))
+	ev, err := c.cfg.SelfAttester.Attest(ctx, attest.NativeReportData(rt))
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: own evidence: %w", err)
 	}

@@ -51,7 +51,7 @@ func TestSelfEvidenceBindsCAAndKeys(t *testing.T) {
 	if !se.Simulated || !claims.Simulated || claims.Measurement[0] != 1 {
 		t.Fatalf("simulated %v, claims %+v", se.Simulated, claims)
 	}
-	if err := attest.BindsRuntimeData(claims.ReportData, se.Evidence.RuntimeData); err != nil {
+	if err := attest.BindsNative(claims.ReportData, se.Evidence.RuntimeData); err != nil {
 		t.Fatal(err)
 	}
 	var rd coordinator.SelfRuntimeData

@@ -203,7 +203,7 @@ func verifyCoordinator(ctx context.Context, chk coordinatorCheck) (*verifiedCoor
 		return nil, fmt.Errorf("%w: evidence: %w", errCoordinatorNotVerified, err)
 	}
 	// 3. The evidence binds the runtime data.
-	if err := attest.BindsRuntimeData(claims.ReportData, se.Evidence.RuntimeData); err != nil {
+	if err := attest.BindsNative(claims.ReportData, se.Evidence.RuntimeData); err != nil {
 		return nil, fmt.Errorf("%w: runtime data: %w", errCoordinatorNotVerified, err)
 	}
 
