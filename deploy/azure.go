@@ -29,8 +29,9 @@ var azureSizes = map[attest.TEE]*regexp.Regexp{
 	attest.TDX:    regexp.MustCompile(`^Standard_[DE]C[0-9]+e(d)?s_v5$`),
 }
 
-// The OS disk encryption types of a confidential VM.
-var diskEncryptions = []string{"VMGuestStateOnly", "DiskWithVMGuestState"}
+// The OS disk encryption types of a confidential VM; the first is the
+// default: the OS disk is encrypted with a key bound to the vTPM.
+var diskEncryptions = []string{"DiskWithVMGuestState", "VMGuestStateOnly"}
 
 type armTemplate struct {
 	Schema         string                  `json:"$schema"`
@@ -138,7 +139,7 @@ func genAzure(w *manifest.Workload, o Options) (*Result, error) {
 		enc = diskEncryptions[0]
 	}
 	if enc != diskEncryptions[0] && enc != diskEncryptions[1] {
-		return nil, fmt.Errorf("deploy: disk encryption %q: want VMGuestStateOnly or DiskWithVMGuestState", enc)
+		return nil, fmt.Errorf("deploy: disk encryption %q: want DiskWithVMGuestState or VMGuestStateOnly", enc)
 	}
 	ud, err := userData(w, o)
 	if err != nil {
@@ -201,6 +202,6 @@ func genAzure(w *manifest.Workload, o Options) (*Result, error) {
 	js = append(js, '\n')
 	return &Result{
 		Files: []File{{Name: "azuredeploy.json", Data: js}, {Name: "user-data.yaml", Data: ud}},
-		Notes: []string{"Azure customData is not measured: the VM's attestation pins the paravisor and PCRs, not the user data; bake the agent units into the image for a fully pinned boot"},
+		Notes: []string{"Azure customData is not measured: the VM's attestation pins the paravisor and PCRs, not the user data, so the host can replace the coordinator CA together with --ca-sha256; use a measured image with the agent, its units and the CA baked in for production"},
 	}, nil
 }

@@ -2,7 +2,9 @@ package deploy
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -63,9 +65,13 @@ func checkCAPEM(b []byte) error {
 	return nil
 }
 
-// agentArgs is the agent's command line in every target but SGX.
+// agentArgs is the agent's command line in every target but SGX. The
+// agent refuses to run unless the CA file's SHA-256 is --ca-sha256: the
+// file comes from the host (a ConfigMap, user data), the command line is
+// pinned (by the Kata policy; in a VM only by a measured image).
 func agentArgs(binary, ca string, w *manifest.Workload, o Options) []string {
-	return []string{binary, "agent", "--coordinator", o.Coordinator, "--ca", ca, "--workload", w.Name, "--out", AgentDir}
+	sum := sha256.Sum256(o.CAPEM)
+	return []string{binary, "agent", "--coordinator", o.Coordinator, "--ca", ca, "--ca-sha256", hex.EncodeToString(sum[:]), "--workload", w.Name, "--out", AgentDir}
 }
 
 var (
@@ -185,10 +191,12 @@ After=%[3]s
 	b.WriteString("# runcmd restarts it so that this holds on the first boot too. The files\n")
 	fmt.Fprintf(&b, "# are root's (0600): a non-root %s reads them through systemd\n# credentials (LoadCredential=) or must run as root.\n", app)
 	b.WriteString("#\n")
-	b.WriteString("# User data is handed to the VM by the host and is not part of the launch\n")
-	b.WriteString("# measurement: pin what it installs by baking the binary and these units\n")
-	b.WriteString("# into the measured image where you can. The coordinator's CA below is the\n")
-	b.WriteString("# agent's only trust anchor for the coordinator.\n")
+	b.WriteString("# User data is handed to the VM by the host and is NOT part of the launch\n")
+	b.WriteString("# measurement: the host can change every line of it, --ca-sha256 included.\n")
+	b.WriteString("# The coordinator's CA below is the agent's only trust anchor for the\n")
+	b.WriteString("# coordinator; the agent checks it against --ca-sha256, which binds it only\n")
+	b.WriteString("# when the command line is measured. Bake the binary, the CA and these units\n")
+	b.WriteString("# into a measured image (pinned in the manifest) for production.\n")
 	if o.BinaryURL == "" {
 		fmt.Fprintf(&b, "# The image must provide %s.\n", cvmBinary)
 	} else {
@@ -203,5 +211,8 @@ func genCVM(w *manifest.Workload, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Files: []File{{Name: "user-data.yaml", Data: ud}}}, nil
+	return &Result{
+		Files: []File{{Name: "user-data.yaml", Data: ud}},
+		Notes: []string{"user data is not measured: the host can replace the coordinator CA together with --ca-sha256; use a measured image with the agent, its units and the CA baked in for production"},
+	}, nil
 }

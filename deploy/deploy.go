@@ -25,7 +25,8 @@ const (
 	// ECasv5 on SNP, DCesv5 / ECesv5 on TDX) carrying the CVM user data.
 	AzureCVM Target = "azure-cvm"
 	// Kata is a confidential-container pod (Kata on SNP or TDX) with the
-	// agent as an init container and a generated agent policy whose hash
+	// agent as an init container and a generated agent policy, carried in
+	// init-data (upstream) or its own annotation (AKS), whose bound digest
 	// the manifest pins as hostData.
 	Kata Target = "kata"
 	// SGXContainer is an enclave-aware SGX container: EPC resources, the
@@ -62,8 +63,9 @@ type Options struct {
 	AsPod bool
 	// Namespace of the Kubernetes objects; default none (kubectl's).
 	Namespace string
-	// AgentImage is the image holding the trustbound binary (kata init
-	// container); default ghcr.io/trustbound/trustbound:latest.
+	// AgentImage is the image holding the trustbound binary at
+	// /usr/local/bin/trustbound (kata init container), pinned by digest
+	// (REPO@sha256:…); required for kata.
 	AgentImage string
 	// RuntimeClass overrides the Kata runtime class (default kata-qemu-snp
 	// or kata-qemu-tdx; kata-cc-isolation on AKS).
@@ -87,7 +89,8 @@ type Options struct {
 	// Standard_DC2es_v5 (TDX).
 	VMSize string
 	// DiskEncryption is the Azure OS disk's securityEncryptionType:
-	// VMGuestStateOnly (default) or DiskWithVMGuestState.
+	// DiskWithVMGuestState (default: the OS disk is encrypted with a key
+	// bound to the VM's TPM) or VMGuestStateOnly.
 	DiskEncryption string
 }
 
@@ -104,9 +107,14 @@ type Result struct {
 	Files []File
 	// Policy is the Kata agent policy (Rego), nil for other targets.
 	Policy []byte
-	// HostData is the hash of Policy that the TEE reports (SNP HOST_DATA:
-	// SHA-256; TDX MRCONFIGID: SHA-384) and the manifest must pin, nil for
-	// other targets.
+	// InitData is the init-data document (TOML) holding Policy, for the
+	// upstream Kata runtime classes; nil on AKS (kata-cc-isolation) and
+	// for other targets.
+	InitData []byte
+	// HostData is what the TEE reports for the pod and the manifest must
+	// pin, nil for other targets: upstream Kata, the init-data digest
+	// (SNP HOST_DATA: SHA-256; TDX MRCONFIGID: SHA-384); AKS, the SHA-256
+	// of Policy in SNP HOST_DATA.
 	HostData attest.Hex
 	// Notes are what the user should know before deploying (unpinned
 	// images, the exec escape hatch), one sentence each.

@@ -7,8 +7,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/pem"
 	"net/http/httptest"
 	"path/filepath"
@@ -22,6 +24,7 @@ import (
 	"github.com/trustbound/trustbound/attest/simtee"
 	"github.com/trustbound/trustbound/coordinator"
 	"github.com/trustbound/trustbound/deploy"
+	"github.com/trustbound/trustbound/initdata"
 	"github.com/trustbound/trustbound/keybroker"
 	"github.com/trustbound/trustbound/manifest"
 	"github.com/trustbound/trustbound/store"
@@ -61,48 +64,189 @@ func startCoordinator(t *testing.T, raw []byte, owner *ecdsa.PrivateKey) *agent.
 	return client
 }
 
-// TestPinnedPolicyAttestsEndToEnd generates the kata deployment of the
-// sample's "web" pod, pins the policy's hash in the manifest, and runs a
-// real coordinator with that manifest: the hash in the pod's annotation,
-// the manifest's hostData and the HOST_DATA of the simulated pod TEE are
-// one value, and the pod attests. A TEE launched with the old policy, or
-// with the exec-allowing one, is refused.
-func TestPinnedPolicyAttestsEndToEnd(t *testing.T) {
+// ownerManifest returns a fresh owner key and its public key (PEM).
+func ownerManifest(t *testing.T) (*ecdsa.PrivateKey, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+// boundValue is what the generated pod asks its TEE to bind, read back
+// from the pod's own annotation: upstream, the digest of the init-data
+// document (gzip, base64 in cc_init_data) sized to the TEE field; AKS,
+// the SHA-256 of the policy (base64 in agent.policy).
+func boundValue(t *testing.T, res *deploy.Result, tee attest.TEE) []byte {
+	t.Helper()
+	_, ann := podOf(t, decodeStrict(t, fileOf(t, res, "kubernetes.yaml")))
+	if v, ok := ann[initdata.AnnotationKey]; ok {
+		doc, err := initdata.FromAnnotation(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(doc, res.Policy) {
+			t.Fatal("the init-data does not hold the policy")
+		}
+		if tee == attest.TDX {
+			h := sha512.Sum384(doc)
+			return h[:]
+		}
+		h := sha256.Sum256(doc)
+		return h[:]
+	}
+	policy, err := base64.StdEncoding.DecodeString(ann[deploy.PolicyAnnotation])
+	if err != nil || !bytes.Equal(policy, res.Policy) {
+		t.Fatalf("annotation %s: %v", deploy.PolicyAnnotation, err)
+	}
+	h := sha256.Sum256(policy)
+	return h[:]
+}
+
+// TestPinnedHostDataAttestsEndToEnd generates the kata deployment of the
+// sample's "web" pod (SNP) in both modes, upstream init-data and AKS
+// policy hash, pins the generated hostData in the manifest, and runs a
+// real coordinator with it: the value the pod's annotation makes the TEE
+// bind, the manifest's hostData and the HOST_DATA of the simulated pod
+// TEE are one value, and the pod attests. A TEE launched with the old
+// value, with the exec-allowing policy, or with the other mode's value is
+// refused.
+func TestPinnedHostDataAttestsEndToEnd(t *testing.T) {
 	ctx := context.Background()
-	ownerKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(&ownerKey.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw := manifest.SampleWith(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
+	ownerKey, ownerPEM := ownerManifest(t)
+	raw := manifest.SampleWith(ownerPEM)
 	m, err := manifest.Parse(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := deploy.Options{Target: deploy.Kata, Workload: manifest.SampleWebName, Coordinator: testCoordinator,
-		CAPEM: readTestdata(t, "coordinator-ca.crt"), Pod: readTestdata(t, "pod-web.yaml")}
+	gen := func(rc string, exec bool) *deploy.Result {
+		t.Helper()
+		o := deploy.Options{Target: deploy.Kata, Workload: manifest.SampleWebName, Coordinator: testCoordinator,
+			CAPEM: readTestdata(t, "coordinator-ca.crt"), Pod: readTestdata(t, "pod-web.yaml"),
+			AgentImage: testAgentImage, RuntimeClass: rc, AllowExec: exec}
+		res, err := deploy.Generate(m, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	upstream, aks := gen("", false), gen(deploy.AKSRuntimeClass, false)
+	if bytes.Equal(upstream.HostData, aks.HostData) {
+		t.Fatal("the two modes bind the same value")
+	}
+	for _, tc := range []struct {
+		name       string
+		res, other *deploy.Result
+		rc         string
+	}{
+		{"upstream init-data", upstream, aks, ""},
+		{"AKS policy hash", aks, upstream, deploy.AKSRuntimeClass},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := tc.res
+			bound := boundValue(t, res, attest.SEVSNP)
+			pinnedRaw, err := deploy.PinHostData(raw, manifest.SampleWebName, res.HostData)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pinned, err := manifest.Parse(pinnedRaw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := pinned.Validate(); err != nil {
+				t.Fatalf("the pinned manifest is invalid: %v", err)
+			}
+			web, _ := pinned.Workload(manifest.SampleWebName)
+			if !bytes.Equal(web.Reference.HostData, bound) || !bytes.Equal(web.Reference.HostData, res.HostData) {
+				t.Fatalf("manifest hostData %s, bound by the annotation %x, generated %s", web.Reference.HostData, bound, res.HostData)
+			}
+			tee, err := agent.SimulatedFor(*web)
+			if err != nil {
+				t.Fatal(err)
+			}
+			snp, ok := tee.(*simtee.SNP)
+			if !ok {
+				t.Fatalf("simulated TEE is %T, want *simtee.SNP", tee)
+			}
+			if !bytes.Equal(snp.HostData[:], bound) {
+				t.Fatalf("the simulated pod's HOST_DATA %x is not the bound value %x", snp.HostData, bound)
+			}
+			ev, err := snp.Attest(ctx, [64]byte{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(ev.Data, bound) {
+				t.Fatal("the simulated SNP report does not carry the bound value")
+			}
+
+			client := startCoordinator(t, pinnedRaw, ownerKey)
+			_, got, err := agent.Run(ctx, client, snp, manifest.SampleWebName)
+			if err != nil {
+				t.Fatalf("the pod launched with the pinned value is refused: %v", err)
+			}
+			if !bytes.Equal(got.Claims.HostData, res.HostData) {
+				t.Errorf("attested hostData %s, want %s", got.Claims.HostData, res.HostData)
+			}
+			for name, hd := range map[string][]byte{
+				"old policy":   manifest.SampleWebHostData[:],
+				"exec allowed": gen(tc.rc, true).HostData,
+				"other mode":   tc.other.HostData,
+			} {
+				other := *snp
+				copy(other.HostData[:], hd)
+				_, _, err := agent.Run(ctx, client, &other, manifest.SampleWebName)
+				if err == nil || !strings.Contains(err.Error(), "host data") {
+					t.Errorf("%s: a pod with another value: %v, want a refusal for its host data", name, err)
+				}
+			}
+		})
+	}
+}
+
+// tdxManifest is a manifest with one TDX confidential container, api-td,
+// pinned by MRTD, simulation allowed.
+func tdxManifest(ownerPEM string, mrtd [48]byte) []byte {
+	var b strings.Builder
+	b.WriteString("version: 1\ntrustDomain: deploy.trustbound.test\nallowSimulated: true\nowners:\n  - name: " + manifest.SampleOwner + "\n    publicKey: |\n")
+	for l := range strings.Lines(strings.TrimSpace(ownerPEM)) {
+		b.WriteString("      " + strings.TrimSpace(l) + "\n")
+	}
+	b.WriteString("workloads:\n  - name: api-td\n    model: confidential-container\n    tee: tdx\n    reference:\n")
+	b.WriteString("      hostData: \"\"\n      measurements: [\"" + hex.EncodeToString(mrtd[:]) + "\"]\n")
+	return []byte(b.String())
+}
+
+// TestPinnedInitDataAttestsOnTDX is the upstream mode on TDX: the SHA-384
+// of the init-data document is the 48-byte MRCONFIGID the simulated TD
+// reports, the coordinator accepts the TD launched with it and refuses
+// one launched with another. agent.SimulatedFor has no TDX, so the test
+// builds the simulated TD (attest/simtee.TDX) itself from the manifest's
+// reference.
+func TestPinnedInitDataAttestsOnTDX(t *testing.T) {
+	ctx := context.Background()
+	ownerKey, ownerPEM := ownerManifest(t)
+	mrtd := [48]byte(bytes.Repeat([]byte{0x66}, 48))
+	raw := tdxManifest(ownerPEM, mrtd)
+	m, err := manifest.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := deploy.Options{Target: deploy.Kata, Workload: "api-td", Coordinator: testCoordinator,
+		CAPEM: readTestdata(t, "coordinator-ca.crt"), AgentImage: testAgentImage}
 	res, err := deploy.Generate(m, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.AllowExec = true
-	execRes, err := deploy.Generate(m, o)
-	if err != nil {
-		t.Fatal(err)
+	bound := boundValue(t, res, attest.TDX)
+	if len(bound) != 48 || !bytes.Equal(bound, res.HostData) {
+		t.Fatalf("bound %x, generated %s: want the 48-byte SHA-384 of the init-data", bound, res.HostData)
 	}
-
-	// The annotation carries the policy whose SHA-256 is the hostData.
-	_, ann := podOf(t, decodeStrict(t, fileOf(t, res, "kubernetes.yaml")))
-	policy, err := base64.StdEncoding.DecodeString(ann[deploy.PolicyAnnotation])
-	if err != nil {
-		t.Fatal(err)
-	}
-	annotated := sha256.Sum256(policy)
-
-	pinnedRaw, err := deploy.PinHostData(raw, manifest.SampleWebName, res.HostData)
+	pinnedRaw, err := deploy.PinHostData(raw, "api-td", res.HostData)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,48 +257,29 @@ func TestPinnedPolicyAttestsEndToEnd(t *testing.T) {
 	if err := pinned.Validate(); err != nil {
 		t.Fatalf("the pinned manifest is invalid: %v", err)
 	}
-	web, _ := pinned.Workload(manifest.SampleWebName)
-	if !bytes.Equal(web.Reference.HostData, annotated[:]) || !bytes.Equal(web.Reference.HostData, res.HostData) {
-		t.Fatalf("manifest hostData %s, annotation's policy hash %x, generated %s", web.Reference.HostData, annotated, res.HostData)
+	w, _ := pinned.Workload("api-td")
+	td := simtee.TDX{MRTD: mrtd}
+	copy(td.MRConfigID[:], w.Reference.HostData)
+	if !bytes.Equal(td.MRConfigID[:], bound) {
+		t.Fatalf("MRCONFIGID %x is not the bound value %x", td.MRConfigID, bound)
 	}
-	tee, err := agent.SimulatedFor(*web)
-	if err != nil {
-		t.Fatal(err)
-	}
-	snp, ok := tee.(*simtee.SNP)
-	if !ok {
-		t.Fatalf("simulated TEE is %T, want *simtee.SNP", tee)
-	}
-	if snp.HostData != annotated {
-		t.Fatalf("the simulated pod's HOST_DATA %x is not the annotated policy's hash %x", snp.HostData, annotated)
-	}
-	// The report itself carries it.
-	ev, err := snp.Attest(ctx, [64]byte{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(ev.Data, annotated[:]) {
-		t.Fatal("the simulated SNP report does not carry the policy hash")
-	}
-
 	client := startCoordinator(t, pinnedRaw, ownerKey)
-	_, got, err := agent.Run(ctx, client, snp, manifest.SampleWebName)
+	_, got, err := agent.Run(ctx, client, td, "api-td")
 	if err != nil {
-		t.Fatalf("the pod launched with the pinned policy is refused: %v", err)
+		t.Fatalf("the TD launched with the pinned init-data is refused: %v", err)
 	}
 	if !bytes.Equal(got.Claims.HostData, res.HostData) {
 		t.Errorf("attested hostData %s, want %s", got.Claims.HostData, res.HostData)
 	}
-
-	// A pod launched with the policy the manifest pinned before (the
-	// sample's), or with the exec-allowing one, is refused.
-	for name, hd := range map[string][]byte{"old policy": manifest.SampleWebHostData[:], "exec allowed": execRes.HostData} {
-		other := *snp
-		copy(other.HostData[:], hd)
-		_, _, err := agent.Run(ctx, client, &other, manifest.SampleWebName)
-		if err == nil || !strings.Contains(err.Error(), "host data") {
-			t.Errorf("%s: a pod with another policy: %v, want a refusal for its host data", name, err)
-		}
+	o.AllowExec = true
+	execRes, err := deploy.Generate(m, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := td
+	copy(other.MRConfigID[:], execRes.HostData)
+	if _, _, err := agent.Run(ctx, client, other, "api-td"); err == nil || !strings.Contains(err.Error(), "host data") {
+		t.Errorf("a TD launched with the exec-allowing init-data: %v, want a refusal for its host data", err)
 	}
 }
 

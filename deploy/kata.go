@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -15,11 +16,17 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/initdata"
 	"github.com/trustbound/trustbound/manifest"
 )
 
-// PolicyAnnotation carries the Kata agent policy, base64, on the pod.
+// PolicyAnnotation carries the Kata agent policy, base64, on the pod: the
+// AKS (kata-cc-isolation) way, where SNP HOST_DATA is the policy's SHA-256.
 const PolicyAnnotation = "io.katacontainers.config.agent.policy"
+
+// AKSRuntimeClass is the runtime class of confidential containers on AKS
+// (SNP only), which binds the policy itself rather than init-data.
+const AKSRuntimeClass = "kata-cc-isolation"
 
 // Kubernetes names and paths of the agent wiring.
 const (
@@ -30,9 +37,7 @@ const (
 	caKey          = "coordinator-ca.crt"
 	podBinary      = "/usr/local/bin/trustbound"
 	nameLabel      = "app.kubernetes.io/name"
-	// DefaultAgentImage holds the trustbound binary at /usr/local/bin/trustbound.
-	DefaultAgentImage = "ghcr.io/trustbound/trustbound:latest"
-	defaultUID        = 65532
+	defaultUID     = 65532
 )
 
 // runtimeClasses are the upstream Kata runtime classes per TEE.
@@ -114,10 +119,11 @@ func wireKata(in *PodInput, w *manifest.Workload, o Options, agentImage string) 
 	}
 	args := agentArgs(podBinary, caMountPath+"/"+caKey, w, o)
 	agent := corev1.Container{
-		Name:    agentContainer,
-		Image:   agentImage,
-		Command: args[:1],
-		Args:    args[1:],
+		Name:       agentContainer,
+		Image:      agentImage,
+		Command:    args[:1],
+		Args:       args[1:],
+		WorkingDir: "/",
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: caVolume, MountPath: caMountPath, ReadOnly: true},
 			{Name: agentVolume, MountPath: AgentDir},
@@ -196,16 +202,27 @@ func objects(w *manifest.Workload, o Options, in *PodInput, spec *corev1.PodSpec
 	return b.Bytes(), nil
 }
 
+// checkAgentImage requires the agent image by digest: the agent is the
+// pod's trust anchor for the coordinator, so its code must be pinned.
+func checkAgentImage(img string) error {
+	if img == "" {
+		return errors.New("deploy: no agent image: give --agent-image REPO@sha256:DIGEST, the trustbound image (with /usr/local/bin/trustbound) pinned by digest")
+	}
+	if !imageDigest.MatchString(img) || strings.HasPrefix(img, "@") {
+		return fmt.Errorf("deploy: agent image %q is not pinned by digest: give REPO@sha256:<64 hex digits> (a tag lets whoever controls the registry choose the agent's code)", img)
+	}
+	return nil
+}
+
 func genKata(w *manifest.Workload, o Options) (*Result, error) {
+	if err := checkAgentImage(o.AgentImage); err != nil {
+		return nil, err
+	}
 	in, err := appPod(w, o)
 	if err != nil {
 		return nil, err
 	}
-	agentImage := o.AgentImage
-	if agentImage == "" {
-		agentImage = DefaultAgentImage
-	}
-	spec, err := wireKata(in, w, o, agentImage)
+	spec, err := wireKata(in, w, o, o.AgentImage)
 	if err != nil {
 		return nil, err
 	}
@@ -219,41 +236,95 @@ func genKata(w *manifest.Workload, o Options) (*Result, error) {
 	if !strings.HasPrefix(rc, "kata") {
 		return nil, fmt.Errorf("deploy: runtime class %q is not a Kata runtime class; a confidential container needs one (kata-qemu-snp, kata-qemu-tdx, kata-cc-isolation on AKS)", rc)
 	}
+	aks := rc == AKSRuntimeClass
+	if aks && w.TEE != attest.SEVSNP {
+		return nil, fmt.Errorf("deploy: runtime class %s (AKS) runs on SEV-SNP only; %s is on %s: use kata-qemu-tdx", rc, w.Name, w.TEE)
+	}
 	spec.RuntimeClassName = &rc
-	policy, err := PolicyFor(spec, PolicyOptions{Workload: w.Name, AllowExec: o.AllowExec, AllowLogs: o.AllowLogs})
+	name := in.Meta.Name
+	if name == "" {
+		name = w.Name
+	}
+	policy, err := PolicyFor(spec, PolicyOptions{
+		Workload: w.Name, PodName: name, Deployment: !o.AsPod, CAConfigMap: caConfigMapName(w),
+		AllowExec: o.AllowExec, AllowLogs: o.AllowLogs,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("deploy: %w", err)
 	}
-	hd, err := HostDataOf(w.TEE, policy)
-	if err != nil {
-		return nil, err
+	files := []File{{Name: "kubernetes.yaml"}, {Name: "policy.rego", Data: policy}}
+	var hd attest.Hex
+	var ann map[string]string
+	var how string
+	if aks {
+		hd = PolicyHash(policy)
+		ann = map[string]string{PolicyAnnotation: base64.StdEncoding.EncodeToString(policy)}
+		how = fmt.Sprintf("# The agent policy (policy.rego) travels base64 in %s;\n# AKS puts its SHA-256 in SNP HOST_DATA.", PolicyAnnotation)
+	} else {
+		alg, err := initdata.AlgorithmFor(w.TEE)
+		if err != nil {
+			return nil, fmt.Errorf("deploy: %w", err)
+		}
+		doc, err := initdata.Document(alg, map[string]string{initdata.PolicyFile: string(policy)})
+		if err != nil {
+			return nil, fmt.Errorf("deploy: %w", err)
+		}
+		if hd, err = initdata.Bound(w.TEE, alg, doc); err != nil {
+			return nil, fmt.Errorf("deploy: %w", err)
+		}
+		v, err := initdata.Annotation(doc)
+		if err != nil {
+			return nil, fmt.Errorf("deploy: %w", err)
+		}
+		ann = map[string]string{initdata.AnnotationKey: v}
+		field := "SNP HOST_DATA"
+		if w.TEE == attest.TDX {
+			field = "TDX MRCONFIGID"
+		}
+		how = fmt.Sprintf("# The agent policy (policy.rego) is the %q entry of the init-data\n# document initdata.toml, which travels gzip'ed and base64 in\n# %s; Kata puts its %s digest in %s.", initdata.PolicyFile, initdata.AnnotationKey, alg, field)
+		files = append(files, File{Name: "initdata.toml", Data: doc})
 	}
-	y, err := objects(w, o, in, spec, map[string]string{PolicyAnnotation: base64.StdEncoding.EncodeToString(policy)})
+	y, err := objects(w, o, in, spec, ann)
 	if err != nil {
 		return nil, err
 	}
 	header := fmt.Sprintf(`# trustbound deploy: %s (confidential-container on %s), runtime class %s.
-# The agent policy (policy.rego, base64 in %s) is pinned:
-# the manifest must say hostData: "%s" for %s.
+%s
+# The manifest must say hostData: "%s" for %s.
 # The init container %s attests the pod and writes its identity and secrets
 # to %s (emptyDir in memory), read-only in the application containers.
-`, w.Name, w.TEE, rc, PolicyAnnotation, hd, w.Name, agentContainer, AgentDir)
+# It trusts the coordinator CA from ConfigMap %s only if its SHA-256 is
+# the --ca-sha256 of its command line, which the policy pins.
+`, w.Name, w.TEE, rc, how, hd, w.Name, agentContainer, AgentDir, caConfigMapName(w))
+	files[0].Data = append([]byte(header), y...)
 	var images []string
 	for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
 		images = append(images, c.Image)
 	}
 	notes := imageNotes(images)
-	notes = append(notes, fmt.Sprintf("the coordinator CA reaches the pod through ConfigMap %s, which the host copies in and the policy does not pin; for production bake it into the agent image (pinned by digest)", caConfigMapName(w)))
 	if o.AllowExec {
 		notes = append(notes, "EXEC IS ALLOWED: the cluster admin can run any command in the pod and read its secrets; the pinned hostData says so")
 	}
 	if len(o.Pod) == 0 {
 		notes = append(notes, "no --pod given: the application container is a placeholder ("+in.Spec.Containers[0].Image+", command /"+w.Name+")")
 	}
+	if !aks {
+		notes = append(notes, "the init-data holds only policy.rego: the guest's attestation agent and CDH keep their built-in configuration (no aa.toml, cdh.toml)")
+	}
 	return &Result{
-		Files:    []File{{Name: "kubernetes.yaml", Data: append([]byte(header), y...)}, {Name: "policy.rego", Data: policy}},
+		Files:    files,
 		Policy:   policy,
+		InitData: initDataOf(files),
 		HostData: hd,
 		Notes:    notes,
 	}, nil
+}
+
+func initDataOf(files []File) []byte {
+	for _, f := range files {
+		if f.Name == "initdata.toml" {
+			return f.Data
+		}
+	}
+	return nil
 }

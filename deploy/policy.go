@@ -3,10 +3,9 @@ package deploy
 import (
 	"bytes"
 	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"text/template"
@@ -20,6 +19,16 @@ import (
 type PolicyOptions struct {
 	// Workload names the manifest workload, for the policy's header.
 	Workload string
+	// PodName is the name of the Pod, or of the Deployment whose pods
+	// these are (Deployment true): it bounds the HOSTNAME the runtime
+	// sets. Empty: any DNS label.
+	PodName    string
+	Deployment bool
+	// CAConfigMap is the one configMap volume the policy allows: the
+	// trustbound CA, volume "trustbound-ca" from ConfigMap CAConfigMap,
+	// whose content the agent checks against --ca-sha256. Empty: no
+	// configMap volume is allowed.
+	CAConfigMap string
 	// AllowExec allows ExecProcessRequest (kubectl exec, exec probes and
 	// hooks) into every container: a debug escape hatch, stated in the
 	// policy in so many words.
@@ -29,51 +38,152 @@ type PolicyOptions struct {
 	AllowLogs bool
 }
 
-// policyData is the data half of a generated policy: what each container
-// of the pod may be. It is written as JSON (a Rego object) with sorted
-// lists, so the same pod always gives the same bytes.
+// policyData is the data half of a generated policy: what the sandbox
+// and each container of the pod may be. It is written as JSON (a Rego
+// object) with sorted lists, so the same pod always gives the same bytes.
+// Regular expressions may name $(bundle-id) and $(sandbox-id), which the
+// policy replaces by the request's (checked) identifiers.
 type policyData struct {
+	Sandbox    containerRule   `json:"sandbox"`
 	Containers []containerRule `json:"containers"`
-	// RuntimeEnv are prefixes of environment variables that the runtime,
-	// not the pod spec, sets.
-	RuntimeEnv []string `json:"runtime_env_prefixes"`
-	// RuntimeMounts are the mounts every container gets from the runtime.
-	RuntimeMounts []string `json:"runtime_mounts"`
+	// CAVolume is the volume name of the trustbound CA, whose files the
+	// host may copy in (CopyFileRequest); empty if none.
+	CAVolume string `json:"ca_volume"`
 }
 
 type containerRule struct {
-	Name  string `json:"name"`
-	Image string `json:"image"`
+	Name string `json:"name"`
+	// Images are the accepted image references (as written and
+	// normalised); Digest, if the image is pinned by one, also accepts
+	// the same digest from another repository (a mirror). AnyImage: the
+	// sandbox, whose rootfs is the guest's built-in pause bundle.
+	Images   []string `json:"images"`
+	Digest   string   `json:"digest"`
+	AnyImage bool     `json:"any_image"`
 	// Args is the whole command line: command, then args.
 	Args []string `json:"args"`
-	// Env are NAME=value pairs, sorted.
-	Env []string `json:"env"`
-	// Mounts are the pod spec's volume mounts, sorted by path.
-	Mounts []mountRule `json:"mounts"`
-	// UID is the user the process must run as; -1 when the spec does not
-	// say (the image decides).
-	UID int64 `json:"uid"`
+	// Env are the declared NAME=value pairs, sorted, each required once;
+	// EnvNames their names. EnvRuntime are regular expressions for the
+	// variables the runtime adds (PATH unless declared, HOSTNAME, the API
+	// server's address).
+	Env        []string `json:"env"`
+	EnvNames   []string `json:"env_names"`
+	EnvRuntime []string `json:"env_runtime"`
+	Cwd        string   `json:"cwd"`
+	// UID and GID the process must run as; -1 when the spec does not say
+	// (the image decides). NonRoot: runAsNonRoot, UID 0 refused.
+	UID     int64 `json:"uid"`
+	GID     int64 `json:"gid"`
+	NonRoot bool  `json:"non_root"`
+	// ReadonlyRoot is readOnlyRootFilesystem; NoNewPrivileges is
+	// allowPrivilegeEscalation: false.
+	ReadonlyRoot    bool `json:"readonly_root"`
+	NoNewPrivileges bool `json:"no_new_privileges"`
+	// Caps is the bounding set, sorted: exactly (CapsExact) or at most.
+	// Effective and permitted must be within it; ambient and inheritable
+	// empty.
+	Caps      []string `json:"caps"`
+	CapsExact bool     `json:"caps_exact"`
+	// Mounts are the allowed mounts; Required the destinations that must
+	// be there (the pod's volume mounts).
+	Mounts   []mountRule `json:"mounts"`
+	Required []string    `json:"required_mounts"`
+	// Storages are the allowed storages besides the image; ImageStorages
+	// is how many guest-pull image storages there must be (the sandbox: 0
+	// or 1, MaxOneImage).
+	Storages    []storageRule `json:"storages"`
+	MaxOneImage bool          `json:"max_one_image"`
 }
 
+// mountRule is one allowed OCI mount: its destination, type and source
+// (a regular expression), and its options: each of Require must be
+// there, and nothing outside Require and Allow.
 type mountRule struct {
-	Path     string `json:"path"`
-	ReadOnly bool   `json:"readonly"`
+	Destination string   `json:"destination"`
+	Type        string   `json:"type"`
+	Source      string   `json:"source"`
+	Require     []string `json:"require"`
+	Allow       []string `json:"allow"`
 }
+
+// storageRule is one allowed agent storage besides the container image:
+// driver and fstype exactly, source and mount point as regular
+// expressions, each option matching one of Options (regular expressions).
+type storageRule struct {
+	Driver     string   `json:"driver"`
+	FSType     string   `json:"fstype"`
+	Source     string   `json:"source"`
+	MountPoint string   `json:"mount_point"`
+	Options    []string `json:"options"`
+}
+
+const (
+	// sharedDir is where the Kata runtime shares (or, with shared_fs=none,
+	// copies) per-container files into the guest.
+	sharedDir = "/run/kata-containers/shared/containers/"
+	// sfPrefix is a shared file of the container being created: the
+	// bundle ID, 16 random characters, then the file's name.
+	sfPrefix = "^" + sharedDir + "$(bundle-id)-[a-z0-9]{16}-"
+	// defaultPath is the PATH containerd sets when the image sets none,
+	// and the one images such as distroless set.
+	defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	pauseUID    = 65535
+)
 
 var (
-	runtimeEnv = []string{
-		// HOSTNAME, PATH and TERM are set by the runtime from the image and
-		// the pod name. KUBERNETES_* is the API server's address, always
-		// injected by the kubelet (service links are off); host-controlled,
-		// so the workload must not trust it. Sorted.
-		"HOSTNAME=", "KUBERNETES_PORT", "KUBERNETES_SERVICE_", "PATH=", "TERM=",
+	// defaultCaps is the capability set containerd gives a container that
+	// asks for none (genpolicy's default_caps), sorted.
+	defaultCaps = sortedCopy([]string{
+		"CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_MKNOD",
+		"CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT",
+	})
+	// kernelMounts are the file systems every container gets from the
+	// runtime's default spec, with the options containerd writes.
+	kernelMounts = []mountRule{
+		{"/dev", "tmpfs", "^tmpfs$", []string{"nosuid"}, []string{"mode=755", "size=65536k", "strictatime"}},
+		{"/dev/mqueue", "mqueue", "^mqueue$", []string{"nodev", "noexec", "nosuid"}, []string{}},
+		{"/dev/pts", "devpts", "^devpts$", []string{"noexec", "nosuid"}, []string{"gid=5", "mode=0620", "newinstance", "ptmxmode=0666"}},
+		{"/proc", "proc", "^proc$", []string{"nodev", "noexec", "nosuid"}, []string{}},
+		{"/sys", "sysfs", "^sysfs$", []string{"nodev", "noexec", "nosuid", "ro"}, []string{}},
+		{"/sys/fs/cgroup", "cgroup", "^cgroup$", []string{"nodev", "noexec", "nosuid", "ro"}, []string{"relatime"}},
 	}
-	runtimeMounts = []string{
-		"/dev", "/dev/mqueue", "/dev/pts", "/dev/shm", "/dev/termination-log",
-		"/etc/hostname", "/etc/hosts", "/etc/resolv.conf",
-		"/proc", "/sys", "/sys/fs/cgroup",
+	bindAllow = []string{"nodev", "noexec", "nosuid", "ro", "rprivate", "rw"}
+	// runtimeBinds are the per-pod files the kubelet and the Kata runtime
+	// bind into every container: shared (or copied) files of this
+	// container's bundle, and the sandbox's /dev/shm.
+	runtimeBinds = []mountRule{
+		{"/dev/shm", "bind", "^/run/kata-containers/sandbox/shm$", []string{"rbind"}, []string{"rprivate"}},
+		{"/dev/termination-log", "bind", sfPrefix + "termination-log$", []string{"rbind"}, bindAllow},
+		{"/etc/hostname", "bind", sfPrefix + "hostname$", []string{"rbind"}, bindAllow},
+		{"/etc/hosts", "bind", sfPrefix + "hosts$", []string{"rbind"}, bindAllow},
+		{"/etc/resolv.conf", "bind", sfPrefix + "resolv\\.conf$", []string{"rbind"}, bindAllow},
 	}
+	// kubernetesEnv is the API server's address, which the kubelet always
+	// injects (service links are off, so nothing else is): host-chosen
+	// values, held to their shape.
+	kubernetesEnv = func() []string {
+		ip := `(([0-9]{1,3}\.){3}[0-9]{1,3}|[0-9a-fA-F:]{2,39})`
+		url := `tcp://(([0-9]{1,3}\.){3}[0-9]{1,3}|\[[0-9a-fA-F:]{2,39}\]):[0-9]{1,5}`
+		return []string{
+			"^KUBERNETES_PORT=" + url + "$",
+			"^KUBERNETES_PORT_[0-9]{1,5}_TCP=" + url + "$",
+			"^KUBERNETES_PORT_[0-9]{1,5}_TCP_ADDR=" + ip + "$",
+			"^KUBERNETES_PORT_[0-9]{1,5}_TCP_PORT=[0-9]{1,5}$",
+			"^KUBERNETES_PORT_[0-9]{1,5}_TCP_PROTO=tcp$",
+			"^KUBERNETES_SERVICE_HOST=" + ip + "$",
+			"^KUBERNETES_SERVICE_PORT=[0-9]{1,5}$",
+			"^KUBERNETES_SERVICE_PORT_HTTPS=[0-9]{1,5}$",
+		}
+	}()
+	imageDigest = regexp.MustCompile(`@(sha256:[0-9a-f]{64})$`)
+	volumeName  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 )
+
+func sortedCopy(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
+}
 
 // PodPolicyError lists what in a pod spec a policy cannot pin.
 type PodPolicyError struct {
@@ -84,40 +194,156 @@ func (e *PodPolicyError) Error() string {
 	return "the pod cannot be pinned by an agent policy:\n  " + strings.Join(e.Problems, "\n  ")
 }
 
+// normalizedImage is the reference as containerd names it: a bare Docker
+// Hub name gets docker.io/library/ and a reference without tag or digest
+// gets :latest.
+func normalizedImage(img string) string {
+	name := img
+	if i := strings.IndexByte(name, '/'); i < 0 || !strings.ContainsAny(name[:i], ".:") && name[:i] != "localhost" {
+		if i < 0 {
+			name = "library/" + name
+		}
+		name = "docker.io/" + name
+	}
+	last := name[strings.LastIndexByte(name, '/')+1:]
+	if !strings.ContainsAny(last, ":@") {
+		name += ":latest"
+	}
+	return name
+}
+
+// capsOf is the bounding set containerd gives c: the default set, minus
+// what it drops (ALL: everything), plus what it adds.
+func capsOf(sc *corev1.SecurityContext) []string {
+	caps := slices.Clone(defaultCaps)
+	if sc == nil || sc.Capabilities == nil {
+		return caps
+	}
+	name := func(c corev1.Capability) string {
+		s := strings.ToUpper(string(c))
+		if !strings.HasPrefix(s, "CAP_") {
+			s = "CAP_" + s
+		}
+		return s
+	}
+	for _, d := range sc.Capabilities.Drop {
+		if name(d) == "CAP_ALL" {
+			caps = caps[:0]
+			break
+		}
+		caps = slices.DeleteFunc(caps, func(c string) bool { return c == name(d) })
+	}
+	for _, a := range sc.Capabilities.Add {
+		if !slices.Contains(caps, name(a)) {
+			caps = append(caps, name(a))
+		}
+	}
+	slices.Sort(caps)
+	return caps
+}
+
+// hostnameEnv is the HOSTNAME the runtime sets: the pod's hostname, its
+// name, or for a Deployment its name plus the two generated suffixes.
+func hostnameEnv(spec *corev1.PodSpec, o PolicyOptions) string {
+	label := `[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?`
+	switch {
+	case spec.Hostname != "":
+		return "^HOSTNAME=" + regexp.QuoteMeta(spec.Hostname) + "$"
+	case o.PodName != "" && !o.Deployment && len(o.PodName) <= 63:
+		return "^HOSTNAME=" + regexp.QuoteMeta(o.PodName) + "$"
+	case o.PodName != "" && o.Deployment && len(o.PodName) <= 46:
+		return "^HOSTNAME=" + regexp.QuoteMeta(o.PodName) + `-[a-z0-9]{1,10}-[a-z0-9]{5}$`
+	}
+	return "^HOSTNAME=" + label + "$"
+}
+
 // PolicyFor generates the Kata agent policy (Rego) that allows exactly the
-// containers of spec — each one's image, command line, environment and
-// mounts, as written — and denies everything else the host could ask the
-// Kata agent for. It refuses, listing every reason, a spec whose behaviour
-// the policy cannot pin: containers without an explicit command (the
-// image's entrypoint is not known without pulling it), environment from
-// the API server (valueFrom, envFrom), exec probes and hooks unless exec
-// is allowed, host namespaces, and volumes other than emptyDir and
-// configMap.
+// sandbox and the containers of spec, and denies everything else the host
+// could ask the Kata agent for. Each container is pinned as written: its
+// image (pulled inside the guest, by digest if the reference has one), its
+// command line, environment (both ways), working directory ("/" unless
+// workingDir says), user, capabilities, privilege escalation, root file
+// system, mounts (destination, type, source and options) and storages; no
+// OCI hooks, no devices, no joined namespaces. The pause container is
+// pinned too, and allowed once.
+//
+// It refuses, listing every reason, a spec whose behaviour the policy
+// cannot pin: containers without an explicit command (the image's
+// entrypoint is not known without pulling it), environment from the API
+// server (valueFrom, envFrom), exec probes and hooks unless exec is
+// allowed, host namespaces, privileged containers, shared process
+// namespaces, and volumes other than emptyDir (configMap only for the
+// trustbound CA; see PolicyOptions.CAConfigMap).
 func PolicyFor(spec *corev1.PodSpec, o PolicyOptions) ([]byte, error) {
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	if spec.HostNetwork || spec.HostPID || spec.HostIPC {
 		bad("hostNetwork, hostPID and hostIPC put the pod outside its VM; remove them")
 	}
+	if spec.ShareProcessNamespace != nil && *spec.ShareProcessNamespace {
+		bad("shareProcessNamespace lets every container see and signal the others; the policy pins separate process namespaces")
+	}
 	if len(spec.EphemeralContainers) > 0 {
 		bad("ephemeralContainers: debug containers are not part of the pinned pod")
 	}
-	volumes := map[string]bool{}
+	// The mount and storage rules per volume name.
+	type volRules struct {
+		mounts   []mountRule // source, type, options; destination filled per mount
+		storages []storageRule
+	}
+	volumes := map[string]volRules{}
 	for _, v := range spec.Volumes {
+		if !volumeName.MatchString(v.Name) {
+			bad("volume %q: not a DNS label", v.Name)
+			continue
+		}
 		switch {
-		case v.EmptyDir != nil, v.ConfigMap != nil:
-			volumes[v.Name] = true
+		case v.EmptyDir != nil && v.EmptyDir.Medium == corev1.StorageMediumMemory:
+			// A tmpfs the agent makes in the guest's memory.
+			dir := "^/run/kata-containers/sandbox/ephemeral/" + v.Name + "$"
+			volumes[v.Name] = volRules{
+				mounts:   []mountRule{{Type: "bind", Source: dir}},
+				storages: []storageRule{{Driver: "ephemeral", FSType: "tmpfs", Source: "^tmpfs$", MountPoint: dir, Options: []string{"^mode=0?[0-7]{3,4}$", "^size=[0-9]{1,20}$"}}},
+			}
+		case v.EmptyDir != nil:
+			// A directory the agent makes on the guest's (encrypted) disk.
+			dir := "^" + sharedDir + "$(sandbox-id)/(rootfs/)?local/" + v.Name + "$"
+			volumes[v.Name] = volRules{
+				mounts:   []mountRule{{Type: "local", Source: dir}, {Type: "bind", Source: dir}},
+				storages: []storageRule{{Driver: "local", FSType: "local", Source: "^local$", MountPoint: dir, Options: []string{"^mode=0777$"}}},
+			}
+		case v.ConfigMap != nil && o.CAConfigMap != "" && v.Name == caVolume && v.ConfigMap.Name == o.CAConfigMap:
+			// The trustbound CA: copied in by the host (CopyFileRequest);
+			// the agent checks its bytes against --ca-sha256.
+			src := sfPrefix + regexp.QuoteMeta(caVolume) + "$"
+			volumes[v.Name] = volRules{
+				mounts:   []mountRule{{Type: "bind", Source: src}},
+				storages: []storageRule{{Driver: "local", FSType: "bind", Source: src, MountPoint: src, Options: []string{"^rbind$", "^rprivate$", "^ro$"}}},
+			}
+		case v.ConfigMap != nil:
+			bad("volume %s: configMap contents come from the API server and are not pinned by the policy; put the data in the image or declare it as a secret in the manifest (read from %s)", v.Name, AgentDir)
 		case v.Secret != nil:
 			bad("volume %s: Kubernetes secrets come from the API server, outside the boundary; declare the secret in the manifest and read it from %s", v.Name, AgentDir)
 		default:
-			bad("volume %s: only emptyDir and configMap volumes are supported (the host controls other storage)", v.Name)
+			bad("volume %s: only emptyDir volumes are supported (the host controls other storage)", v.Name)
 		}
 	}
-	data := policyData{RuntimeEnv: slices.Clone(runtimeEnv), RuntimeMounts: slices.Clone(runtimeMounts)}
-	podUID := int64(-1)
-	if sc := spec.SecurityContext; sc != nil && sc.RunAsUser != nil {
-		podUID = *sc.RunAsUser
+	podUID, podGID := int64(-1), int64(-1)
+	podNonRoot := false
+	if sc := spec.SecurityContext; sc != nil {
+		if sc.RunAsUser != nil {
+			podUID = *sc.RunAsUser
+		}
+		if sc.RunAsGroup != nil {
+			podGID = *sc.RunAsGroup
+		}
+		podNonRoot = sc.RunAsNonRoot != nil && *sc.RunAsNonRoot
 	}
+	data := policyData{Sandbox: sandboxRule()}
+	if o.CAConfigMap != "" {
+		data.CAVolume = caVolume
+	}
+	hostname := hostnameEnv(spec, o)
 	seen := map[string]bool{}
 	all := append(slices.Clone(spec.InitContainers), spec.Containers...)
 	if len(spec.Containers) == 0 {
@@ -142,10 +368,43 @@ func PolicyFor(spec *corev1.PodSpec, o PolicyOptions) ([]byte, error) {
 		case !strings.HasPrefix(c.Command[0], "/"):
 			bad("%s: command %q is not an absolute path: it would be looked up in PATH, which the host sets", where, c.Command[0])
 		}
-		r := containerRule{Name: c.Name, Image: c.Image, Args: append(slices.Clone(c.Command), c.Args...), Env: []string{}, Mounts: []mountRule{}, UID: podUID}
-		if c.SecurityContext != nil && c.SecurityContext.RunAsUser != nil {
-			r.UID = *c.SecurityContext.RunAsUser
+		r := containerRule{
+			Name: c.Name, Images: []string{c.Image},
+			Args: append(slices.Clone(c.Command), c.Args...),
+			Env:  []string{}, EnvNames: []string{},
+			Cwd: "/", UID: podUID, GID: podGID, NonRoot: podNonRoot,
+			CapsExact: true, Mounts: []mountRule{}, Required: []string{}, Storages: []storageRule{},
 		}
+		if n := normalizedImage(c.Image); n != c.Image {
+			r.Images = append(r.Images, n)
+		}
+		if m := imageDigest.FindStringSubmatch(c.Image); m != nil {
+			r.Digest = m[1]
+		}
+		if c.WorkingDir != "" {
+			if !strings.HasPrefix(c.WorkingDir, "/") {
+				bad("%s: workingDir %q is not an absolute path", where, c.WorkingDir)
+			}
+			r.Cwd = c.WorkingDir
+		}
+		sc := c.SecurityContext
+		if sc != nil {
+			if sc.RunAsUser != nil {
+				r.UID = *sc.RunAsUser
+			}
+			if sc.RunAsGroup != nil {
+				r.GID = *sc.RunAsGroup
+			}
+			if sc.RunAsNonRoot != nil {
+				r.NonRoot = *sc.RunAsNonRoot
+			}
+			if sc.Privileged != nil && *sc.Privileged {
+				bad("%s: privileged: the container could reach every device and file system of the pod VM; remove it", where)
+			}
+			r.ReadonlyRoot = sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem
+			r.NoNewPrivileges = sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation
+		}
+		r.Caps = capsOf(sc)
 		if len(c.EnvFrom) > 0 {
 			bad("%s: envFrom takes values from the API server, outside the boundary; write each value out", where)
 		}
@@ -160,24 +419,58 @@ func PolicyFor(spec *corev1.PodSpec, o PolicyOptions) ([]byte, error) {
 			}
 			names[e.Name] = true
 			r.Env = append(r.Env, e.Name+"="+e.Value)
+			r.EnvNames = append(r.EnvNames, e.Name)
 		}
 		slices.Sort(r.Env)
+		slices.Sort(r.EnvNames)
+		if !names["HOSTNAME"] {
+			r.EnvRuntime = append(r.EnvRuntime, hostname)
+		}
+		if !names["PATH"] {
+			r.EnvRuntime = append(r.EnvRuntime, "^"+regexp.QuoteMeta(defaultPath)+"$")
+		}
+		r.EnvRuntime = append(r.EnvRuntime, kubernetesEnv...)
+		r.Mounts = append(append(r.Mounts, kernelMounts...), runtimeBinds...)
 		paths := map[string]bool{}
 		for _, m := range c.VolumeMounts {
-			if !volumes[m.Name] && !slices.ContainsFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name }) {
-				bad("%s: mount %s: no volume %q", where, m.MountPath, m.Name)
+			vr, ok := volumes[m.Name]
+			if !ok {
+				if !slices.ContainsFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name }) {
+					bad("%s: mount %s: no volume %q", where, m.MountPath, m.Name)
+				}
+				continue
 			}
-			if paths[m.MountPath] {
+			if paths[m.MountPath] || slices.ContainsFunc(r.Mounts, func(x mountRule) bool { return x.Destination == m.MountPath }) {
 				bad("%s: two mounts at %s", where, m.MountPath)
 			}
 			paths[m.MountPath] = true
-			r.Mounts = append(r.Mounts, mountRule{Path: m.MountPath, ReadOnly: m.ReadOnly})
+			if m.SubPath != "" || m.SubPathExpr != "" {
+				bad("%s: mount %s: subPath is not supported", where, m.MountPath)
+			}
+			for _, mr := range vr.mounts {
+				mr.Destination = m.MountPath
+				mr.Require, mr.Allow = []string{"rbind"}, []string{"rprivate", "rw"}
+				if m.ReadOnly || m.Name == caVolume {
+					mr.Require, mr.Allow = []string{"rbind", "ro"}, []string{"rprivate"}
+				}
+				r.Mounts = append(r.Mounts, mr)
+			}
+			r.Required = append(r.Required, m.MountPath)
+			for _, s := range vr.storages {
+				if !slices.ContainsFunc(r.Storages, func(x storageRule) bool { return x.MountPoint == s.MountPoint }) {
+					r.Storages = append(r.Storages, s)
+				}
+			}
 		}
-		slices.SortFunc(r.Mounts, func(a, b mountRule) int { return strings.Compare(a.Path, b.Path) })
+		slices.SortStableFunc(r.Mounts, func(a, b mountRule) int { return strings.Compare(a.Destination, b.Destination) })
+		slices.Sort(r.Required)
 		if !o.AllowExec {
-			for kind, p := range map[string]*corev1.Probe{"liveness": c.LivenessProbe, "readiness": c.ReadinessProbe, "startup": c.StartupProbe} {
-				if p != nil && p.Exec != nil {
-					bad("%s: the %s probe runs a command (ExecProcessRequest), which the policy denies; use httpGet, tcpSocket or grpc, or allow exec", where, kind)
+			for _, p := range []struct {
+				kind  string
+				probe *corev1.Probe
+			}{{"liveness", c.LivenessProbe}, {"readiness", c.ReadinessProbe}, {"startup", c.StartupProbe}} {
+				if p.probe != nil && p.probe.Exec != nil {
+					bad("%s: the %s probe runs a command (ExecProcessRequest), which the policy denies; use httpGet, tcpSocket or grpc, or allow exec", where, p.kind)
 				}
 			}
 			if l := c.Lifecycle; l != nil && (l.PostStart != nil && l.PostStart.Exec != nil || l.PreStop != nil && l.PreStop.Exec != nil) {
@@ -209,19 +502,33 @@ func PolicyFor(spec *corev1.PodSpec, o PolicyOptions) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// HostDataOf is the hash of policy that the TEE carries and the manifest
-// pins as hostData: SHA-256 in SNP HOST_DATA, SHA-384 in TDX MRCONFIGID
-// (which is 48 bytes).
-func HostDataOf(tee attest.TEE, policy []byte) (attest.Hex, error) {
-	switch tee {
-	case attest.SEVSNP:
-		h := sha256.Sum256(policy)
-		return h[:], nil
-	case attest.TDX:
-		h := sha512.Sum384(policy)
-		return h[:], nil
+// sandboxRule pins the pause container: the guest's built-in pause
+// bundle, /pause as user 65535, no new privileges, a read-only root, at
+// most the default capabilities, and only the runtime's mounts.
+func sandboxRule() containerRule {
+	return containerRule{
+		Name: "pause", Images: []string{}, AnyImage: true, MaxOneImage: true,
+		Args: []string{"/pause"}, Env: []string{}, EnvNames: []string{},
+		EnvRuntime: []string{"^" + regexp.QuoteMeta(defaultPath) + "$"},
+		Cwd:        "/", UID: pauseUID, GID: pauseUID, NonRoot: true,
+		ReadonlyRoot: true, NoNewPrivileges: true,
+		Caps: slices.Clone(defaultCaps), CapsExact: false,
+		Mounts:   append(slices.Clone(kernelMounts), runtimeBinds...),
+		Required: []string{},
+		Storages: []storageRule{{
+			Driver: "ephemeral", FSType: "tmpfs", Source: "^shm$", MountPoint: "^/run/kata-containers/sandbox/shm$",
+			Options: []string{"^mode=1777$", "^nodev$", "^noexec$", "^nosuid$", "^size=[0-9]{1,20}$"},
+		}},
 	}
-	return nil, errors.New("deploy: an agent policy is pinned on sev-snp (HOST_DATA) or tdx (MRCONFIGID), not on " + string(tee))
+}
+
+// PolicyHash is the SHA-256 of policy: what AKS's kata-cc-isolation
+// runtime puts in SNP HOST_DATA when the policy travels in annotation
+// io.katacontainers.config.agent.policy. Upstream Kata binds the digest of
+// the init-data document that holds the policy instead (see initdata).
+func PolicyHash(policy []byte) attest.Hex {
+	h := sha256.Sum256(policy)
+	return h[:]
 }
 
 var policyTemplate = template.Must(template.New("policy").Parse(`# Kata agent policy of trustbound workload "{{.Workload}}", generated by
@@ -229,19 +536,30 @@ var policyTemplate = template.Must(template.New("policy").Parse(`# Kata agent po
 # to these bytes changes the pod's hostData.
 #
 # The Kata agent inside the pod VM asks this policy before it serves each
-# request from the host. Its hash is the pod's SNP HOST_DATA (SHA-256) or TDX
-# MRCONFIGID (SHA-384), pinned in the manifest as the workload's hostData: a
-# host that runs the pod with any other policy gets it refused by the
-# coordinator.
+# request from the host. The TEE binds it at launch (upstream Kata: the
+# digest of the init-data document holding it, in SNP HOST_DATA or TDX
+# MRCONFIGID; AKS kata-cc-isolation: its SHA-256 in SNP HOST_DATA), and the
+# manifest pins that value as the workload's hostData: a pod launched with
+# any other policy is refused by the coordinator.
+#
+# What it pins, per container: the image, pulled inside the guest (by
+# digest when the reference has one); the command line; the environment,
+# both ways (every declared variable once, nothing else but PATH, HOSTNAME
+# and the API server's address in their expected shapes); the working
+# directory ("/" unless workingDir says); user; capabilities; no new
+# privileges; the root file system; every mount's destination, type, source
+# and options; the storages; no OCI hooks, devices or joined namespaces.
+# The pause container is pinned too and allowed once per pod (policy state).
 package agent_policy
 
 import rego.v1
 
 # Deny by default. Requests not named in this file are refused too.
-default CreateContainerRequest := false
+default CreateContainerRequest := {"allowed": false}
 default CopyFileRequest := false
 default SetPolicyRequest := false
 default UpdateContainerRequest := false
+default UpdateEphemeralMountsRequest := false
 default WriteStreamRequest := false
 {{if .AllowExec}}
 # !!! EXEC ALLOWED (trustbound deploy --allow-exec) !!!
@@ -281,59 +599,288 @@ default AddARPNeighborsRequest := true
 default CloseStdinRequest := true
 default TtyWinResizeRequest := true
 
-# The sandbox's pause container.
-CreateContainerRequest if {
-	input.OCI.Annotations["io.kubernetes.cri.container-type"] == "sandbox"
-	input.OCI.Process.Args == ["/pause"]
+# The host may copy in (shared_fs=none) only the per-container files the
+# runtime binds (hosts, hostname, resolv.conf, termination-log) and the
+# trustbound CA's files, which the agent checks against --ca-sha256.
+CopyFileRequest if {
+	regex.match(` + "`" + `^/run/kata-containers/shared/containers/[a-z0-9]{64}-[a-z0-9]{16}-(hosts|hostname|resolv\.conf|termination-log)$` + "`" + `, input.path)
 }
 
-# Each container of the pod exactly as declared: image, command line,
-# environment, mounts and user; no terminal.
-CreateContainerRequest if {
+CopyFileRequest if {
+	policy_data.ca_volume != ""
+	prefix := "^/run/kata-containers/shared/containers/[a-z0-9]{64}-[a-z0-9]{16}-"
+	regex.match(concat("", [prefix, policy_data.ca_volume, "(/[A-Za-z0-9._-]+){0,2}$"]), input.path)
+	every part in split(input.path, "/") {
+		not part in {".", ".."}
+	}
+}
+
+# The request's identifiers: the bundle (container) ID from the bundle path,
+# the sandbox ID; both 64 hex-like characters, so that they can stand in a
+# regular expression.
+bundle_id := id if {
+	p := input.OCI.Annotations["io.katacontainers.pkg.oci.bundle_path"]
+	prefix := "/run/containerd/io.containerd.runtime.v2.task/k8s.io/"
+	startswith(p, prefix)
+	id := substring(p, count(prefix), -1)
+	regex.match("^[a-z0-9]{64}$", id)
+}
+
+sandbox_id := id if {
+	id := input.OCI.Annotations["io.kubernetes.cri.sandbox-id"]
+	regex.match("^[a-z0-9]{64}$", id)
+}
+
+# The guest-pull root of the container being created.
+root_path := concat("", ["/run/kata-containers/", bundle_id, "/rootfs"])
+
+# Policy state kept by the agent between requests (data.pstate).
+default state := {}
+
+state := data.pstate
+
+# The pause container: once per pod, fully pinned; its ID is remembered.
+CreateContainerRequest := {"allowed": true, "ops": [{"op": "add", "path": "/pstate/sandbox_id", "value": sandbox_id}]} if {
+	input.OCI.Annotations["io.kubernetes.cri.container-type"] == "sandbox"
+	input.OCI.Annotations["io.katacontainers.pkg.oci.container_type"] == "pod_sandbox"
+	not state.sandbox_id
+	bundle_id == sandbox_id
+	not input.OCI.Annotations["io.kubernetes.cri.container-name"]
+	container_ok(policy_data.sandbox)
+}
+
+# Each container of the pod exactly as declared, in the sandbox created
+# before it.
+CreateContainerRequest := {"allowed": true, "ops": []} if {
 	input.OCI.Annotations["io.kubernetes.cri.container-type"] == "container"
+	input.OCI.Annotations["io.katacontainers.pkg.oci.container_type"] == "pod_container"
+	state.sandbox_id == sandbox_id
+	bundle_id != sandbox_id
 	some c in policy_data.containers
 	input.OCI.Annotations["io.kubernetes.cri.container-name"] == c.name
-	input.OCI.Annotations["io.kubernetes.cri.image-name"] == c.image
-	input.OCI.Process.Args == c.args
-	not input.OCI.Process.Terminal
-	allowed_user(c)
-	every e in input.OCI.Process.Env {
-		allowed_env(c, e)
-	}
-	every m in input.OCI.Mounts {
-		allowed_mount(c, m)
-	}
-	every want in c.mounts {
-		some m in input.OCI.Mounts
-		m.destination == want.path
+	image_ok(c, input.OCI.Annotations["io.kubernetes.cri.image-name"])
+	container_ok(c)
+}
+
+container_ok(c) if {
+	oci := input.OCI
+	hooks_ok
+	list(object.get(oci.Linux, "Devices", null)) == []
+	namespaces_ok
+	sysctls_ok
+	oci.Root.Path == root_path
+	object.get(oci.Root, "Readonly", false) == c.readonly_root
+	process_ok(c, oci.Process)
+	mounts_ok(c)
+	storages_ok(c)
+}
+
+process_ok(c, p) if {
+	p.Args == c.args
+	p.Cwd == c.cwd
+	object.get(p, "Terminal", false) == false
+	object.get(p, "NoNewPrivileges", false) == c.no_new_privileges
+	user_ok(c, p.User)
+	caps_ok(c, object.get(p, "Capabilities", null))
+	env_ok(c, list(object.get(p, "Env", null)))
+}
+
+# null and absent lists are empty.
+list(x) := x if is_array(x)
+
+list(x) := [] if x == null
+
+hooks := object.get(input.OCI, "Hooks", null)
+
+hooks_ok if hooks == null
+
+hooks_ok if {
+	is_object(hooks)
+	every _, v in hooks {
+		list(v) == []
 	}
 }
 
-allowed_user(c) if c.uid < 0
-
-allowed_user(c) if input.OCI.Process.User.UID == c.uid
-
-allowed_env(c, e) if e in c.env
-
-allowed_env(_, e) if {
-	some p in policy_data.runtime_env_prefixes
-	startswith(e, p)
+# New namespaces only (no path: nothing joined); no user namespace.
+namespaces_ok if {
+	every ns in list(object.get(input.OCI.Linux, "Namespaces", null)) {
+		ns.Path == ""
+		ns.Type in {"cgroup", "ipc", "mount", "network", "pid", "uts"}
+	}
 }
 
-allowed_mount(c, m) if {
+sysctls := object.get(input.OCI.Linux, "Sysctl", null)
+
+sysctls_ok if sysctls == null
+
+sysctls_ok if {
+	is_object(sysctls)
+	every k, v in sysctls {
+		{"net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ping_group_range": "0 2147483647"}[k] == v
+	}
+}
+
+user_ok(c, u) if {
+	uid_ok(c, u.UID)
+	gid_ok(c, u.GID)
+}
+
+uid_ok(c, uid) if {
+	c.uid < 0
+	not c.non_root
+}
+
+uid_ok(c, uid) if {
+	c.uid < 0
+	c.non_root
+	uid != 0
+}
+
+uid_ok(c, uid) if uid == c.uid
+
+gid_ok(c, _) if c.gid < 0
+
+gid_ok(c, gid) if gid == c.gid
+
+# The bounding set is the pinned one (or within it, for the sandbox);
+# effective and permitted are within it; ambient and inheritable are empty.
+caps_ok(c, caps) if {
+	caps == null
+	not c.caps_exact
+}
+
+caps_ok(c, caps) if {
+	caps == null
+	c.caps == []
+}
+
+caps_ok(c, caps) if {
+	is_object(caps)
+	bounding := list(object.get(caps, "Bounding", null))
+	every x in bounding {
+		x in c.caps
+	}
+	count({x | some x in bounding}) == count(bounding)
+	caps_count_ok(c, bounding)
+	every k in ["Effective", "Permitted"] {
+		every x in list(object.get(caps, k, null)) {
+			x in bounding
+		}
+	}
+	list(object.get(caps, "Ambient", null)) == []
+	list(object.get(caps, "Inheritable", null)) == []
+}
+
+caps_count_ok(c, bounding) if count(bounding) == count(c.caps)
+
+caps_count_ok(c, _) if not c.caps_exact
+
+# Both ways: each declared variable once, and nothing else but the
+# runtime's variables in their pinned shapes; no name twice.
+env_name(e) := split(e, "=")[0]
+
+env_ok(c, env) if {
+	names := [env_name(e) | some e in env]
+	count(names) == count({n | some n in names})
+	every want in c.env {
+		want in env
+	}
+	every e in env {
+		env_allowed(c, e)
+	}
+}
+
+env_allowed(c, e) if e in c.env
+
+env_allowed(c, e) if {
+	not env_name(e) in c.env_names
+	some r in c.env_runtime
+	regex.match(r, e)
+}
+
+# A regular expression of the policy with the request's identifiers.
+fill(re) := replace(replace(re, "$(bundle-id)", bundle_id), "$(sandbox-id)", sandbox_id)
+
+mounts_ok(c) if {
+	mounts := list(object.get(input.OCI, "Mounts", null))
+	dests := [m.destination | some m in mounts]
+	count(dests) == count({d | some d in dests})
+	every m in mounts {
+		mount_allowed(c, m)
+	}
+	every d in c.required_mounts {
+		d in dests
+	}
+}
+
+mount_allowed(c, m) if {
 	some want in c.mounts
-	m.destination == want.path
-	not want.readonly
+	m.destination == want.destination
+	m.type_ == want.type
+	regex.match(fill(want.source), m.source)
+	options := list(object.get(m, "options", null))
+	every o in want.require {
+		o in options
+	}
+	every o in options {
+		option_allowed(want, o)
+	}
 }
 
-allowed_mount(c, m) if {
-	some want in c.mounts
-	m.destination == want.path
-	want.readonly
-	"ro" in m.options
+option_allowed(want, o) if o in want.require
+
+option_allowed(want, o) if o in want.allow
+
+# The container's image, pulled inside the guest: one image_guest_pull
+# storage at the container's root; other storages only as the pod's
+# volumes need them.
+storages_ok(c) if {
+	storages := list(object.get(input, "storages", null))
+	images := [s | some s in storages; s.driver == "image_guest_pull"]
+	image_count_ok(c, count(images))
+	every s in storages {
+		storage_allowed(c, s)
+	}
 }
 
-allowed_mount(_, m) if m.destination in policy_data.runtime_mounts
+image_count_ok(c, n) if n == 1
+
+image_count_ok(c, n) if {
+	c.max_one_image
+	n == 0
+}
+
+storage_allowed(c, s) if {
+	s.driver == "image_guest_pull"
+	s.fstype == "overlay"
+	s.mount_point == root_path
+	image_ok(c, s.source)
+}
+
+storage_allowed(c, s) if {
+	some want in c.storages
+	s.driver == want.driver
+	s.fstype == want.fstype
+	regex.match(fill(want.source), s.source)
+	regex.match(fill(want.mount_point), s.mount_point)
+	every o in list(object.get(s, "options", null)) {
+		some r in want.options
+		regex.match(r, o)
+	}
+}
+
+image_ok(c, _) if c.any_image
+
+image_ok(c, ref) if ref in c.images
+
+# The same digest from another repository (a mirror): content is pinned.
+image_ok(c, ref) if {
+	c.digest != ""
+	parts := split(ref, "@")
+	count(parts) == 2
+	parts[0] != ""
+	parts[1] == c.digest
+}
 
 policy_data := {{.Data}}
 `))

@@ -14,6 +14,12 @@ import (
 const (
 	// EPCResource is the Intel SGX device plugin's enclave page cache resource.
 	EPCResource corev1.ResourceName = "sgx.intel.com/epc"
+	// EnclaveResource is the Intel SGX device plugin's /dev/sgx_enclave,
+	// requested explicitly (rather than injected by Intel's SGX admission
+	// webhook). /dev/sgx_provision (sgx.intel.com/provision) is not
+	// requested: quoting is out of process, in the node's AESM, which
+	// holds it.
+	EnclaveResource corev1.ResourceName = "sgx.intel.com/enclave"
 	// DefaultEPC is each container's EPC request when none is given.
 	DefaultEPC  = "64Mi"
 	aesmdPath   = "/var/run/aesmd"
@@ -94,19 +100,24 @@ func genSGX(w *manifest.Workload, o Options) (*Result, error) {
 		}
 		c.Resources.Requests[EPCResource] = q.DeepCopy()
 		c.Resources.Limits[EPCResource] = q.DeepCopy()
+		c.Resources.Requests[EnclaveResource] = resource.MustParse("1")
+		c.Resources.Limits[EnclaveResource] = resource.MustParse("1")
 	}
 	y, err := objects(w, o, in, spec, nil)
 	if err != nil {
 		return nil, err
 	}
 	header := fmt.Sprintf(`# trustbound deploy: %s (%s on sgx), an enclave-aware container.
-# Each container requests %s of %s and quotes through the node's AESM
-# service (%s, SGX_AESM_ADDR=1). The trustbound agent runs inside the
+# Each container requests %s of %s and one %s (the device
+# /dev/sgx_enclave from Intel's SGX device plugin, requested here rather
+# than injected by its admission webhook), and quotes through the node's AESM
+# service (%s, SGX_AESM_ADDR=1), which holds /dev/sgx_provision: the pod does
+# not request sgx.intel.com/provision. The trustbound agent runs inside the
 # enclave (the enclave library), which attests to %s and keeps the
 # workload's key and secrets in enclave memory: nothing is written to disk.
 # %s and %s are hints from outside the enclave; the enclave must
 # pin the coordinator's CA in its measured code.
-`, w.Name, w.Model, epc, EPCResource, aesmdPath, o.Coordinator, EnvCoordinator, EnvCA)
+`, w.Name, w.Model, epc, EPCResource, EnclaveResource, aesmdPath, o.Coordinator, EnvCoordinator, EnvCA)
 	var images []string
 	for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
 		images = append(images, c.Image)

@@ -118,6 +118,7 @@ func cmdAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cf.register(fs)
 	var sf simFlags
 	sf.register(fs)
+	caSHA256 := fs.String("ca-sha256", "", "refuse to run unless the SHA-256 of the --ca file is this (hex); trustbound deploy pins it on the agent's command line")
 	teeFlag := fs.String("tee", "", "TEE interface: auto, configfs-tsm, sev-guest, tdx-guest, azure-vtpm or simulated (default: simulated with --simulate, else auto, which detects the interface)")
 	workload := fs.String("workload", "", "workload name in the manifest (required)")
 	out := fs.String("out", "trustbound-out", "directory for identity.key, identity.crt, ca.crt and secrets/ (mode 0600)")
@@ -134,7 +135,7 @@ func cmdAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	c, err := cf.client()
+	c, err := agentClient(&cf, *caSHA256)
 	if err != nil {
 		return err
 	}

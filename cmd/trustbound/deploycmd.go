@@ -26,13 +26,13 @@ func cmdDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	out := fs.String("out", "", "output directory (default deploy-<workload>)")
 	coord := fs.String("coordinator", "", "coordinator URL as the workload reaches it, https://… (required)")
 	caFile := fs.String("ca", "", "PEM file of the coordinator's CA, which the agent trusts (required)")
-	writeManifest := fs.Bool("write-manifest", false, "kata: write the policy's hash into the manifest file as the workload's hostData (in place; comments kept); without it, the hash is printed")
+	writeManifest := fs.Bool("write-manifest", false, "kata: write the pod's hostData (the init-data digest; on AKS the policy's hash) into the manifest file (in place; comments kept); without it, it is printed")
 	var o deploy.Options
 	podFile := fs.String("pod", "", "kata, sgx-container: a Kubernetes Pod or Deployment (YAML) with the application's containers (default: one placeholder container)")
 	fs.StringVar(&o.Image, "image", "", "image of the default application container (default ghcr.io/trustbound/<workload>:latest)")
 	kind := fs.String("kind", "deployment", "kata, sgx-container: emit a deployment or a pod")
 	fs.StringVar(&o.Namespace, "namespace", "", "namespace of the Kubernetes objects")
-	fs.StringVar(&o.AgentImage, "agent-image", deploy.DefaultAgentImage, "kata: image with /usr/local/bin/trustbound for the agent init container (pin it by digest)")
+	fs.StringVar(&o.AgentImage, "agent-image", "", "kata: image with /usr/local/bin/trustbound for the agent init container, by digest: REPO@sha256:… (required for kata)")
 	fs.StringVar(&o.RuntimeClass, "runtime-class", "", "kata: runtime class (default kata-qemu-snp / kata-qemu-tdx; kata-cc-isolation on AKS)")
 	fs.BoolVar(&o.AllowExec, "allow-exec", false, "kata: DEBUG ONLY: let the host exec into the pod (stated in the pinned policy)")
 	fs.BoolVar(&o.AllowLogs, "allow-logs", false, "kata: let the host read the containers' stdout and stderr")
@@ -41,7 +41,7 @@ func cmdDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&o.BinaryURL, "binary-url", "", "cvm, azure-cvm: https URL cloud-init downloads the trustbound binary from (default: the image has it)")
 	fs.StringVar(&o.BinarySHA256, "binary-sha256", "", "cvm, azure-cvm: SHA-256 (hex) the downloaded binary must have")
 	fs.StringVar(&o.VMSize, "vm-size", "", "azure-cvm: VM size (default Standard_DC2as_v5 on SNP, Standard_DC2es_v5 on TDX)")
-	fs.StringVar(&o.DiskEncryption, "disk-encryption", "", "azure-cvm: OS disk securityEncryptionType, VMGuestStateOnly (default) or DiskWithVMGuestState")
+	fs.StringVar(&o.DiskEncryption, "disk-encryption", "", "azure-cvm: OS disk securityEncryptionType, DiskWithVMGuestState (default) or VMGuestStateOnly")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func cmdDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return nil
 	}
 	w, _ := m.Workload(o.Workload)
-	fmt.Fprintf(stdout, "policy hostData of %s: %s\n", o.Workload, res.HostData)
+	fmt.Fprintf(stdout, "pod hostData of %s: %s\n", o.Workload, res.HostData)
 	switch {
 	case bytes.Equal(w.Reference.HostData, res.HostData):
 		fmt.Fprintf(stdout, "the manifest already pins it\n")

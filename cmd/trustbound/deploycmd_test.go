@@ -50,16 +50,17 @@ func TestDeployKataPinsTheManifest(t *testing.T) {
 	out := t.TempDir()
 	args := []string{"deploy", "--manifest", mpath, "--workload", "web", "--target", "kata",
 		"--coordinator", "https://coordinator.trustbound.test:8443", "--ca", filepath.Join(deployTestdata, "coordinator-ca.crt"),
-		"--pod", filepath.Join(deployTestdata, "pod-web.yaml"), "--out", out}
+		"--pod", filepath.Join(deployTestdata, "pod-web.yaml"), "--agent-image", testAgentImage, "--out", out}
 	code, stdout, stderr := runCmd(t, args...)
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	sameAsGolden(t, filepath.Join(out, "kubernetes.yaml"), "kata-web-pod/kubernetes.yaml")
 	sameAsGolden(t, filepath.Join(out, "policy.rego"), "kata-web-pod/policy.rego")
-	policy, _ := os.ReadFile(filepath.Join(out, "policy.rego"))
-	hd := manifestHostData(t, policy)
-	if !strings.Contains(stdout, "policy hostData of web: "+hd+"\n") ||
+	sameAsGolden(t, filepath.Join(out, "initdata.toml"), "kata-web-pod/initdata.toml")
+	doc, _ := os.ReadFile(filepath.Join(out, "initdata.toml"))
+	hd := manifestHostData(t, doc)
+	if !strings.Contains(stdout, "pod hostData of web: "+hd+"\n") ||
 		!strings.Contains(stdout, "the manifest pins 0b6cc0d470443e4214367dbfe7a67cdb0f5728e6640247ca985bff897413ed2f; set hostData: \""+hd+"\" for web") {
 		t.Errorf("stdout:\n%s", stdout)
 	}
@@ -98,13 +99,18 @@ func TestDeployKataPinsTheManifest(t *testing.T) {
 	}
 }
 
-// manifestHostData is the lower-case hex SHA-256 of policy: SNP hostData.
-func manifestHostData(t *testing.T, policy []byte) string {
+// testAgentImage is a fixed example of an agent image pinned by digest,
+// as in package deploy's golden files.
+var testAgentImage = "ghcr.io/trustbound/trustbound@sha256:" + strings.Repeat("cd", 32)
+
+// manifestHostData is the lower-case hex SHA-256 of the init-data
+// document doc: SNP hostData of an upstream Kata pod.
+func manifestHostData(t *testing.T, doc []byte) string {
 	t.Helper()
-	if len(policy) == 0 {
-		t.Fatal("empty policy")
+	if len(doc) == 0 {
+		t.Fatal("empty init-data")
 	}
-	h := sha256.Sum256(policy)
+	h := sha256.Sum256(doc)
 	return hex.EncodeToString(h[:])
 }
 
@@ -113,11 +119,16 @@ func TestDeployTDXPodPinsSHA384(t *testing.T) {
 	out := t.TempDir()
 	code, stdout, stderr := runCmd(t, "deploy", "--manifest", mpath, "--workload", "api-td", "--target", "kata",
 		"--coordinator", "https://coordinator.trustbound.test:8443", "--ca", filepath.Join(deployTestdata, "coordinator-ca.crt"),
-		"--image", "ghcr.io/example/api:v1", "--namespace", "api", "--out", out, "--write-manifest")
+		"--image", "ghcr.io/example/api:v1", "--namespace", "api", "--agent-image", testAgentImage, "--out", out, "--write-manifest")
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	sameAsGolden(t, filepath.Join(out, "kubernetes.yaml"), "kata-api-td/kubernetes.yaml")
+	sameAsGolden(t, filepath.Join(out, "initdata.toml"), "kata-api-td/initdata.toml")
+	doc, _ := os.ReadFile(filepath.Join(out, "initdata.toml"))
+	if !strings.Contains(string(doc), "algorithm = \"sha384\"\n") {
+		t.Errorf("TDX init-data is not hashed with SHA-384:\n%s", doc)
+	}
 	if !strings.Contains(stdout, "pinned it in "+mpath) {
 		t.Errorf("stdout:\n%s", stdout)
 	}
@@ -126,7 +137,7 @@ func TestDeployTDXPodPinsSHA384(t *testing.T) {
 		t.Fatalf("the pinned manifest does not load: %v", err)
 	}
 	if w, _ := m.Workload("api-td"); len(w.Reference.HostData) != 48 {
-		t.Errorf("TDX hostData is %d bytes, want 48 (SHA-384, MRCONFIGID)", len(w.Reference.HostData))
+		t.Errorf("TDX hostData is %d bytes, want 48 (SHA-384 of the init-data, MRCONFIGID)", len(w.Reference.HostData))
 	}
 }
 
@@ -165,8 +176,11 @@ func TestDeployRefuses(t *testing.T) {
 		{[]string{"--workload", "web"}, exitUsage, "--target is required"},
 		{[]string{"--workload", "ledger-vm", "--target", "cvm", "--write-manifest"}, exitUsage, "--write-manifest is for --target kata"},
 		{[]string{"--workload", "web", "--target", "kata", "--kind", "job"}, exitUsage, "--kind must be deployment or pod"},
+		{[]string{"--workload", "web", "--target", "kata"}, exitRefused, "no agent image: give --agent-image REPO@sha256:DIGEST"},
+		{[]string{"--workload", "web", "--target", "kata", "--agent-image", "ghcr.io/trustbound/trustbound:v1"}, exitRefused, "is not pinned by digest"},
+		{[]string{"--workload", "api-td", "--target", "kata", "--agent-image", testAgentImage, "--runtime-class", "kata-cc-isolation"}, exitRefused, "runs on SEV-SNP only"},
 		{[]string{"--workload", "ledger-vm", "--target", "kata"}, exitRefused, "target does not fit the workload"},
-		{[]string{"--workload", "web", "--target", "kata", "--pod", mpath}, exitRefused, "pod spec"},
+		{[]string{"--workload", "web", "--target", "kata", "--agent-image", testAgentImage, "--pod", mpath}, exitRefused, "pod spec"},
 	} {
 		code, _, stderr := runCmd(t, append(base, tc.args...)...)
 		if code != tc.code || !strings.Contains(stderr, tc.want) {

@@ -3,19 +3,30 @@
 # to these bytes changes the pod's hostData.
 #
 # The Kata agent inside the pod VM asks this policy before it serves each
-# request from the host. Its hash is the pod's SNP HOST_DATA (SHA-256) or TDX
-# MRCONFIGID (SHA-384), pinned in the manifest as the workload's hostData: a
-# host that runs the pod with any other policy gets it refused by the
-# coordinator.
+# request from the host. The TEE binds it at launch (upstream Kata: the
+# digest of the init-data document holding it, in SNP HOST_DATA or TDX
+# MRCONFIGID; AKS kata-cc-isolation: its SHA-256 in SNP HOST_DATA), and the
+# manifest pins that value as the workload's hostData: a pod launched with
+# any other policy is refused by the coordinator.
+#
+# What it pins, per container: the image, pulled inside the guest (by
+# digest when the reference has one); the command line; the environment,
+# both ways (every declared variable once, nothing else but PATH, HOSTNAME
+# and the API server's address in their expected shapes); the working
+# directory ("/" unless workingDir says); user; capabilities; no new
+# privileges; the root file system; every mount's destination, type, source
+# and options; the storages; no OCI hooks, devices or joined namespaces.
+# The pause container is pinned too and allowed once per pod (policy state).
 package agent_policy
 
 import rego.v1
 
 # Deny by default. Requests not named in this file are refused too.
-default CreateContainerRequest := false
+default CreateContainerRequest := {"allowed": false}
 default CopyFileRequest := false
 default SetPolicyRequest := false
 default UpdateContainerRequest := false
+default UpdateEphemeralMountsRequest := false
 default WriteStreamRequest := false
 
 # Exec is denied: nobody can run commands in the pod (kubectl exec, exec probes
@@ -46,80 +57,734 @@ default AddARPNeighborsRequest := true
 default CloseStdinRequest := true
 default TtyWinResizeRequest := true
 
-# The sandbox's pause container.
-CreateContainerRequest if {
-	input.OCI.Annotations["io.kubernetes.cri.container-type"] == "sandbox"
-	input.OCI.Process.Args == ["/pause"]
+# The host may copy in (shared_fs=none) only the per-container files the
+# runtime binds (hosts, hostname, resolv.conf, termination-log) and the
+# trustbound CA's files, which the agent checks against --ca-sha256.
+CopyFileRequest if {
+	regex.match(`^/run/kata-containers/shared/containers/[a-z0-9]{64}-[a-z0-9]{16}-(hosts|hostname|resolv\.conf|termination-log)$`, input.path)
 }
 
-# Each container of the pod exactly as declared: image, command line,
-# environment, mounts and user; no terminal.
-CreateContainerRequest if {
+CopyFileRequest if {
+	policy_data.ca_volume != ""
+	prefix := "^/run/kata-containers/shared/containers/[a-z0-9]{64}-[a-z0-9]{16}-"
+	regex.match(concat("", [prefix, policy_data.ca_volume, "(/[A-Za-z0-9._-]+){0,2}$"]), input.path)
+	every part in split(input.path, "/") {
+		not part in {".", ".."}
+	}
+}
+
+# The request's identifiers: the bundle (container) ID from the bundle path,
+# the sandbox ID; both 64 hex-like characters, so that they can stand in a
+# regular expression.
+bundle_id := id if {
+	p := input.OCI.Annotations["io.katacontainers.pkg.oci.bundle_path"]
+	prefix := "/run/containerd/io.containerd.runtime.v2.task/k8s.io/"
+	startswith(p, prefix)
+	id := substring(p, count(prefix), -1)
+	regex.match("^[a-z0-9]{64}$", id)
+}
+
+sandbox_id := id if {
+	id := input.OCI.Annotations["io.kubernetes.cri.sandbox-id"]
+	regex.match("^[a-z0-9]{64}$", id)
+}
+
+# The guest-pull root of the container being created.
+root_path := concat("", ["/run/kata-containers/", bundle_id, "/rootfs"])
+
+# Policy state kept by the agent between requests (data.pstate).
+default state := {}
+
+state := data.pstate
+
+# The pause container: once per pod, fully pinned; its ID is remembered.
+CreateContainerRequest := {"allowed": true, "ops": [{"op": "add", "path": "/pstate/sandbox_id", "value": sandbox_id}]} if {
+	input.OCI.Annotations["io.kubernetes.cri.container-type"] == "sandbox"
+	input.OCI.Annotations["io.katacontainers.pkg.oci.container_type"] == "pod_sandbox"
+	not state.sandbox_id
+	bundle_id == sandbox_id
+	not input.OCI.Annotations["io.kubernetes.cri.container-name"]
+	container_ok(policy_data.sandbox)
+}
+
+# Each container of the pod exactly as declared, in the sandbox created
+# before it.
+CreateContainerRequest := {"allowed": true, "ops": []} if {
 	input.OCI.Annotations["io.kubernetes.cri.container-type"] == "container"
+	input.OCI.Annotations["io.katacontainers.pkg.oci.container_type"] == "pod_container"
+	state.sandbox_id == sandbox_id
+	bundle_id != sandbox_id
 	some c in policy_data.containers
 	input.OCI.Annotations["io.kubernetes.cri.container-name"] == c.name
-	input.OCI.Annotations["io.kubernetes.cri.image-name"] == c.image
-	input.OCI.Process.Args == c.args
-	not input.OCI.Process.Terminal
-	allowed_user(c)
-	every e in input.OCI.Process.Env {
-		allowed_env(c, e)
-	}
-	every m in input.OCI.Mounts {
-		allowed_mount(c, m)
-	}
-	every want in c.mounts {
-		some m in input.OCI.Mounts
-		m.destination == want.path
+	image_ok(c, input.OCI.Annotations["io.kubernetes.cri.image-name"])
+	container_ok(c)
+}
+
+container_ok(c) if {
+	oci := input.OCI
+	hooks_ok
+	list(object.get(oci.Linux, "Devices", null)) == []
+	namespaces_ok
+	sysctls_ok
+	oci.Root.Path == root_path
+	object.get(oci.Root, "Readonly", false) == c.readonly_root
+	process_ok(c, oci.Process)
+	mounts_ok(c)
+	storages_ok(c)
+}
+
+process_ok(c, p) if {
+	p.Args == c.args
+	p.Cwd == c.cwd
+	object.get(p, "Terminal", false) == false
+	object.get(p, "NoNewPrivileges", false) == c.no_new_privileges
+	user_ok(c, p.User)
+	caps_ok(c, object.get(p, "Capabilities", null))
+	env_ok(c, list(object.get(p, "Env", null)))
+}
+
+# null and absent lists are empty.
+list(x) := x if is_array(x)
+
+list(x) := [] if x == null
+
+hooks := object.get(input.OCI, "Hooks", null)
+
+hooks_ok if hooks == null
+
+hooks_ok if {
+	is_object(hooks)
+	every _, v in hooks {
+		list(v) == []
 	}
 }
 
-allowed_user(c) if c.uid < 0
-
-allowed_user(c) if input.OCI.Process.User.UID == c.uid
-
-allowed_env(c, e) if e in c.env
-
-allowed_env(_, e) if {
-	some p in policy_data.runtime_env_prefixes
-	startswith(e, p)
+# New namespaces only (no path: nothing joined); no user namespace.
+namespaces_ok if {
+	every ns in list(object.get(input.OCI.Linux, "Namespaces", null)) {
+		ns.Path == ""
+		ns.Type in {"cgroup", "ipc", "mount", "network", "pid", "uts"}
+	}
 }
 
-allowed_mount(c, m) if {
+sysctls := object.get(input.OCI.Linux, "Sysctl", null)
+
+sysctls_ok if sysctls == null
+
+sysctls_ok if {
+	is_object(sysctls)
+	every k, v in sysctls {
+		{"net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ping_group_range": "0 2147483647"}[k] == v
+	}
+}
+
+user_ok(c, u) if {
+	uid_ok(c, u.UID)
+	gid_ok(c, u.GID)
+}
+
+uid_ok(c, uid) if {
+	c.uid < 0
+	not c.non_root
+}
+
+uid_ok(c, uid) if {
+	c.uid < 0
+	c.non_root
+	uid != 0
+}
+
+uid_ok(c, uid) if uid == c.uid
+
+gid_ok(c, _) if c.gid < 0
+
+gid_ok(c, gid) if gid == c.gid
+
+# The bounding set is the pinned one (or within it, for the sandbox);
+# effective and permitted are within it; ambient and inheritable are empty.
+caps_ok(c, caps) if {
+	caps == null
+	not c.caps_exact
+}
+
+caps_ok(c, caps) if {
+	caps == null
+	c.caps == []
+}
+
+caps_ok(c, caps) if {
+	is_object(caps)
+	bounding := list(object.get(caps, "Bounding", null))
+	every x in bounding {
+		x in c.caps
+	}
+	count({x | some x in bounding}) == count(bounding)
+	caps_count_ok(c, bounding)
+	every k in ["Effective", "Permitted"] {
+		every x in list(object.get(caps, k, null)) {
+			x in bounding
+		}
+	}
+	list(object.get(caps, "Ambient", null)) == []
+	list(object.get(caps, "Inheritable", null)) == []
+}
+
+caps_count_ok(c, bounding) if count(bounding) == count(c.caps)
+
+caps_count_ok(c, _) if not c.caps_exact
+
+# Both ways: each declared variable once, and nothing else but the
+# runtime's variables in their pinned shapes; no name twice.
+env_name(e) := split(e, "=")[0]
+
+env_ok(c, env) if {
+	names := [env_name(e) | some e in env]
+	count(names) == count({n | some n in names})
+	every want in c.env {
+		want in env
+	}
+	every e in env {
+		env_allowed(c, e)
+	}
+}
+
+env_allowed(c, e) if e in c.env
+
+env_allowed(c, e) if {
+	not env_name(e) in c.env_names
+	some r in c.env_runtime
+	regex.match(r, e)
+}
+
+# A regular expression of the policy with the request's identifiers.
+fill(re) := replace(replace(re, "$(bundle-id)", bundle_id), "$(sandbox-id)", sandbox_id)
+
+mounts_ok(c) if {
+	mounts := list(object.get(input.OCI, "Mounts", null))
+	dests := [m.destination | some m in mounts]
+	count(dests) == count({d | some d in dests})
+	every m in mounts {
+		mount_allowed(c, m)
+	}
+	every d in c.required_mounts {
+		d in dests
+	}
+}
+
+mount_allowed(c, m) if {
 	some want in c.mounts
-	m.destination == want.path
-	not want.readonly
+	m.destination == want.destination
+	m.type_ == want.type
+	regex.match(fill(want.source), m.source)
+	options := list(object.get(m, "options", null))
+	every o in want.require {
+		o in options
+	}
+	every o in options {
+		option_allowed(want, o)
+	}
 }
 
-allowed_mount(c, m) if {
-	some want in c.mounts
-	m.destination == want.path
-	want.readonly
-	"ro" in m.options
+option_allowed(want, o) if o in want.require
+
+option_allowed(want, o) if o in want.allow
+
+# The container's image, pulled inside the guest: one image_guest_pull
+# storage at the container's root; other storages only as the pod's
+# volumes need them.
+storages_ok(c) if {
+	storages := list(object.get(input, "storages", null))
+	images := [s | some s in storages; s.driver == "image_guest_pull"]
+	image_count_ok(c, count(images))
+	every s in storages {
+		storage_allowed(c, s)
+	}
 }
 
-allowed_mount(_, m) if m.destination in policy_data.runtime_mounts
+image_count_ok(c, n) if n == 1
+
+image_count_ok(c, n) if {
+	c.max_one_image
+	n == 0
+}
+
+storage_allowed(c, s) if {
+	s.driver == "image_guest_pull"
+	s.fstype == "overlay"
+	s.mount_point == root_path
+	image_ok(c, s.source)
+}
+
+storage_allowed(c, s) if {
+	some want in c.storages
+	s.driver == want.driver
+	s.fstype == want.fstype
+	regex.match(fill(want.source), s.source)
+	regex.match(fill(want.mount_point), s.mount_point)
+	every o in list(object.get(s, "options", null)) {
+		some r in want.options
+		regex.match(r, o)
+	}
+}
+
+image_ok(c, _) if c.any_image
+
+image_ok(c, ref) if ref in c.images
+
+# The same digest from another repository (a mirror): content is pinned.
+image_ok(c, ref) if {
+	c.digest != ""
+	parts := split(ref, "@")
+	count(parts) == 2
+	parts[0] != ""
+	parts[1] == c.digest
+}
 
 policy_data := {
+	"sandbox": {
+		"name": "pause",
+		"images": [],
+		"digest": "",
+		"any_image": true,
+		"args": [
+			"/pause"
+		],
+		"env": [],
+		"env_names": [],
+		"env_runtime": [
+			"^PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin$"
+		],
+		"cwd": "/",
+		"uid": 65535,
+		"gid": 65535,
+		"non_root": true,
+		"readonly_root": true,
+		"no_new_privileges": true,
+		"caps": [
+			"CAP_AUDIT_WRITE",
+			"CAP_CHOWN",
+			"CAP_DAC_OVERRIDE",
+			"CAP_FOWNER",
+			"CAP_FSETID",
+			"CAP_KILL",
+			"CAP_MKNOD",
+			"CAP_NET_BIND_SERVICE",
+			"CAP_NET_RAW",
+			"CAP_SETFCAP",
+			"CAP_SETGID",
+			"CAP_SETPCAP",
+			"CAP_SETUID",
+			"CAP_SYS_CHROOT"
+		],
+		"caps_exact": false,
+		"mounts": [
+			{
+				"destination": "/dev",
+				"type": "tmpfs",
+				"source": "^tmpfs$",
+				"require": [
+					"nosuid"
+				],
+				"allow": [
+					"mode=755",
+					"size=65536k",
+					"strictatime"
+				]
+			},
+			{
+				"destination": "/dev/mqueue",
+				"type": "mqueue",
+				"source": "^mqueue$",
+				"require": [
+					"nodev",
+					"noexec",
+					"nosuid"
+				],
+				"allow": []
+			},
+			{
+				"destination": "/dev/pts",
+				"type": "devpts",
+				"source": "^devpts$",
+				"require": [
+					"noexec",
+					"nosuid"
+				],
+				"allow": [
+					"gid=5",
+					"mode=0620",
+					"newinstance",
+					"ptmxmode=0666"
+				]
+			},
+			{
+				"destination": "/proc",
+				"type": "proc",
+				"source": "^proc$",
+				"require": [
+					"nodev",
+					"noexec",
+					"nosuid"
+				],
+				"allow": []
+			},
+			{
+				"destination": "/sys",
+				"type": "sysfs",
+				"source": "^sysfs$",
+				"require": [
+					"nodev",
+					"noexec",
+					"nosuid",
+					"ro"
+				],
+				"allow": []
+			},
+			{
+				"destination": "/sys/fs/cgroup",
+				"type": "cgroup",
+				"source": "^cgroup$",
+				"require": [
+					"nodev",
+					"noexec",
+					"nosuid",
+					"ro"
+				],
+				"allow": [
+					"relatime"
+				]
+			},
+			{
+				"destination": "/dev/shm",
+				"type": "bind",
+				"source": "^/run/kata-containers/sandbox/shm$",
+				"require": [
+					"rbind"
+				],
+				"allow": [
+					"rprivate"
+				]
+			},
+			{
+				"destination": "/dev/termination-log",
+				"type": "bind",
+				"source": "^/run/kata-containers/shared/containers/$(bundle-id)-[a-z0-9]{16}-termination-log$",
+				"require": [
+					"rbind"
+				],
+				"allow": [
+					"nodev",
+					"noexec",
+					"nosuid",
+					"ro",
+					"rprivate",
+					"rw"
+				]
+			},
+			{
+				"destination": "/etc/hostname",
+				"type": "bind",
+				"source": "^/run/kata-containers/shared/containers/$(bundle-id)-[a-z0-9]{16}-hostname$",
+				"require": [
+					"rbind"
+				],
+				"allow": [
+					"nodev",
+					"noexec",
+					"nosuid",
+					"ro",
+					"rprivate",
+					"rw"
+				]
+			},
+			{
+				"destination": "/etc/hosts",
+				"type": "bind",
+				"source": "^/run/kata-containers/shared/containers/$(bundle-id)-[a-z0-9]{16}-hosts$",
+				"require": [
+					"rbind"
+				],
+				"allow": [
+					"nodev",
+					"noexec",
+					"nosuid",
+					"ro",
+					"rprivate",
+					"rw"
+				]
+			},
+			{
+				"destination": "/etc/resolv.conf",
+				"type": "bind",
+				"source": "^/run/kata-containers/shared/containers/$(bundle-id)-[a-z0-9]{16}-resolv\\.conf$",
+				"require": [
+					"rbind"
+				],
+				"allow": [
+					"nodev",
+					"noexec",
+					"nosuid",
+					"ro",
+					"rprivate",
+					"rw"
+				]
+			}
+		],
+		"required_mounts": [],
+		"storages": [
+			{
+				"driver": "ephemeral",
+				"fstype": "tmpfs",
+				"source": "^shm$",
+				"mount_point": "^/run/kata-containers/sandbox/shm$",
+				"options": [
+					"^mode=1777$",
+					"^nodev$",
+					"^noexec$",
+					"^nosuid$",
+					"^size=[0-9]{1,20}$"
+				]
+			}
+		],
+		"max_one_image": true
+	},
 	"containers": [
 		{
 			"name": "api-td",
-			"image": "ghcr.io/example/api:v1",
+			"images": [
+				"ghcr.io/example/api:v1"
+			],
+			"digest": "",
+			"any_image": false,
 			"args": [
 				"/api-td"
 			],
 			"env": [],
+			"env_names": [],
+			"env_runtime": [
+				"^HOSTNAME=api-td-[a-z0-9]{1,10}-[a-z0-9]{5}$",
+				"^PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin$",
+				"^KUBERNETES_PORT=tcp://(([0-9]{1,3}\\.){3}[0-9]{1,3}|\\[[0-9a-fA-F:]{2,39}\\]):[0-9]{1,5}$",
+				"^KUBERNETES_PORT_[0-9]{1,5}_TCP=tcp://(([0-9]{1,3}\\.){3}[0-9]{1,3}|\\[[0-9a-fA-F:]{2,39}\\]):[0-9]{1,5}$",
+				"^KUBERNETES_PORT_[0-9]{1,5}_TCP_ADDR=(([0-9]{1,3}\\.){3}[0-9]{1,3}|[0-9a-fA-F:]{2,39})$",
+				"^KUBERNETES_PORT_[0-9]{1,5}_TCP_PORT=[0-9]{1,5}$",
+				"^KUBERNETES_PORT_[0-9]{1,5}_TCP_PROTO=tcp$",
+				"^KUBERNETES_SERVICE_HOST=(([0-9]{1,3}\\.){3}[0-9]{1,3}|[0-9a-fA-F:]{2,39})$",
+				"^KUBERNETES_SERVICE_PORT=[0-9]{1,5}$",
+				"^KUBERNETES_SERVICE_PORT_HTTPS=[0-9]{1,5}$"
+			],
+			"cwd": "/",
+			"uid": 65532,
+			"gid": -1,
+			"non_root": true,
+			"readonly_root": false,
+			"no_new_privileges": false,
+			"caps": [
+				"CAP_AUDIT_WRITE",
+				"CAP_CHOWN",
+				"CAP_DAC_OVERRIDE",
+				"CAP_FOWNER",
+				"CAP_FSETID",
+				"CAP_KILL",
+				"CAP_MKNOD",
+				"CAP_NET_BIND_SERVICE",
+				"CAP_NET_RAW",
+				"CAP_SETFCAP",
+				"CAP_SETGID",
+				"CAP_SETPCAP",
+				"CAP_SETUID",
+				"CAP_SYS_CHROOT"
+			],
+			"caps_exact": true,
 			"mounts": [
 				{
-					"path": "/run/trustbound",
-					"readonly": true
+					"destination": "/dev",
+					"type": "tmpfs",
+					"source": "^tmpfs$",
+					"require": [
+						"nosuid"
+					],
+					"allow": [
+						"mode=755",
+						"size=65536k",
+						"strictatime"
+					]
+				},
+				{
+					"destination": "/dev/mqueue",
+					"type": "mqueue",
+					"source": "^mqueue$",
+					"require": [
+						"nodev",
+						"noexec",
+						"nosuid"
+					],
+					"allow": []
+				},
+				{
+					"destination": "/dev/pts",
+					"type": "devpts",
+					"source": "^devpts$",
+					"require": [
+						"noexec",
+						"nosuid"
+					],
+					"allow": [
+						"gid=5",
+						"mode=0620",
+						"newinstance",
+						"ptmxmode=0666"
+					]
+				},
+				{
+					"destination": "/dev/shm",
+					"type": "bind",
+					"source": "^/run/kata-containers/sandbox/shm$",
+					"require": [
+						"rbind"
+					],
+					"allow": [
+						"rprivate"
+					]
+				},
+				{
+					"destination": "/dev/termination-log",
+					"type": "bind",
+					"source": "^/run/kata-containers/shared/containers/$(bundle-id)-[a-z0-9]{16}-termination-log$",
+					"require": [
+						"rbind"
+					],
+					"allow": [
+						"nodev",
+						"noexec",
+						"nosuid",
+						"ro",
+						"rprivate",
+						"rw"
+					]
+				},
+				{
+					"destination": "/etc/hostname",
+					"type": "bind",
+					"source": "^/run/kata-containers/shared/containers/$(bundle-id)-[a-z0-9]{16}-hostname$",
+					"require": [
+						"rbind"
+					],
+					"allow": [
+						"nodev",
+						"noexec",
+						"nosuid",
+						"ro",
+						"rprivate",
+						"rw"
+					]
+				},
+				{
+					"destination": "/etc/hosts",
+					"type": "bind",
+					"source": "^/run/kata-containers/shared/containers/$(bundle-id)-[a-z0-9]{16}-hosts$",
+					"require": [
+						"rbind"
+					],
+					"allow": [
+						"nodev",
+						"noexec",
+						"nosuid",
+						"ro",
+						"rprivate",
+						"rw"
+					]
+				},
+				{
+					"destination": "/etc/resolv.conf",
+					"type": "bind",
+					"source": "^/run/kata-containers/shared/containers/$(bundle-id)-[a-z0-9]{16}-resolv\\.conf$",
+					"require": [
+						"rbind"
+					],
+					"allow": [
+						"nodev",
+						"noexec",
+						"nosuid",
+						"ro",
+						"rprivate",
+						"rw"
+					]
+				},
+				{
+					"destination": "/proc",
+					"type": "proc",
+					"source": "^proc$",
+					"require": [
+						"nodev",
+						"noexec",
+						"nosuid"
+					],
+					"allow": []
+				},
+				{
+					"destination": "/run/trustbound",
+					"type": "bind",
+					"source": "^/run/kata-containers/sandbox/ephemeral/trustbound$",
+					"require": [
+						"rbind",
+						"ro"
+					],
+					"allow": [
+						"rprivate"
+					]
+				},
+				{
+					"destination": "/sys",
+					"type": "sysfs",
+					"source": "^sysfs$",
+					"require": [
+						"nodev",
+						"noexec",
+						"nosuid",
+						"ro"
+					],
+					"allow": []
+				},
+				{
+					"destination": "/sys/fs/cgroup",
+					"type": "cgroup",
+					"source": "^cgroup$",
+					"require": [
+						"nodev",
+						"noexec",
+						"nosuid",
+						"ro"
+					],
+					"allow": [
+						"relatime"
+					]
 				}
 			],
-			"uid": 65532
+			"required_mounts": [
+				"/run/trustbound"
+			],
+			"storages": [
+				{
+					"driver": "ephemeral",
+					"fstype": "tmpfs",
+					"source": "^tmpfs$",
+					"mount_point": "^/run/kata-containers/sandbox/ephemeral/trustbound$",
+					"options": [
+						"^mode=0?[0-7]{3,4}$",
+						"^size=[0-9]{1,20}$"
+					]
+				}
+			],
+			"max_one_image": false
 		},
 		{
 			"name": "trustbound-agent",
-			"image": "ghcr.io/trustbound/trustbound:latest",
+			"images": [
+				"ghcr.io/trustbound/trustbound@sha256:cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd"
+			],
+			"digest": "sha256:cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd",
+			"any_image": false,
 			"args": [
 				"/usr/local/bin/trustbound",
 				"agent",
@@ -127,43 +792,241 @@ policy_data := {
 				"https://coordinator.trustbound.test:8443",
 				"--ca",
 				"/etc/trustbound/coordinator-ca.crt",
+				"--ca-sha256",
+				"f6a4037fef64fd25e552befbf3fcc173e324351b43a67b6b7d5453a0b378940e",
 				"--workload",
 				"api-td",
 				"--out",
 				"/run/trustbound"
 			],
 			"env": [],
+			"env_names": [],
+			"env_runtime": [
+				"^HOSTNAME=api-td-[a-z0-9]{1,10}-[a-z0-9]{5}$",
+				"^PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin$",
+				"^KUBERNETES_PORT=tcp://(([0-9]{1,3}\\.){3}[0-9]{1,3}|\\[[0-9a-fA-F:]{2,39}\\]):[0-9]{1,5}$",
+				"^KUBERNETES_PORT_[0-9]{1,5}_TCP=tcp://(([0-9]{1,3}\\.){3}[0-9]{1,3}|\\[[0-9a-fA-F:]{2,39}\\]):[0-9]{1,5}$",
+				"^KUBERNETES_PORT_[0-9]{1,5}_TCP_ADDR=(([0-9]{1,3}\\.){3}[0-9]{1,3}|[0-9a-fA-F:]{2,39})$",
+				"^KUBERNETES_PORT_[0-9]{1,5}_TCP_PORT=[0-9]{1,5}$",
+				"^KUBERNETES_PORT_[0-9]{1,5}_TCP_PROTO=tcp$",
+				"^KUBERNETES_SERVICE_HOST=(([0-9]{1,3}\\.){3}[0-9]{1,3}|[0-9a-fA-F:]{2,39})$",
+				"^KUBERNETES_SERVICE_PORT=[0-9]{1,5}$",
+				"^KUBERNETES_SERVICE_PORT_HTTPS=[0-9]{1,5}$"
+			],
+			"cwd": "/",
+			"uid": 65532,
+			"gid": -1,
+			"non_root": true,
+			"readonly_root": true,
+			"no_new_privileges": true,
+			"caps": [],
+			"caps_exact": true,
 			"mounts": [
 				{
-					"path": "/etc/trustbound",
-					"readonly": true
+					"destination": "/dev",
+					"type": "tmpfs",
+					"source": "^tmpfs$",
+					"require": [
+						"nosuid"
+					],
+					"allow": [
+						"mode=755",
+						"size=65536k",
+						"strictatime"
+					]
 				},
 				{
-					"path": "/run/trustbound",
-					"readonly": false
+					"destination": "/dev/mqueue",
+					"type": "mqueue",
+					"source": "^mqueue$",
+					"require": [
+						"nodev",
+						"noexec",
+						"nosuid"
+					],
+					"allow": []
+				},
+				{
+					"destination": "/dev/pts",
+					"type": "devpts",
+					"source": "^devpts$",
+					"require": [
+						"noexec",
+						"nosuid"
+					],
+					"allow": [
+						"gid=5",
+						"mode=0620",
+						"newinstance",
+						"ptmxmode=0666"
+					]
+				},
+				{
+					"destination": "/dev/shm",
+					"type": "bind",
+					"source": "^/run/kata-containers/sandbox/shm$",
+					"require": [
+						"rbind"
+					],
+					"allow": [
+						"rprivate"
+					]
+				},
+				{
+					"destination": "/dev/termination-log",
+					"type": "bind",
+					"source": "^/run/kata-containers/shared/containers/$(bundle-id)-[a-z0-9]{16}-termination-log$",
+					"require": [
+						"rbind"
+					],
+					"allow": [
+						"nodev",
+						"noexec",
+						"nosuid",
+						"ro",
+						"rprivate",
+						"rw"
+					]
+				},
+				{
+					"destination": "/etc/hostname",
+					"type": "bind",
+					"source": "^/run/kata-containers/shared/containers/$(bundle-id)-[a-z0-9]{16}-hostname$",
+					"require": [
+						"rbind"
+					],
+					"allow": [
+						"nodev",
+						"noexec",
+						"nosuid",
+						"ro",
+						"rprivate",
+						"rw"
+					]
+				},
+				{
+					"destination": "/etc/hosts",
+					"type": "bind",
+					"source": "^/run/kata-containers/shared/containers/$(bundle-id)-[a-z0-9]{16}-hosts$",
+					"require": [
+						"rbind"
+					],
+					"allow": [
+						"nodev",
+						"noexec",
+						"nosuid",
+						"ro",
+						"rprivate",
+						"rw"
+					]
+				},
+				{
+					"destination": "/etc/resolv.conf",
+					"type": "bind",
+					"source": "^/run/kata-containers/shared/containers/$(bundle-id)-[a-z0-9]{16}-resolv\\.conf$",
+					"require": [
+						"rbind"
+					],
+					"allow": [
+						"nodev",
+						"noexec",
+						"nosuid",
+						"ro",
+						"rprivate",
+						"rw"
+					]
+				},
+				{
+					"destination": "/etc/trustbound",
+					"type": "bind",
+					"source": "^/run/kata-containers/shared/containers/$(bundle-id)-[a-z0-9]{16}-trustbound-ca$",
+					"require": [
+						"rbind",
+						"ro"
+					],
+					"allow": [
+						"rprivate"
+					]
+				},
+				{
+					"destination": "/proc",
+					"type": "proc",
+					"source": "^proc$",
+					"require": [
+						"nodev",
+						"noexec",
+						"nosuid"
+					],
+					"allow": []
+				},
+				{
+					"destination": "/run/trustbound",
+					"type": "bind",
+					"source": "^/run/kata-containers/sandbox/ephemeral/trustbound$",
+					"require": [
+						"rbind"
+					],
+					"allow": [
+						"rprivate",
+						"rw"
+					]
+				},
+				{
+					"destination": "/sys",
+					"type": "sysfs",
+					"source": "^sysfs$",
+					"require": [
+						"nodev",
+						"noexec",
+						"nosuid",
+						"ro"
+					],
+					"allow": []
+				},
+				{
+					"destination": "/sys/fs/cgroup",
+					"type": "cgroup",
+					"source": "^cgroup$",
+					"require": [
+						"nodev",
+						"noexec",
+						"nosuid",
+						"ro"
+					],
+					"allow": [
+						"relatime"
+					]
 				}
 			],
-			"uid": 65532
+			"required_mounts": [
+				"/etc/trustbound",
+				"/run/trustbound"
+			],
+			"storages": [
+				{
+					"driver": "local",
+					"fstype": "bind",
+					"source": "^/run/kata-containers/shared/containers/$(bundle-id)-[a-z0-9]{16}-trustbound-ca$",
+					"mount_point": "^/run/kata-containers/shared/containers/$(bundle-id)-[a-z0-9]{16}-trustbound-ca$",
+					"options": [
+						"^rbind$",
+						"^rprivate$",
+						"^ro$"
+					]
+				},
+				{
+					"driver": "ephemeral",
+					"fstype": "tmpfs",
+					"source": "^tmpfs$",
+					"mount_point": "^/run/kata-containers/sandbox/ephemeral/trustbound$",
+					"options": [
+						"^mode=0?[0-7]{3,4}$",
+						"^size=[0-9]{1,20}$"
+					]
+				}
+			],
+			"max_one_image": false
 		}
 	],
-	"runtime_env_prefixes": [
-		"HOSTNAME=",
-		"KUBERNETES_PORT",
-		"KUBERNETES_SERVICE_",
-		"PATH=",
-		"TERM="
-	],
-	"runtime_mounts": [
-		"/dev",
-		"/dev/mqueue",
-		"/dev/pts",
-		"/dev/shm",
-		"/dev/termination-log",
-		"/etc/hostname",
-		"/etc/hosts",
-		"/etc/resolv.conf",
-		"/proc",
-		"/sys",
-		"/sys/fs/cgroup"
-	]
+	"ca_volume": "trustbound-ca"
 }
