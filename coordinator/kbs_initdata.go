@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
@@ -10,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/initdata"
 )
 
 // init-data at /kbs/v0/attest, as the Initdata specification of
@@ -57,25 +57,11 @@ func kbsInitDataDigest(d *kbsInitData) (string, []byte, error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("%w.body: %w", errInitData, err)
 	}
-	switch alg {
-	case "sha256":
-		h := sha256.Sum256([]byte(d.Body))
-		return alg, h[:], nil
-	case "sha384":
-		h := sha512.Sum384([]byte(d.Body))
-		return alg, h[:], nil
-	case "sha512":
-		h := sha512.Sum512([]byte(d.Body))
-		return alg, h[:], nil
+	digest, err := initdata.Digest(alg, []byte(d.Body))
+	if err != nil {
+		return "", nil, fmt.Errorf("%w.body: %w", errInitData, err)
 	}
-	return "", nil, fmt.Errorf("%w.body: algorithm %q is none of sha256, sha384, sha512", errInitData, alg)
-}
-
-// kbsRegularize zero-pads or truncates digest to n bytes.
-func kbsRegularize(digest []byte, n int) []byte {
-	out := make([]byte, n)
-	copy(out, digest)
-	return out
+	return alg, digest, nil
 }
 
 // kbsInitDataBinds checks init-data d against the verified claims of the
@@ -92,7 +78,7 @@ func kbsInitDataBinds(tee string, d *kbsInitData, claims *attest.Claims) error {
 		if tee == "tdx" {
 			field, n = "MRCONFIGID", 48
 		}
-		if subtle.ConstantTimeCompare(kbsRegularize(digest, n), claims.HostData) != 1 {
+		if subtle.ConstantTimeCompare(initdata.Regularize(digest, n), claims.HostData) != 1 {
 			return fmt.Errorf("%w: the %s digest of init-data.body is not the evidence's %s", attest.ErrBinding, alg, field)
 		}
 	case "az-snp-vtpm", "az-tdx-vtpm":

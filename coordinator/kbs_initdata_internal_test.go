@@ -35,13 +35,3 @@ func TestKBSInitDataAlgorithm(t *testing.T) {
 		}
 	}
 }
-
-func TestKBSRegularize(t *testing.T) {
-	d := []byte{1, 2, 3}
-	if got := kbsRegularize(d, 5); string(got) != "\x01\x02\x03\x00\x00" {
-		t.Errorf("padded: %x", got)
-	}
-	if got := kbsRegularize(d, 2); string(got) != "\x01\x02" {
-		t.Errorf("truncated: %x", got)
-	}
-}
