@@ -178,7 +178,7 @@ var boundaries = []Boundary{
 		Outside: outsidePod,
 		TCB:     tcbTDX,
 		Caveats: []string{
-			caveatPolicy + " On TDX that is MRCONFIGID (the hash of the policy or of the init-data that holds it).",
+			caveatPolicy + " On TDX that is MRCONFIGID: the SHA-384 of the init-data document that holds the policy (upstream Kata, annotation cc_init_data).",
 			caveatImages,
 			"The pod VM's kernel and Kata agent come from the platform, not from the workload's owner; pin them with MRTD and the RTMRs.",
 		},
