@@ -178,18 +178,38 @@ func (id *Identity) Open(rel *api.ReleaseResponse, now time.Time) (*Result, erro
 	if got.String() != rel.SPIFFEID {
 		return nil, fmt.Errorf("release: certificate names %s, release says %s", got, rel.SPIFFEID)
 	}
-	res := &Result{SPIFFEID: rel.SPIFFEID, Certificate: rel.Certificate, CA: rel.CA, Secrets: map[string][]byte{}, Simulated: rel.Simulated}
+	secrets, err := openSecrets(rel, func(s api.WrappedSecret) ([]byte, error) { return keybroker.Unwrap(id.HPKE, s) })
+	if err != nil {
+		return nil, err
+	}
+	return &Result{SPIFFEID: rel.SPIFFEID, Certificate: rel.Certificate, CA: rel.CA, Secrets: secrets, Simulated: rel.Simulated}, nil
+}
+
+// openSecrets unwraps every secret of rel with unwrap. On any error it
+// zeroes the values already unwrapped before returning: a release that
+// fails half way leaves no secret in memory.
+func openSecrets(rel *api.ReleaseResponse, unwrap func(api.WrappedSecret) ([]byte, error)) (_ map[string][]byte, err error) {
+	out := make(map[string][]byte, len(rel.Secrets))
+	defer func() {
+		if err != nil {
+			zeroSecrets(out)
+		}
+	}()
 	for _, s := range rel.Secrets {
 		if s.Info != api.SecretInfo(rel.Workload, s.Name, s.Version) {
 			return nil, fmt.Errorf("release: secret %q carries unexpected context", s.Name)
 		}
-		v, err := keybroker.Unwrap(id.HPKE, s)
-		if err != nil {
-			return nil, err
+		if _, dup := out[s.Name]; dup {
+			return nil, fmt.Errorf("release: secret %q is released twice", s.Name)
 		}
-		res.Secrets[s.Name] = v
+		v, err := unwrap(s)
+		if err != nil {
+			clear(v)
+			return nil, fmt.Errorf("release: %w", err)
+		}
+		out[s.Name] = v
 	}
-	return res, nil
+	return out, nil
 }
 
 func parseCertPEM(s string) (*x509.Certificate, error) {

@@ -32,7 +32,31 @@ func NewClient(base string, hc *http.Client) *Client {
 const maxResponse = 4 << 20
 
 func (c *Client) do(ctx context.Context, method, path string, body []byte, hdr http.Header, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
+	return c.doWith(ctx, method, path, body, hdr, out, problemError)
+}
+
+// errorDecoder turns a refusal (a non-2xx status and its bounded body)
+// into an error; nil means the body has no error document it knows.
+type errorDecoder func(status int, body []byte) error
+
+// problemError decodes the native API's RFC 9457 problem document.
+func problemError(_ int, b []byte) error {
+	p := &api.Problem{}
+	if json.Unmarshal(b, p) != nil || p.Title == "" {
+		return nil
+	}
+	return p
+}
+
+// doWith sends one request and decodes a 2xx answer into out (unless out
+// is nil); a refusal becomes the error decodeErr makes of it, or "HTTP
+// status" when it makes none. Responses are bounded to maxResponse.
+func (c *Client) doWith(ctx context.Context, method, path string, body []byte, hdr http.Header, out any, decodeErr errorDecoder) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
 		return err
 	}
@@ -55,16 +79,20 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, hdr h
 		return fmt.Errorf("%s %s: response larger than %d bytes", method, path, maxResponse)
 	}
 	if resp.StatusCode/100 != 2 {
-		p := &api.Problem{}
-		if json.Unmarshal(b, p) != nil || p.Title == "" {
-			return fmt.Errorf("%s %s: HTTP %d", method, path, resp.StatusCode)
+		if decodeErr != nil {
+			if err := decodeErr(resp.StatusCode, b); err != nil {
+				return err
+			}
 		}
-		return p
+		return fmt.Errorf("%s %s: HTTP %d", method, path, resp.StatusCode)
 	}
 	if out == nil {
 		return nil
 	}
-	return json.Unmarshal(b, out)
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("%s %s: the response: %w", method, path, err)
+	}
+	return nil
 }
 
 func (c *Client) postJSON(ctx context.Context, path string, in, out any) error {

@@ -72,6 +72,13 @@ import (
 //     sidecar's managed identity) is used.
 //   - The API is served on loopback only (ListenSidecar), and requests
 //     whose Host is not a loopback name are refused (DNS rebinding).
+//   - Requests carrying an Origin header are refused (403): browsers send
+//     it on every cross-origin POST, so a web page the machine's browser
+//     opens cannot use the API; the applications the API is for do not
+//     send it. (The sidecar ignores Content-Type, so requiring
+//     application/json, the other defence, would break its clients.)
+//   - At most MaxInFlight POSTs are answered at once; the others get 503
+//     with Retry-After: 1.
 
 // sidecarMaxBody bounds a request body.
 const sidecarMaxBody = 1 << 20
@@ -101,7 +108,14 @@ type Sidecar struct {
 	// Logger receives one line per refusal (default: discard). Messages
 	// never carry secrets.
 	Logger *slog.Logger
+	// MaxInFlight bounds the POST requests being answered at once (each
+	// asks the TEE for a report and may call the coordinator); more are
+	// refused with 503 and Retry-After. Zero means 4.
+	MaxInFlight int
 }
+
+// defaultSidecarInFlight is MaxInFlight's default.
+const defaultSidecarInFlight = 4
 
 // ListenSidecar listens on addr, which must be a loopback address
 // (127.0.0.0/8, ::1 or localhost, with a port): the sidecar's API hands
@@ -173,15 +187,34 @@ func (s *Sidecar) Handler() http.Handler {
 		"POST /attest/maa":  s.handleMAA,
 		"POST /key/release": s.handleRelease,
 	}
+	n := s.MaxInFlight
+	if n <= 0 {
+		n = defaultSidecarInFlight
+	}
+	slots := make(chan struct{}, n)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !loopbackHost(r.Host) {
 			s.fail(w, r, http.StatusForbidden, fmt.Errorf("host %q is not a loopback name", r.Host))
+			return
+		}
+		if _, ok := r.Header["Origin"]; ok {
+			s.fail(w, r, http.StatusForbidden, errors.New("requests from a web page (with an Origin header) are refused"))
 			return
 		}
 		h, ok := routes[r.Method+" "+r.URL.Path]
 		if !ok {
 			s.fail(w, r, http.StatusNotFound, fmt.Errorf("no %s %s: the API is GET /status, POST /attest/raw, POST /attest/maa, POST /key/release", r.Method, r.URL.Path))
 			return
+		}
+		if r.Method == http.MethodPost {
+			select {
+			case slots <- struct{}{}:
+				defer func() { <-slots }()
+			default:
+				w.Header().Set("Retry-After", "1")
+				s.fail(w, r, http.StatusServiceUnavailable, fmt.Errorf("busy: %d requests are being answered; retry", n))
+				return
+			}
 		}
 		h(w, r)
 	})
@@ -425,39 +458,18 @@ func (s *Sidecar) coordinatorPost(ctx context.Context, path string, hdr http.Hea
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.Client.base+path, bytes.NewReader(b))
-	if err != nil {
-		return err
+	return s.Client.doWith(ctx, http.MethodPost, path, b, hdr, out, azureError)
+}
+
+// azureError decodes Azure's and Key Vault's {"error": {"code", "message"}}.
+func azureError(status int, body []byte) error {
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
 	}
-	for k, v := range hdr {
-		req.Header[k] = v
+	if json.Unmarshal(body, &e) != nil || e.Error.Code == "" {
+		return nil
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := s.Client.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
-	if err != nil {
-		return err
-	}
-	if len(body) > maxResponse {
-		return fmt.Errorf("POST %s: response larger than %d bytes", req.URL.Path, maxResponse)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		if json.Unmarshal(body, &e) == nil && e.Error.Code != "" {
-			return fmt.Errorf("the coordinator refused (HTTP %d %s): %s", resp.StatusCode, e.Error.Code, e.Error.Message)
-		}
-		return fmt.Errorf("POST %s: HTTP %d", req.URL.Path, resp.StatusCode)
-	}
-	if err := json.Unmarshal(body, out); err != nil {
-		return fmt.Errorf("POST %s: %w", req.URL.Path, err)
-	}
-	return nil
+	return fmt.Errorf("the coordinator refused (HTTP %d %s): %s", status, e.Error.Code, e.Error.Message)
 }
 
 // sidecarKID is a key name with an optional version.
@@ -523,8 +535,7 @@ func (s *Sidecar) release(ctx context.Context, kid, bearer string) ([]byte, erro
 		map[string]string{"target": ar.Token, "enc": sidecarEnc}, &out); err != nil {
 		return nil, err
 	}
-	name, _, _ := strings.Cut(kid, "/")
-	return s.openRelease(ctx, out.Value, name, wrapKey)
+	return s.openRelease(ctx, out.Value, kid, wrapKey)
 }
 
 // releaseResult is the part of Key Vault's release result the sidecar
@@ -545,6 +556,18 @@ type releaseResult struct {
 	} `json:"response"`
 }
 
+// releasedKey reports whether a Key Vault key identifier
+// (".../keys/<name>/<version>") is of key name and, when version is not
+// empty, of that version.
+func releasedKey(kid, name, version string) bool {
+	i := strings.LastIndex(kid, "/keys/")
+	if i < 0 {
+		return false
+	}
+	n, v, ok := strings.Cut(kid[i+len("/keys/"):], "/")
+	return ok && n == name && v != "" && !strings.Contains(v, "/") && (version == "" || v == version)
+}
+
 // releaseHashes are the OAEP hashes of Key Vault's RSA-AES wrappings.
 var releaseHashes = map[string]crypto.Hash{
 	"CKM_RSA_AES_KEY_WRAP": crypto.SHA1,
@@ -553,10 +576,11 @@ var releaseHashes = map[string]crypto.Hash{
 }
 
 // openRelease verifies the release result value against the
-// coordinator's published token keys, checks that it is for key name,
-// unwraps the key with wrapKey and returns it as JWK JSON: "oct" for a
-// symmetric key, the private JWK of a key pair.
-func (s *Sidecar) openRelease(ctx context.Context, value, name string, wrapKey *rsa.PrivateKey) ([]byte, error) {
+// coordinator's published token keys, checks that it is the key kid asked
+// for ("name" or "name/version"), wrapped as asked (sidecarEnc), unwraps
+// the key with wrapKey and returns it as JWK JSON: "oct" for a symmetric
+// key, the private JWK of a key pair.
+func (s *Sidecar) openRelease(ctx context.Context, value, kid string, wrapKey *rsa.PrivateKey) ([]byte, error) {
 	keys, err := s.tokenKeys(ctx)
 	if err != nil {
 		return nil, err
@@ -565,30 +589,14 @@ func (s *Sidecar) openRelease(ctx context.Context, value, name string, wrapKey *
 	if err != nil {
 		return nil, err
 	}
-	return openReleasePayload(payload, name, wrapKey)
+	return openReleasePayload(payload, kid, wrapKey)
 }
 
 // tokenKeys fetches the coordinator's JWK Set (GET /certs).
 func (s *Sidecar) tokenKeys(ctx context.Context) (*jose.JSONWebKeySet, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.Client.base+api.PathCerts, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := s.Client.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK || len(b) > maxResponse {
-		return nil, fmt.Errorf("GET %s: HTTP %d", api.PathCerts, resp.StatusCode)
-	}
 	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(b, &set); err != nil {
-		return nil, fmt.Errorf("GET %s: %w", api.PathCerts, err)
+	if err := s.Client.doWith(ctx, http.MethodGet, api.PathCerts, nil, nil, &set, nil); err != nil {
+		return nil, err
 	}
 	return &set, nil
 }
@@ -615,15 +623,24 @@ func verifyRelease(value string, set *jose.JSONWebKeySet) ([]byte, error) {
 	return payload, nil
 }
 
-// openReleasePayload reads a verified release payload for key name and
-// unwraps its key with wrapKey into JWK JSON.
-func openReleasePayload(payload []byte, name string, wrapKey *rsa.PrivateKey) ([]byte, error) {
+// openReleasePayload reads a verified release payload for kid ("name" or
+// "name/version") and unwraps its key with wrapKey into JWK JSON. The
+// result must be of that key (and version, when one was asked) and
+// wrapped with sidecarEnc, in its request and in its key_hsm header.
+func openReleasePayload(payload []byte, kid string, wrapKey *rsa.PrivateKey) ([]byte, error) {
 	var res releaseResult
 	if err := json.Unmarshal(payload, &res); err != nil {
 		return nil, fmt.Errorf("release result: %w", err)
 	}
-	if k := res.Response.Key.Key.KID; !strings.Contains(k+"/", "/keys/"+name+"/") {
-		return nil, fmt.Errorf("release result: kid %q is not key %q", k, name)
+	name, version, _ := strings.Cut(kid, "/")
+	if k := res.Response.Key.Key.KID; !releasedKey(k, name, version) {
+		return nil, fmt.Errorf("release result: response.key.key.kid %q is not key %q", k, kid)
+	}
+	if k := res.Request.KID; k != res.Response.Key.Key.KID {
+		return nil, fmt.Errorf("release result: request.kid %q is not the released key %q", k, res.Response.Key.Key.KID)
+	}
+	if res.Request.Enc != sidecarEnc {
+		return nil, fmt.Errorf("release result: request.enc %q, but %s was asked", res.Request.Enc, sidecarEnc)
 	}
 	hsmJSON, err := base64.RawURLEncoding.DecodeString(res.Response.Key.Key.KeyHSM)
 	if err != nil {
@@ -639,9 +656,9 @@ func openReleasePayload(payload []byte, name string, wrapKey *rsa.PrivateKey) ([
 	if err := json.Unmarshal(hsmJSON, &hsm); err != nil {
 		return nil, fmt.Errorf("release result: key_hsm: %w", err)
 	}
-	if hsm.Header.Enc != res.Request.Enc || hsm.Header.Kid != sidecarWrapKeyID {
+	if hsm.Header.Enc != sidecarEnc || hsm.Header.Kid != sidecarWrapKeyID {
 		return nil, fmt.Errorf("release result: key_hsm header (kid %q, enc %q) does not match the request (kid %q, enc %q)",
-			hsm.Header.Kid, hsm.Header.Enc, sidecarWrapKeyID, res.Request.Enc)
+			hsm.Header.Kid, hsm.Header.Enc, sidecarWrapKeyID, sidecarEnc)
 	}
 	hash, ok := releaseHashes[hsm.Header.Enc]
 	if !ok {

@@ -10,9 +10,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -21,6 +23,8 @@ import (
 	"github.com/google/go-sev-guest/abi"
 
 	"github.com/trustbound/trustbound/agent"
+	"github.com/trustbound/trustbound/api"
+	"github.com/trustbound/trustbound/attest"
 	"github.com/trustbound/trustbound/manifest"
 )
 
@@ -34,6 +38,7 @@ type sidecarHarness struct {
 	coord *testCoordinator
 	url   string // the sidecar's base URL
 	host  string // the coordinator's host:port (maa_endpoint, akv_endpoint)
+	tee   attest.Attester
 }
 
 func newSidecarHarness(t *testing.T, bearer []byte) *sidecarHarness {
@@ -77,7 +82,7 @@ func newSidecarHarness(t *testing.T, bearer []byte) *sidecarHarness {
 		}
 	})
 	u, _ := url.Parse(coord.srv.URL)
-	return &sidecarHarness{t: t, coord: coord, url: "http://" + ln.Addr().String(), host: u.Host}
+	return &sidecarHarness{t: t, coord: coord, url: "http://" + ln.Addr().String(), host: u.Host, tee: tee}
 }
 
 // post sends body (a JSON text) and returns the status and the decoded
@@ -356,5 +361,210 @@ func TestListenSidecarRefusesNonLoopback(t *testing.T) {
 			t.Errorf("ListenSidecar(%q) listens on %v", addr, ln.Addr())
 		}
 		ln.Close()
+	}
+}
+
+// A local caller of /attest/raw chooses the bytes the report binds (Azure's
+// rule: SHA-256 of runtime_data, then zeros). If trustbound's own attest
+// bound runtime data by that same rule, any process on the machine could
+// mint a native runtime data document naming the workload with keys of its
+// own and a fresh coordinator nonce, have the sidecar's TEE sign it, and
+// take the workload's secrets. The native binding is domain-separated
+// (attest.NativeReportData), so the coordinator refuses that report; the
+// same request with a report bound the native way is accepted, so the
+// refusal is the binding's and nothing else's.
+func TestSidecarRawReportCannotBindNativeRuntimeData(t *testing.T) {
+	h := newSidecarHarness(t, []byte(testKeyReleaseBearer))
+	ctx := context.Background()
+	c := h.coord.client()
+	// The attacker's keys and a fresh nonce, in the exact document the
+	// agent would build.
+	mine, err := agent.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := func() []byte {
+		t.Helper()
+		ch, err := c.Challenge(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd, err := mine.RuntimeData(manifest.SampleWebName, ch.Nonce)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rd
+	}
+	// The VCEK chain is public (AMD's KDS serves it); here it comes from
+	// any report of the same TEE.
+	other, err := h.tee.Attest(ctx, [64]byte{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := c.Audit(ctx, h.coord.owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	rd := forged()
+	status, out := h.post("/attest/raw", jsonBody(t, map[string]string{"runtime_data": base64.StdEncoding.EncodeToString(rd)}))
+	if status != http.StatusOK {
+		t.Fatalf("/attest/raw: HTTP %d %v", status, out)
+	}
+	report, err := hex.DecodeString(out["report"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ar, err := c.Attest(ctx, &api.AttestRequest{Workload: manifest.SampleWebName,
+		Evidence: attest.Evidence{Format: attest.FormatSNPReport, Data: report, Certs: other.Certs, RuntimeData: rd}})
+	var p *api.Problem
+	if !errors.As(err, &p) || p.Status != http.StatusForbidden || !strings.Contains(p.Detail, attest.ErrBinding.Error()) {
+		t.Fatalf("attest with a /attest/raw report = %+v, %v; want 403 %q", ar, err, attest.ErrBinding)
+	}
+	after, err := c.Audit(ctx, h.coord.owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Errorf("the audit trail grew from %d to %d records: something was released", len(before), len(after))
+	}
+
+	// Control: the same document, bound the native way by the same TEE.
+	rd = forged()
+	ev, err := h.tee.Attest(ctx, attest.NativeReportData(rd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.RuntimeData = rd
+	if _, err := c.Attest(ctx, &api.AttestRequest{Workload: manifest.SampleWebName, Evidence: *ev}); err != nil {
+		t.Fatalf("the control (native binding) is refused, so the test above proves nothing: %v", err)
+	}
+}
+
+// blockingTEE is an SNP TEE whose Attest waits for release, so that
+// requests stay in flight; entered hears of each call.
+type blockingTEE struct {
+	attest.Attester
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingTEE) Attest(ctx context.Context, rd [64]byte) (*attest.Evidence, error) {
+	b.entered <- struct{}{}
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return b.Attester.Attest(ctx, rd)
+}
+
+// The sidecar answers at most MaxInFlight POSTs at once: the next gets
+// 503 with Retry-After and never reaches the TEE; /status is not counted;
+// once a request ends its slot is free again.
+func TestSidecarBoundsRequestsInFlight(t *testing.T) {
+	coord, err := startCoordinator(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(coord.close)
+	w, _ := coord.simulated(manifest.SampleWebName)
+	sim, err := agent.SimulatedFor(*w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := agent.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tee := &blockingTEE{Attester: sim, entered: make(chan struct{}, 8), release: make(chan struct{})}
+	sc := &agent.Sidecar{Client: coord.client(), TEE: tee, Workload: w.Name, Identity: id, MaxInFlight: 2}
+	srv := httptest.NewServer(sc.Handler())
+	t.Cleanup(srv.Close)
+	h := &sidecarHarness{t: t, url: srv.URL}
+	body := jsonBody(t, map[string]string{"runtime_data": base64.StdEncoding.EncodeToString([]byte("x"))})
+
+	type answer struct {
+		status int
+		out    map[string]any
+	}
+	answers := make(chan answer, 2)
+	for range 2 {
+		go func() {
+			resp, err := http.Post(srv.URL+"/attest/raw", "application/json", strings.NewReader(body))
+			if err != nil {
+				answers <- answer{status: -1}
+				return
+			}
+			defer resp.Body.Close()
+			var out map[string]any
+			_ = json.NewDecoder(resp.Body).Decode(&out)
+			answers <- answer{resp.StatusCode, out}
+		}()
+	}
+	<-tee.entered
+	<-tee.entered // both slots are taken, inside the TEE
+
+	resp, err := http.Post(srv.URL+"/attest/raw", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ra := resp.Header.Get("Retry-After"); ra != "1" {
+		t.Errorf("Retry-After %q, want 1", ra)
+	}
+	status, out := h.decode(resp)
+	wantError(t, "a third request in flight", status, out, http.StatusServiceUnavailable, "busy")
+	resp, err = http.Get(srv.URL + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, out := h.decode(resp); status != http.StatusOK || out["message"] != "Status OK" {
+		t.Errorf("/status while busy: HTTP %d %v", status, out)
+	}
+	if n := len(tee.entered); n != 0 {
+		t.Errorf("%d refused requests reached the TEE", n)
+	}
+
+	close(tee.release)
+	for range 2 {
+		if a := <-answers; a.status != http.StatusOK || a.out["report"] == nil {
+			t.Errorf("a request in flight: HTTP %d %v", a.status, a.out)
+		}
+	}
+	// The slots are free again.
+	if status, out := h.post("/attest/raw", body); status != http.StatusOK {
+		t.Errorf("after the requests ended: HTTP %d %v", status, out)
+	}
+}
+
+// A request from a web page (which carries Origin: browsers send it on
+// every cross-origin POST) is refused; the sidecar, like Azure's, takes
+// any Content-Type, so applications that send none keep working.
+func TestSidecarRefusesBrowserRequests(t *testing.T) {
+	h := newSidecarHarness(t, []byte(testKeyReleaseBearer))
+	body := jsonBody(t, map[string]string{"runtime_data": base64.StdEncoding.EncodeToString([]byte("x"))})
+	for _, origin := range []string{"https://attacker.example", "null", "http://127.0.0.1:8080"} {
+		req, _ := http.NewRequest(http.MethodPost, h.url+"/attest/raw", strings.NewReader(body))
+		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("Origin", origin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, out := h.decode(resp)
+		wantError(t, "Origin "+origin, status, out, http.StatusForbidden, "Origin header")
+	}
+	for _, ct := range []string{"", "text/plain", "application/x-www-form-urlencoded"} {
+		req, _ := http.NewRequest(http.MethodPost, h.url+"/attest/raw", strings.NewReader(body))
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status, out := h.decode(resp); status != http.StatusOK || out["report"] == nil {
+			t.Errorf("Content-Type %q without Origin: HTTP %d %v", ct, status, out)
+		}
 	}
 }

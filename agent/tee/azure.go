@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
@@ -55,10 +56,23 @@ type AzureConfig struct {
 // the SHA-256 bank with the report data as qualifying data, and adds the
 // VCEK (SNP) or the TD quote of the HCL report's TDREPORT (TDX). It opens
 // the TPM for each Attest.
+//
+// It is safe for concurrent use: Attest calls take turns from writing the
+// report data to the quote, since the user-data index and the HCL report
+// are one per VM (another process writing the index at the same time can
+// still make an attestation fall back to schema 1; it cannot make one
+// claim another's report data).
 type AzureVTPM struct {
 	open func() (TPM, error)
 	cfg  AzureConfig
 	tee  attest.TEE
+
+	// mu serialises Attest over the TPM's shared NV indices.
+	mu sync.Mutex
+	// now and wait are the clock of the wait for the paravisor; tests
+	// replace them (nil: time.Now and a timer).
+	now  func() time.Time
+	wait func(ctx context.Context, d time.Duration) error
 }
 
 var _ attest.Attester = (*AzureVTPM)(nil)
@@ -110,6 +124,8 @@ func (a *AzureVTPM) Attest(ctx context.Context, reportData [64]byte) (*attest.Ev
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	t, err := a.open()
 	if err != nil {
 		return nil, fmt.Errorf("azure-vtpm: %w", err)
@@ -193,7 +209,14 @@ func (a *AzureVTPM) readHCL(ctx context.Context, t transport.TPM, reportData [64
 	if poll <= 0 {
 		poll = 200 * time.Millisecond
 	}
-	deadline := time.Now().Add(refresh)
+	now, wait := a.now, a.wait
+	if now == nil {
+		now = time.Now
+	}
+	if wait == nil {
+		wait = sleep
+	}
+	deadline := now().Add(refresh)
 	for {
 		raw, err = nvReadAll(t, nvHCLReport)
 		if err != nil {
@@ -210,13 +233,11 @@ func (a *AzureVTPM) readHCL(ctx context.Context, t transport.TPM, reportData [64
 		if ud, err := hex.DecodeString(rc.UserData); err == nil && subtle.ConstantTimeCompare(ud, reportData[:]) == 1 {
 			return raw, hcl, true, nil
 		}
-		if refresh < 0 || !time.Now().Before(deadline) {
+		if refresh < 0 || !now().Before(deadline) {
 			return raw, hcl, false, nil
 		}
-		select {
-		case <-ctx.Done():
-			return nil, nil, false, ctx.Err()
-		case <-time.After(poll):
+		if err := wait(ctx, poll); err != nil {
+			return nil, nil, false, err
 		}
 	}
 }
@@ -375,4 +396,19 @@ func pcrValues(rsp *tpm2.PCRReadResponse, asked []byte) (map[int][]byte, error) 
 		out[i] = bytes.Clone(d)
 	}
 	return out, nil
+}
+
+// sleep waits d, or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

@@ -6,9 +6,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-tpm/tpm2"
 
 	"github.com/trustbound/trustbound/attest"
 	"github.com/trustbound/trustbound/attest/azure"
@@ -282,6 +285,145 @@ func TestAzureVTPMWaitsForTheParavisor(t *testing.T) {
 	s.with(t, func(tpm TPM) {
 		if _, _, _, err := a.readHCL(cctx, tpm, nonce("new")); !errors.Is(err, context.Canceled) {
 			t.Fatalf("readHCL with a cancelled context = %v, want context.Canceled", err)
+		}
+	})
+}
+
+// The paravisor renews the HCL report some polls after the report data was
+// written: Attest waits for it and returns schema 2 evidence; a paravisor
+// that never renews in time leaves schema 1 at the deadline. The clock is
+// fake: no test waits.
+func TestAzureVTPMPollsUntilTheParavisorRenews(t *testing.T) {
+	ctx := context.Background()
+	s := startSWTPM(t)
+	vcek := provisionSNP(t, s, nonce("the previous report data"))
+	reg := registry(t)
+	const poll = 200 * time.Millisecond
+	for _, tc := range []struct {
+		name        string
+		renewAfter  int
+		wantWaits   int
+		wantVersion string
+	}{
+		{"renewed on the fourth read", 3, 3, "2"},
+		{"not renewed within Refresh", 1000, 15, "1"}, // 3 s / 200 ms
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pv := newParavisor(t, s, tc.renewAfter)
+			a, err := NewAzureVTPM(ctx, pv.open, AzureConfig{
+				VCEK: func(context.Context) ([]byte, error) { return vcek, nil }, Refresh: 3 * time.Second, Poll: poll,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			clk := &fakeClock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+			a.now, a.wait = clk.now, clk.wait
+			rd := nonce("report data of " + tc.name)
+			ev, err := a.Attest(ctx, rd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := reg.Verify(ctx, ev, verifyOpts())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Platform["evidence_version"]; got != tc.wantVersion || string(c.ReportData) != string(rd[:]) {
+				t.Errorf("evidence version %q, report data %q; want %q and the report data", got, c.ReportData, tc.wantVersion)
+			}
+			if clk.waits != tc.wantWaits {
+				t.Errorf("waited %d times, want %d", clk.waits, tc.wantWaits)
+			}
+		})
+	}
+}
+
+// Concurrent Attest calls on one attester (the TPM shared command by
+// command, as /dev/tpmrm0 is) each get evidence of their own report data,
+// renewed by the paravisor: one caller's user-data write never lands
+// between another's write and its read of the HCL report.
+func TestAzureVTPMConcurrentAttest(t *testing.T) {
+	ctx := context.Background()
+	s := startSWTPM(t)
+	vcek := provisionSNP(t, s, nonce("the previous report data"))
+	pv := newParavisor(t, s, 0)
+	a, err := NewAzureVTPM(ctx, pv.open, AzureConfig{
+		VCEK: func(context.Context) ([]byte, error) { return vcek, nil }, Refresh: time.Minute, Poll: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &fakeClock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	a.now, a.wait = clk.now, clk.wait
+	reg := registry(t)
+	const callers = 6
+	errs := make(chan error, callers)
+	for i := range callers {
+		go func() {
+			rd := nonce(fmt.Sprintf("report data of caller %d", i))
+			ev, err := a.Attest(ctx, rd)
+			if err != nil {
+				errs <- err
+				return
+			}
+			c, err := reg.Verify(ctx, ev, verifyOpts())
+			switch {
+			case err != nil:
+				errs <- fmt.Errorf("caller %d: %w", i, err)
+			case string(c.ReportData) != string(rd[:]):
+				errs <- fmt.Errorf("caller %d: evidence of report data %q", i, c.ReportData)
+			case c.Platform["evidence_version"] != "2":
+				errs <- fmt.Errorf("caller %d: evidence version %q, want 2 (the HCL report was renewed with another caller's data)", i, c.Platform["evidence_version"])
+			default:
+				errs <- nil
+			}
+		}()
+	}
+	for range callers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if n := pv.stats(); n != callers {
+		t.Errorf("the paravisor renewed %d times, want %d", n, callers)
+	}
+}
+
+// A user-data index left at another size by another tool is redefined at
+// 64 bytes, as Azure's tools do, when the owner may; otherwise refused.
+func TestWriteUserDataRedefinesAWrongSizedIndex(t *testing.T) {
+	s := startSWTPM(t)
+	rd := nonce("report data")
+	s.with(t, func(tpm TPM) {
+		writeNV(t, tpm, nvUserData, []byte("nine byte"))
+		if err := writeUserData(tpm, rd); err != nil {
+			t.Fatalf("writeUserData over a 9-byte index: %v", err)
+		}
+		pub, _, _, err := nvPublic(tpm, nvUserData)
+		if err != nil || pub.DataSize != 64 {
+			t.Fatalf("the index is %v bytes (%v), want 64", pub, err)
+		}
+		if got, err := nvReadAll(tpm, nvUserData); err != nil || string(got) != string(rd[:]) {
+			t.Errorf("the index holds %q (%v), want the report data", got, err)
+		}
+
+		// An index only its own authorization writes is not this agent's
+		// to redefine.
+		_, name, _, _ := nvPublic(tpm, nvUserData)
+		owner := tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)}
+		if _, err := (tpm2.NVUndefineSpace{AuthHandle: owner, NVIndex: tpm2.NamedHandle{Handle: nvUserData, Name: name}}).Execute(tpm); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := (tpm2.NVDefineSpace{AuthHandle: owner, PublicInfo: tpm2.New2B(tpm2.TPMSNVPublic{
+			NVIndex: nvUserData, NameAlg: tpm2.TPMAlgSHA256,
+			Attributes: tpm2.TPMANV{AuthWrite: true, AuthRead: true, NoDA: true, NT: tpm2.TPMNTOrdinary}, DataSize: 9,
+		})}).Execute(tpm); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeUserData(tpm, rd); err == nil || !strings.Contains(err.Error(), "is 9 bytes, want 64") {
+			t.Fatalf("writeUserData over an auth-written 9-byte index = %v, want a refusal", err)
+		}
+		if pub, _, _, err := nvPublic(tpm, nvUserData); err != nil || pub.DataSize != 9 {
+			t.Errorf("the refused index was changed: %v %v", pub, err)
 		}
 	})
 }

@@ -53,6 +53,9 @@ func NewConfigFS(ctx context.Context, dir string, client configfsi.Client) (*Con
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if ok, why := isDir(dir); !ok {
+		return nil, fmt.Errorf("configfs-tsm %s: %s: this machine offers no configfs-tsm reports (they need Linux 6.7 or later, configfs mounted at /sys/kernel/config, and the sev-guest or tdx-guest module loaded)", dir, why)
+	}
 	r, err := report.CreateOpenReport(client)
 	if err != nil {
 		return nil, fmt.Errorf("configfs-tsm %s: %w", dir, err)

@@ -12,9 +12,16 @@ import (
 // Detect returns the TEE interface the machine (cfg.Root) has, probing in
 // this order and taking the first that is there:
 //
-//  1. configfs-tsm: the directory sys/kernel/config/tsm/report;
+//  1. configfs-tsm: the directory sys/kernel/config/tsm/report, when a
+//     provider (sev_guest or tdx_guest) is registered with it: the
+//     directory exists as soon as the tsm module is loaded, and a report
+//     entry without a provider answers nothing, so the next candidates
+//     are tried;
 //  2. sev-guest: the device dev/sev-guest;
-//  3. tdx-guest: the device dev/tdx_guest;
+//  3. tdx-guest: the device dev/tdx_guest. On upstream Linux the TDX guest
+//     device has no quote ioctl (only TDREPORT; quotes go through
+//     configfs-tsm), so there this candidate fails at Attest: load the
+//     tdx_guest module with configfs mounted instead;
 //  4. azure-vtpm: the device dev/tpmrm0, when the TPM has NV index
 //     0x01400001 (the HCL report; a TPM without it is no Azure vTPM).
 //
@@ -22,10 +29,15 @@ import (
 // each was passed over.
 func Detect(ctx context.Context, cfg Config) (Kind, error) {
 	var probed []string
-	if ok, why := isDir(cfg.path(configFSPath)); ok {
-		return KindConfigFSTSM, nil
-	} else {
+	if ok, why := isDir(cfg.path(configFSPath)); !ok {
 		probed = append(probed, fmt.Sprintf("%s: %s", cfg.path(configFSPath), why))
+	} else if _, err := NewConfigFS(ctx, cfg.path(configFSPath), cfg.ConfigFS); err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		probed = append(probed, fmt.Sprintf("%s: present, but no provider trustbound attests with is registered (%v)", cfg.path(configFSPath), err))
+	} else {
+		return KindConfigFSTSM, nil
 	}
 	for _, d := range []struct {
 		k   Kind

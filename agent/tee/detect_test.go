@@ -45,11 +45,23 @@ func TestDetect(t *testing.T) {
 		name  string
 		files []string // "dir/" makes a directory
 		tpm   func(string) (TPM, error)
-		want  Kind
+		// provider, when set, is the configfs-tsm provider the (fake)
+		// kernel has registered.
+		provider string
+		want     Kind
 		// wantErr are parts of the error when nothing is found.
 		wantErr []string
 	}{
-		{name: "configfs-tsm first", files: []string{configFSPath + "/", sevGuestPath, tdxGuestPath, tpmDevicePath}, tpm: hasHCL, want: KindConfigFSTSM},
+		{name: "configfs-tsm first", files: []string{configFSPath + "/", sevGuestPath, tdxGuestPath, tpmDevicePath}, tpm: hasHCL, provider: ProviderSEV, want: KindConfigFSTSM},
+		{name: "configfs-tsm with tdx_guest", files: []string{configFSPath + "/"}, provider: ProviderTDX, want: KindConfigFSTSM},
+		// The directory without a provider (the tsm module alone): the
+		// next candidates are tried.
+		{name: "configfs-tsm without a provider, then sev-guest", files: []string{configFSPath + "/", sevGuestPath, tpmDevicePath}, tpm: hasHCL, want: KindSEVGuest},
+		{name: "configfs-tsm without a provider, then tdx_guest", files: []string{configFSPath + "/", tdxGuestPath}, want: KindTDXGuest},
+		{name: "configfs-tsm without a provider, then the vTPM", files: []string{configFSPath + "/", tpmDevicePath}, tpm: hasHCL, want: KindAzureVTPM},
+		{name: "configfs-tsm with an unknown provider, then sev-guest", files: []string{configFSPath + "/", sevGuestPath}, provider: "arm_cca_guest", want: KindSEVGuest},
+		{name: "configfs-tsm without a provider and nothing else", files: []string{configFSPath + "/"},
+			wantErr: []string{"tsm/report: present, but no provider", "dev/sev-guest: absent", "dev/tpmrm0: absent"}},
 		{name: "sev-guest", files: []string{sevGuestPath, tpmDevicePath}, tpm: hasHCL, want: KindSEVGuest},
 		{name: "tdx_guest", files: []string{tdxGuestPath}, want: KindTDXGuest},
 		{name: "azure vtpm", files: []string{tpmDevicePath}, tpm: hasHCL, want: KindAzureVTPM},
@@ -77,7 +89,11 @@ func TestDetect(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			got, err := Detect(context.Background(), Config{Root: root, OpenTPM: tc.tpm})
+			cfg := Config{Root: root, OpenTPM: tc.tpm}
+			if tc.provider != "" {
+				cfg.ConfigFS = &fakeKernel{DirClient: DirClient(filepath.Join(root, "sys/kernel/config/tsm")), t: t, provider: tc.provider}
+			}
+			got, err := Detect(context.Background(), cfg)
 			if tc.wantErr != nil {
 				if !errors.Is(err, ErrNoTEE) {
 					t.Fatalf("Detect = %q, %v; want ErrNoTEE", got, err)

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -30,6 +31,9 @@ type swtpm struct {
 
 // startSWTPM starts swtpm on free loopback ports with a fresh state
 // directory. Without swtpm the test is skipped, or fails when CI is set.
+// swtpm cannot be handed a listening socket or report a port it chose, so
+// a port taken between freePort and swtpm's bind (it then exits) is
+// retried with new ports, a few times.
 func startSWTPM(t *testing.T) *swtpm {
 	t.Helper()
 	bin, err := exec.LookPath("swtpm")
@@ -39,6 +43,22 @@ func startSWTPM(t *testing.T) *swtpm {
 		}
 		t.Skipf("swtpm is not installed; skipping the vTPM test (make test installs it via scripts/deps.sh): %v", err)
 	}
+	var why []string
+	for range 5 {
+		s, err := tryStartSWTPM(t, bin)
+		if err == nil {
+			return s
+		}
+		why = append(why, err.Error())
+	}
+	t.Fatalf("swtpm did not start: %s", strings.Join(why, "; "))
+	return nil
+}
+
+// tryStartSWTPM starts one swtpm and waits until it accepts connections;
+// an error means it exited (a port was taken) or never listened.
+func tryStartSWTPM(t *testing.T, bin string) (*swtpm, error) {
+	t.Helper()
 	port, ctrl := freePort(t), freePort(t)
 	cmd := exec.Command(bin, "socket", "--tpm2",
 		"--tpmstate", "dir="+t.TempDir(),
@@ -52,10 +72,10 @@ func startSWTPM(t *testing.T) *swtpm {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
+	stop := func() {
 		_ = cmd.Process.Kill()
 		<-exited
-	})
+	}
 	s := &swtpm{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 	// Wait until it accepts connections (or dies).
 	deadline := time.Now().Add(10 * time.Second)
@@ -63,16 +83,22 @@ func startSWTPM(t *testing.T) *swtpm {
 		c, err := net.DialTimeout("tcp", s.addr, time.Second)
 		if err == nil {
 			c.Close()
-			return s
+			select {
+			case err := <-exited: // another process has the port
+				return nil, fmt.Errorf("swtpm on port %d exited: %v: %s", port, err, stderr.String())
+			default:
+			}
+			t.Cleanup(stop)
+			return s, nil
 		}
 		select {
 		case err := <-exited:
-			exited <- err
-			t.Fatalf("swtpm exited: %v: %s", err, stderr.String())
+			return nil, fmt.Errorf("swtpm on ports %d and %d exited: %v: %s", port, ctrl, err, stderr.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("swtpm did not listen on %s: %s", s.addr, stderr.String())
+			stop()
+			return nil, fmt.Errorf("swtpm did not listen on %s: %s", s.addr, stderr.String())
 		}
 	}
 }
@@ -187,7 +213,15 @@ func hclReport(reportType uint32, hw, varData []byte) []byte {
 // (the EK would not fit swtpm's NV), the VM configuration and user-data.
 func runtimeClaims(t *testing.T, ak *rsa.PublicKey, userData [64]byte) []byte {
 	t.Helper()
-	b, err := json.Marshal(map[string]any{
+	b, err := runtimeClaimsJSON(ak, userData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func runtimeClaimsJSON(ak *rsa.PublicKey, userData [64]byte) ([]byte, error) {
+	return json.Marshal(map[string]any{
 		"keys": []map[string]any{{
 			"kid": "HCLAkPub", "key_ops": []string{"sign"}, "kty": "RSA",
 			"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(ak.E)).Bytes()),
@@ -196,10 +230,6 @@ func runtimeClaims(t *testing.T, ak *rsa.PublicKey, userData [64]byte) []byte {
 		"vm-configuration": map[string]any{"secure-boot": true, "tpm-enabled": true, "vmUniqueId": "swtpm-vm"},
 		"user-data":        strings.ToUpper(hex.EncodeToString(userData[:])),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // varDataReportData is what the hardware report must bind: SHA-256 of the
@@ -215,12 +245,19 @@ func varDataReportData(varData []byte) [64]byte {
 // at most 1024 bytes a call.
 func writeNV(t *testing.T, tpm transport.TPM, h tpm2.TPMHandle, data []byte) {
 	t.Helper()
+	if err := defineNV(tpm, h, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// defineNV is writeNV for callers that are not the test's goroutine.
+func defineNV(tpm transport.TPM, h tpm2.TPMHandle, data []byte) error {
 	owner := tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)}
 	if _, name, found, err := nvPublic(tpm, h); err != nil {
-		t.Fatal(err)
+		return err
 	} else if found {
 		if _, err := (tpm2.NVUndefineSpace{AuthHandle: owner, NVIndex: tpm2.NamedHandle{Handle: h, Name: name}}).Execute(tpm); err != nil {
-			t.Fatalf("undefining NV %#x: %v", uint32(h), err)
+			return fmt.Errorf("undefining NV %#x: %w", uint32(h), err)
 		}
 	}
 	if _, err := (tpm2.NVDefineSpace{AuthHandle: owner, PublicInfo: tpm2.New2B(tpm2.TPMSNVPublic{
@@ -228,19 +265,20 @@ func writeNV(t *testing.T, tpm transport.TPM, h tpm2.TPMHandle, data []byte) {
 		Attributes: tpm2.TPMANV{OwnerWrite: true, OwnerRead: true, NoDA: true, NT: tpm2.TPMNTOrdinary},
 		DataSize:   uint16(len(data)),
 	})}).Execute(tpm); err != nil {
-		t.Fatalf("defining NV %#x of %d bytes: %v", uint32(h), len(data), err)
+		return fmt.Errorf("defining NV %#x of %d bytes: %w", uint32(h), len(data), err)
 	}
 	_, name, _, err := nvPublic(tpm, h)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	for off := 0; off < len(data); off += 1024 {
 		end := min(off+1024, len(data))
 		if _, err := (tpm2.NVWrite{AuthHandle: owner, NVIndex: tpm2.NamedHandle{Handle: h, Name: name},
 			Data: tpm2.TPM2BMaxNVBuffer{Buffer: data[off:end]}, Offset: uint16(off)}).Execute(tpm); err != nil {
-			t.Fatalf("writing NV %#x at %d: %v", uint32(h), off, err)
+			return fmt.Errorf("writing NV %#x at %d: %w", uint32(h), off, err)
 		}
 	}
+	return nil
 }
 
 // extendPCR extends SHA-256 PCR i with a digest of b.

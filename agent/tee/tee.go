@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/google/go-configfs-tsm/configfs/configfsi"
+
 	"github.com/trustbound/trustbound/attest"
 )
 
@@ -26,7 +28,10 @@ const (
 	KindConfigFSTSM Kind = "configfs-tsm"
 	// KindSEVGuest is the Linux SEV guest device, /dev/sev-guest.
 	KindSEVGuest Kind = "sev-guest"
-	// KindTDXGuest is the Linux TDX guest device, /dev/tdx_guest.
+	// KindTDXGuest is the Linux TDX guest device, /dev/tdx_guest, through
+	// its quote ioctl. Upstream Linux has none (the device gives only
+	// TDREPORTs; quotes go through configfs-tsm): there, use
+	// KindConfigFSTSM.
 	KindTDXGuest Kind = "tdx-guest"
 	// KindAzureVTPM is the vTPM of an Azure confidential VM, /dev/tpmrm0, whose
 	// paravisor keeps the HCL report at NV index 0x01400001.
@@ -71,6 +76,9 @@ type Config struct {
 	OpenTPM func(path string) (TPM, error)
 	// Azure holds the Azure vTPM attester's settings other than its TPM.
 	Azure AzureConfig
+	// ConfigFS is how the configfs-tsm report directory is used; nil means
+	// its files (DirClient). Tests play the kernel.
+	ConfigFS configfsi.Client
 }
 
 func (c Config) path(rel string) string {
@@ -106,7 +114,7 @@ func Open(ctx context.Context, k Kind, cfg Config) (attest.Attester, error) {
 	}
 	switch k {
 	case KindConfigFSTSM:
-		return NewConfigFS(ctx, cfg.path(configFSPath), nil)
+		return NewConfigFS(ctx, cfg.path(configFSPath), cfg.ConfigFS)
 	case KindSEVGuest:
 		return NewSEVDevice(cfg.path(sevGuestPath))
 	case KindTDXGuest:

@@ -219,31 +219,34 @@ func nvReadAll(t transport.TPM, h tpm2.TPMHandle) ([]byte, error) {
 
 // writeUserData writes the 64 bytes of data to NV index 0x01400002,
 // defining it (owner read and write, as Azure's guest tools do) when the
-// TPM does not have it.
+// TPM does not have it, and redefining it when it has another size and
+// the owner may (see ownerRedefinable).
 func writeUserData(t transport.TPM, data [64]byte) error {
 	pub, name, found, err := nvPublic(t, nvUserData)
 	if err != nil {
 		return err
 	}
 	if !found {
-		def := tpm2.TPMSNVPublic{
-			NVIndex:    nvUserData,
-			NameAlg:    tpm2.TPMAlgSHA256,
-			Attributes: tpm2.TPMANV{OwnerWrite: true, OwnerRead: true, AuthRead: true, NoDA: true, NT: tpm2.TPMNTOrdinary},
-			DataSize:   uint16(len(data)),
-		}
-		if _, err := (tpm2.NVDefineSpace{
-			AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)},
-			PublicInfo: tpm2.New2B(def),
-		}).Execute(t); err != nil {
-			return fmt.Errorf("defining NV index %#08x for the user data: %w", uint32(nvUserData), err)
-		}
-		if pub, name, found, err = nvPublic(t, nvUserData); err != nil || !found {
-			return fmt.Errorf("NV index %#08x is not there after defining it: %v", uint32(nvUserData), err)
+		if pub, name, err = defineUserData(t, len(data)); err != nil {
+			return err
 		}
 	}
 	if int(pub.DataSize) != len(data) {
-		return fmt.Errorf("NV index %#08x is %d bytes, want %d for the user data", uint32(nvUserData), pub.DataSize, len(data))
+		// Left by another tool at another size: Azure's guest tools
+		// undefine and redefine it at 64 bytes. So does this, when the
+		// owner may (an ordinary index the owner made and writes).
+		if !ownerRedefinable(pub) {
+			return fmt.Errorf("NV index %#08x is %d bytes, want %d for the user data, and it is not an owner-written ordinary index this agent may redefine", uint32(nvUserData), pub.DataSize, len(data))
+		}
+		if _, err := (tpm2.NVUndefineSpace{
+			AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)},
+			NVIndex:    tpm2.NamedHandle{Handle: nvUserData, Name: name},
+		}).Execute(t); err != nil {
+			return fmt.Errorf("undefining the %d-byte NV index %#08x to redefine it at %d bytes: %w", pub.DataSize, uint32(nvUserData), len(data), err)
+		}
+		if pub, name, err = defineUserData(t, len(data)); err != nil {
+			return err
+		}
 	}
 	auth, err := nvAuth(pub, name, true)
 	if err != nil {
@@ -257,4 +260,35 @@ func writeUserData(t transport.TPM, data [64]byte) error {
 		return fmt.Errorf("writing the user data to NV index %#08x: %w", uint32(nvUserData), err)
 	}
 	return nil
+}
+
+// defineUserData defines NV index 0x01400002 of size bytes, owner read
+// and write, as Azure's guest tools do, and returns its public area.
+func defineUserData(t transport.TPM, size int) (*tpm2.TPMSNVPublic, tpm2.TPM2BName, error) {
+	def := tpm2.TPMSNVPublic{
+		NVIndex:    nvUserData,
+		NameAlg:    tpm2.TPMAlgSHA256,
+		Attributes: tpm2.TPMANV{OwnerWrite: true, OwnerRead: true, AuthRead: true, NoDA: true, NT: tpm2.TPMNTOrdinary},
+		DataSize:   uint16(size),
+	}
+	if _, err := (tpm2.NVDefineSpace{
+		AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)},
+		PublicInfo: tpm2.New2B(def),
+	}).Execute(t); err != nil {
+		return nil, tpm2.TPM2BName{}, fmt.Errorf("defining NV index %#08x for the user data: %w", uint32(nvUserData), err)
+	}
+	pub, name, found, err := nvPublic(t, nvUserData)
+	if err != nil || !found {
+		return nil, name, fmt.Errorf("NV index %#08x is not there after defining it: %v", uint32(nvUserData), err)
+	}
+	return pub, name, nil
+}
+
+// ownerRedefinable reports whether the owner may undefine an NV index and
+// this agent should: an ordinary index of the owner hierarchy (not made
+// by the platform, no policy-only deletion, not locked) that the owner
+// writes, as Azure's tools define the user-data index.
+func ownerRedefinable(pub *tpm2.TPMSNVPublic) bool {
+	a := pub.Attributes
+	return a.NT == tpm2.TPMNTOrdinary && a.OwnerWrite && !a.PlatformCreate && !a.PolicyDelete && !a.WriteLocked && !a.ReadLocked
 }
