@@ -9,7 +9,8 @@ import (
 )
 
 // SimulatedFor returns a SIMULATED TEE (attest/simtee) that measures
-// exactly what the manifest declares for w: a *simtee.SNP or *simtee.SGX,
+// exactly what the manifest declares for w: a *simtee.SNP, *simtee.SGX or
+// *simtee.TDX (MRTD, MRCONFIGID, the pinned RTMRs and owner registers),
 // non-debug, at the lowest accepted SVN. It is for demonstrations and
 // tests; simulated evidence is only accepted under allowSimulated.
 func SimulatedFor(w manifest.Workload) (attest.Attester, error) {
@@ -36,6 +37,18 @@ func SimulatedFor(w manifest.Workload) (attest.Attester, error) {
 		}
 		if ref.MinSVN != nil {
 			t.SVN = uint16(*ref.MinSVN)
+		}
+		return t, nil
+	case attest.TDX:
+		t := &simtee.TDX{}
+		copy(t.MRTD[:], ref.Measurements[0])
+		copy(t.MRConfigID[:], ref.HostData)
+		if r := ref.TDX; r != nil {
+			for i, v := range []attest.Hex{r.RTMR0, r.RTMR1, r.RTMR2, r.RTMR3} {
+				copy(t.RTMRs[i][:], v)
+			}
+			copy(t.MROwner[:], r.MROwner)
+			copy(t.MROwnerConfig[:], r.MROwnerConfig)
 		}
 		return t, nil
 	}
