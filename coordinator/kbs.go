@@ -1,7 +1,6 @@
 package coordinator
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/sha512"
 	"crypto/subtle"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/gowebpki/jcs"
 
 	"github.com/trustbound/trustbound/attest"
 	"github.com/trustbound/trustbound/identity"
@@ -393,27 +393,15 @@ func (c *Coordinator) kbsAttest(r *http.Request, sess kbsSession, req *kbsAttest
 	return &done, 0, "", nil
 }
 
-// kbsCanonical is the canonical JSON (RFC 8785 for these members: object
-// members sorted, no whitespace, no HTML escaping) of v, as the KBS client
-// hashes it.
+// kbsCanonical is the canonical JSON (RFC 8785, JSON Canonicalization
+// Scheme: members sorted by UTF-16 code units, no whitespace, ECMAScript
+// string and number forms; gowebpki/jcs) of v, as the KBS client hashes it.
 func kbsCanonical(v map[string]any) ([]byte, error) {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var doc any
-	if err := dec.Decode(&doc); err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(doc); err != nil { // maps encode with sorted keys
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	return jcs.Transform(raw)
 }
 
 // KBSReportData is the report data a KBS client binds runtime, the

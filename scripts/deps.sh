@@ -14,3 +14,4 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 go mod download
 npm ci --prefix token/testdata/node --no-audit --no-fund  # jose, the independent JWT verifier of token/interop_test.go
+npm ci --prefix coordinator/testdata/node --no-audit --no-fund  # canonicalize and jose, the independent KBS client of coordinator/kbs_interop_test.go
