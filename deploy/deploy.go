@@ -26,8 +26,8 @@ const (
 	AzureCVM Target = "azure-cvm"
 	// Kata is a confidential-container pod (Kata on SNP or TDX) with the
 	// agent as an init container and a generated agent policy, carried in
-	// init-data (upstream) or its own annotation (AKS), whose bound digest
-	// the manifest pins as hostData.
+	// init-data, whose bound digest the manifest pins as hostData. Upstream
+	// CoCo runtime classes only: AKS's kata-cc-isolation is refused.
 	Kata Target = "kata"
 	// SGXContainer is an enclave-aware SGX container: EPC resources, the
 	// AESM socket, and the agent running inside the enclave.
@@ -68,7 +68,8 @@ type Options struct {
 	// (REPO@sha256:…); required for kata.
 	AgentImage string
 	// RuntimeClass overrides the Kata runtime class (default kata-qemu-snp
-	// or kata-qemu-tdx; kata-cc-isolation on AKS).
+	// or kata-qemu-tdx); AKS's kata-cc-isolation is refused (see
+	// AKSRuntimeClass).
 	RuntimeClass string
 	// AllowExec lets the host exec into the Kata pod: a debug escape hatch
 	// that the policy states visibly and the hash pins.
@@ -107,14 +108,12 @@ type Result struct {
 	Files []File
 	// Policy is the Kata agent policy (Rego), nil for other targets.
 	Policy []byte
-	// InitData is the init-data document (TOML) holding Policy, for the
-	// upstream Kata runtime classes; nil on AKS (kata-cc-isolation) and
-	// for other targets.
+	// InitData is the init-data document (TOML) holding Policy; nil for
+	// other targets.
 	InitData []byte
 	// HostData is what the TEE reports for the pod and the manifest must
-	// pin, nil for other targets: upstream Kata, the init-data digest
-	// (SNP HOST_DATA: SHA-256; TDX MRCONFIGID: SHA-384); AKS, the SHA-256
-	// of Policy in SNP HOST_DATA.
+	// pin, nil for other targets: the init-data digest (SNP HOST_DATA:
+	// SHA-256; TDX MRCONFIGID: SHA-384).
 	HostData attest.Hex
 	// Notes are what the user should know before deploying (unpinned
 	// images, the exec escape hatch), one sentence each.

@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"net/http/httptest"
@@ -79,43 +78,37 @@ func ownerManifest(t *testing.T) (*ecdsa.PrivateKey, string) {
 }
 
 // boundValue is what the generated pod asks its TEE to bind, read back
-// from the pod's own annotation: upstream, the digest of the init-data
-// document (gzip, base64 in cc_init_data) sized to the TEE field; AKS,
-// the SHA-256 of the policy (base64 in agent.policy).
+// from the pod's own annotation: the digest of the init-data document
+// (gzip, base64 in cc_init_data) sized to the TEE field.
 func boundValue(t *testing.T, res *deploy.Result, tee attest.TEE) []byte {
 	t.Helper()
 	_, ann := podOf(t, decodeStrict(t, fileOf(t, res, "kubernetes.yaml")))
-	if v, ok := ann[initdata.AnnotationKey]; ok {
-		doc, err := initdata.FromAnnotation(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Contains(doc, res.Policy) {
-			t.Fatal("the init-data does not hold the policy")
-		}
-		if tee == attest.TDX {
-			h := sha512.Sum384(doc)
-			return h[:]
-		}
-		h := sha256.Sum256(doc)
+	v, ok := ann[initdata.AnnotationKey]
+	if !ok {
+		t.Fatalf("the pod has no %s annotation", initdata.AnnotationKey)
+	}
+	doc, err := initdata.FromAnnotation(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(doc, res.Policy) {
+		t.Fatal("the init-data does not hold the policy")
+	}
+	if tee == attest.TDX {
+		h := sha512.Sum384(doc)
 		return h[:]
 	}
-	policy, err := base64.StdEncoding.DecodeString(ann[deploy.PolicyAnnotation])
-	if err != nil || !bytes.Equal(policy, res.Policy) {
-		t.Fatalf("annotation %s: %v", deploy.PolicyAnnotation, err)
-	}
-	h := sha256.Sum256(policy)
+	h := sha256.Sum256(doc)
 	return h[:]
 }
 
 // TestPinnedHostDataAttestsEndToEnd generates the kata deployment of the
-// sample's "web" pod (SNP) in both modes, upstream init-data and AKS
-// policy hash, pins the generated hostData in the manifest, and runs a
-// real coordinator with it: the value the pod's annotation makes the TEE
-// bind, the manifest's hostData and the HOST_DATA of the simulated pod
-// TEE are one value, and the pod attests. A TEE launched with the old
-// value, with the exec-allowing policy, or with the other mode's value is
-// refused.
+// sample's "web" pod (SNP), pins the generated hostData in the manifest,
+// and runs a real coordinator with it: the value the pod's annotation
+// makes the TEE bind, the manifest's hostData and the HOST_DATA of the
+// simulated pod TEE are one value, and the pod attests. A TEE launched
+// with the old value, with the exec-allowing policy, or with the bare
+// policy's SHA-256 (what AKS would bind) is refused.
 func TestPinnedHostDataAttestsEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	ownerKey, ownerPEM := ownerManifest(t)
@@ -124,87 +117,76 @@ func TestPinnedHostDataAttestsEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gen := func(rc string, exec bool) *deploy.Result {
+	gen := func(exec bool) *deploy.Result {
 		t.Helper()
 		o := deploy.Options{Target: deploy.Kata, Workload: manifest.SampleWebName, Coordinator: testCoordinator,
 			CAPEM: readTestdata(t, "coordinator-ca.crt"), Pod: readTestdata(t, "pod-web.yaml"),
-			AgentImage: testAgentImage, RuntimeClass: rc, AllowExec: exec}
+			AgentImage: testAgentImage, AllowExec: exec}
 		res, err := deploy.Generate(m, o)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return res
 	}
-	upstream, aks := gen("", false), gen(deploy.AKSRuntimeClass, false)
-	if bytes.Equal(upstream.HostData, aks.HostData) {
-		t.Fatal("the two modes bind the same value")
+	res := gen(false)
+	policySum := sha256.Sum256(res.Policy)
+	if bytes.Equal(res.HostData, policySum[:]) {
+		t.Fatal("hostData is the bare policy's SHA-256, not the init-data digest")
 	}
-	for _, tc := range []struct {
-		name       string
-		res, other *deploy.Result
-		rc         string
-	}{
-		{"upstream init-data", upstream, aks, ""},
-		{"AKS policy hash", aks, upstream, deploy.AKSRuntimeClass},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			res := tc.res
-			bound := boundValue(t, res, attest.SEVSNP)
-			pinnedRaw, err := deploy.PinHostData(raw, manifest.SampleWebName, res.HostData)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pinned, err := manifest.Parse(pinnedRaw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := pinned.Validate(); err != nil {
-				t.Fatalf("the pinned manifest is invalid: %v", err)
-			}
-			web, _ := pinned.Workload(manifest.SampleWebName)
-			if !bytes.Equal(web.Reference.HostData, bound) || !bytes.Equal(web.Reference.HostData, res.HostData) {
-				t.Fatalf("manifest hostData %s, bound by the annotation %x, generated %s", web.Reference.HostData, bound, res.HostData)
-			}
-			tee, err := agent.SimulatedFor(*web)
-			if err != nil {
-				t.Fatal(err)
-			}
-			snp, ok := tee.(*simtee.SNP)
-			if !ok {
-				t.Fatalf("simulated TEE is %T, want *simtee.SNP", tee)
-			}
-			if !bytes.Equal(snp.HostData[:], bound) {
-				t.Fatalf("the simulated pod's HOST_DATA %x is not the bound value %x", snp.HostData, bound)
-			}
-			ev, err := snp.Attest(ctx, [64]byte{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Contains(ev.Data, bound) {
-				t.Fatal("the simulated SNP report does not carry the bound value")
-			}
+	bound := boundValue(t, res, attest.SEVSNP)
+	pinnedRaw, err := deploy.PinHostData(raw, manifest.SampleWebName, res.HostData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned, err := manifest.Parse(pinnedRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pinned.Validate(); err != nil {
+		t.Fatalf("the pinned manifest is invalid: %v", err)
+	}
+	web, _ := pinned.Workload(manifest.SampleWebName)
+	if !bytes.Equal(web.Reference.HostData, bound) || !bytes.Equal(web.Reference.HostData, res.HostData) {
+		t.Fatalf("manifest hostData %s, bound by the annotation %x, generated %s", web.Reference.HostData, bound, res.HostData)
+	}
+	tee, err := agent.SimulatedFor(*web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snp, ok := tee.(*simtee.SNP)
+	if !ok {
+		t.Fatalf("simulated TEE is %T, want *simtee.SNP", tee)
+	}
+	if !bytes.Equal(snp.HostData[:], bound) {
+		t.Fatalf("the simulated pod's HOST_DATA %x is not the bound value %x", snp.HostData, bound)
+	}
+	ev, err := snp.Attest(ctx, [64]byte{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(ev.Data, bound) {
+		t.Fatal("the simulated SNP report does not carry the bound value")
+	}
 
-			client := startCoordinator(t, pinnedRaw, ownerKey)
-			_, got, err := agent.Run(ctx, client, snp, manifest.SampleWebName)
-			if err != nil {
-				t.Fatalf("the pod launched with the pinned value is refused: %v", err)
-			}
-			if !bytes.Equal(got.Claims.HostData, res.HostData) {
-				t.Errorf("attested hostData %s, want %s", got.Claims.HostData, res.HostData)
-			}
-			for name, hd := range map[string][]byte{
-				"old policy":   manifest.SampleWebHostData[:],
-				"exec allowed": gen(tc.rc, true).HostData,
-				"other mode":   tc.other.HostData,
-			} {
-				other := *snp
-				copy(other.HostData[:], hd)
-				_, _, err := agent.Run(ctx, client, &other, manifest.SampleWebName)
-				if err == nil || !strings.Contains(err.Error(), "host data") {
-					t.Errorf("%s: a pod with another value: %v, want a refusal for its host data", name, err)
-				}
-			}
-		})
+	client := startCoordinator(t, pinnedRaw, ownerKey)
+	_, got, err := agent.Run(ctx, client, snp, manifest.SampleWebName)
+	if err != nil {
+		t.Fatalf("the pod launched with the pinned value is refused: %v", err)
+	}
+	if !bytes.Equal(got.Claims.HostData, res.HostData) {
+		t.Errorf("attested hostData %s, want %s", got.Claims.HostData, res.HostData)
+	}
+	for name, hd := range map[string][]byte{
+		"old policy":   manifest.SampleWebHostData[:],
+		"exec allowed": gen(true).HostData,
+		"policy hash":  policySum[:],
+	} {
+		other := *snp
+		copy(other.HostData[:], hd)
+		_, _, err := agent.Run(ctx, client, &other, manifest.SampleWebName)
+		if err == nil || !strings.Contains(err.Error(), "host data") {
+			t.Errorf("%s: a pod with another value: %v, want a refusal for its host data", name, err)
+		}
 	}
 }
 

@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
@@ -20,12 +19,11 @@ import (
 	"github.com/trustbound/trustbound/manifest"
 )
 
-// PolicyAnnotation carries the Kata agent policy, base64, on the pod: the
-// AKS (kata-cc-isolation) way, where SNP HOST_DATA is the policy's SHA-256.
-const PolicyAnnotation = "io.katacontainers.config.agent.policy"
-
-// AKSRuntimeClass is the runtime class of confidential containers on AKS
-// (SNP only), which binds the policy itself rather than init-data.
+// AKSRuntimeClass is the runtime class of confidential containers on AKS,
+// which deploy refuses: AKS pulls images on the host and hands the guest
+// dm-verity protected tar layers with the root under the shared
+// directory, storage shapes the generated policy does not model (it
+// allows guest-pulled images only, so every container would be denied).
 const AKSRuntimeClass = "kata-cc-isolation"
 
 // Kubernetes names and paths of the agent wiring.
@@ -234,11 +232,10 @@ func genKata(w *manifest.Workload, o Options) (*Result, error) {
 		rc = *in.Spec.RuntimeClassName
 	}
 	if !strings.HasPrefix(rc, "kata") {
-		return nil, fmt.Errorf("deploy: runtime class %q is not a Kata runtime class; a confidential container needs one (kata-qemu-snp, kata-qemu-tdx, kata-cc-isolation on AKS)", rc)
+		return nil, fmt.Errorf("deploy: runtime class %q is not a Kata runtime class; a confidential container needs one (kata-qemu-snp, kata-qemu-tdx)", rc)
 	}
-	aks := rc == AKSRuntimeClass
-	if aks && w.TEE != attest.SEVSNP {
-		return nil, fmt.Errorf("deploy: runtime class %s (AKS) runs on SEV-SNP only; %s is on %s: use kata-qemu-tdx", rc, w.Name, w.TEE)
+	if rc == AKSRuntimeClass {
+		return nil, fmt.Errorf("deploy: runtime class %s is not supported yet: AKS's host-pulled dm-verity layers are not modelled by the agent policy (it would deny every container); use an upstream CoCo runtime class (%s for %s)", rc, runtimeClasses[w.TEE], w.TEE)
 	}
 	spec.RuntimeClassName = &rc
 	name := in.Meta.Name
@@ -252,38 +249,29 @@ func genKata(w *manifest.Workload, o Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("deploy: %w", err)
 	}
-	files := []File{{Name: "kubernetes.yaml"}, {Name: "policy.rego", Data: policy}}
-	var hd attest.Hex
-	var ann map[string]string
-	var how string
-	if aks {
-		hd = PolicyHash(policy)
-		ann = map[string]string{PolicyAnnotation: base64.StdEncoding.EncodeToString(policy)}
-		how = fmt.Sprintf("# The agent policy (policy.rego) travels base64 in %s;\n# AKS puts its SHA-256 in SNP HOST_DATA.", PolicyAnnotation)
-	} else {
-		alg, err := initdata.AlgorithmFor(w.TEE)
-		if err != nil {
-			return nil, fmt.Errorf("deploy: %w", err)
-		}
-		doc, err := initdata.Document(alg, map[string]string{initdata.PolicyFile: string(policy)})
-		if err != nil {
-			return nil, fmt.Errorf("deploy: %w", err)
-		}
-		if hd, err = initdata.Bound(w.TEE, alg, doc); err != nil {
-			return nil, fmt.Errorf("deploy: %w", err)
-		}
-		v, err := initdata.Annotation(doc)
-		if err != nil {
-			return nil, fmt.Errorf("deploy: %w", err)
-		}
-		ann = map[string]string{initdata.AnnotationKey: v}
-		field := "SNP HOST_DATA"
-		if w.TEE == attest.TDX {
-			field = "TDX MRCONFIGID"
-		}
-		how = fmt.Sprintf("# The agent policy (policy.rego) is the %q entry of the init-data\n# document initdata.toml, which travels gzip'ed and base64 in\n# %s; Kata puts its %s digest in %s.", initdata.PolicyFile, initdata.AnnotationKey, alg, field)
-		files = append(files, File{Name: "initdata.toml", Data: doc})
+	alg, err := initdata.AlgorithmFor(w.TEE)
+	if err != nil {
+		return nil, fmt.Errorf("deploy: %w", err)
 	}
+	doc, err := initdata.Document(alg, map[string]string{initdata.PolicyFile: string(policy)})
+	if err != nil {
+		return nil, fmt.Errorf("deploy: %w", err)
+	}
+	hd, err := initdata.Bound(w.TEE, alg, doc)
+	if err != nil {
+		return nil, fmt.Errorf("deploy: %w", err)
+	}
+	v, err := initdata.Annotation(doc)
+	if err != nil {
+		return nil, fmt.Errorf("deploy: %w", err)
+	}
+	ann := map[string]string{initdata.AnnotationKey: v}
+	field := "SNP HOST_DATA"
+	if w.TEE == attest.TDX {
+		field = "TDX MRCONFIGID"
+	}
+	how := fmt.Sprintf("# The agent policy (policy.rego) is the %q entry of the init-data\n# document initdata.toml, which travels gzip'ed and base64 in\n# %s; Kata puts its %s digest in %s.", initdata.PolicyFile, initdata.AnnotationKey, alg, field)
+	files := []File{{Name: "kubernetes.yaml"}, {Name: "policy.rego", Data: policy}, {Name: "initdata.toml", Data: doc}}
 	y, err := objects(w, o, in, spec, ann)
 	if err != nil {
 		return nil, err
@@ -308,23 +296,12 @@ func genKata(w *manifest.Workload, o Options) (*Result, error) {
 	if len(o.Pod) == 0 {
 		notes = append(notes, "no --pod given: the application container is a placeholder ("+in.Spec.Containers[0].Image+", command /"+w.Name+")")
 	}
-	if !aks {
-		notes = append(notes, "the init-data holds only policy.rego: the guest's attestation agent and CDH keep their built-in configuration (no aa.toml, cdh.toml)")
-	}
+	notes = append(notes, "the init-data holds only policy.rego: the guest's attestation agent and CDH keep their built-in configuration (no aa.toml, cdh.toml)")
 	return &Result{
 		Files:    files,
 		Policy:   policy,
-		InitData: initDataOf(files),
+		InitData: doc,
 		HostData: hd,
 		Notes:    notes,
 	}, nil
-}
-
-func initDataOf(files []File) []byte {
-	for _, f := range files {
-		if f.Name == "initdata.toml" {
-			return f.Data
-		}
-	}
-	return nil
 }

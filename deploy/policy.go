@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -11,8 +10,6 @@ import (
 	"text/template"
 
 	corev1 "k8s.io/api/core/v1"
-
-	"github.com/trustbound/trustbound/attest"
 )
 
 // PolicyOptions are the choices a Kata agent policy makes beyond the pod.
@@ -47,19 +44,28 @@ type policyData struct {
 	Sandbox    containerRule   `json:"sandbox"`
 	Containers []containerRule `json:"containers"`
 	// CAVolume is the volume name of the trustbound CA, whose files the
-	// host may copy in (CopyFileRequest); empty if none.
+	// host may copy in (CopyFileRequest); empty if none. CAFiles is the
+	// regular expression of its file names (the ConfigMap's keys).
 	CAVolume string `json:"ca_volume"`
+	CAFiles  string `json:"ca_files"`
+	// MaskedPaths must all be masked in every container; ReadonlyPaths
+	// must each be read-only or masked (containerd's defaults: more is
+	// allowed, less is not).
+	MaskedPaths   []string `json:"masked_paths"`
+	ReadonlyPaths []string `json:"readonly_paths"`
 }
 
 type containerRule struct {
 	Name string `json:"name"`
 	// Images are the accepted image references (as written and
 	// normalised); Digest, if the image is pinned by one, also accepts
-	// the same digest from another repository (a mirror). AnyImage: the
-	// sandbox, whose rootfs is the guest's built-in pause bundle.
-	Images   []string `json:"images"`
-	Digest   string   `json:"digest"`
-	AnyImage bool     `json:"any_image"`
+	// the same digest from another repository (a mirror). Pause: the
+	// sandbox, whose rootfs is the guest's built-in pause bundle (image
+	// storage source "pause", metadata saying "sandbox"); no image is
+	// accepted for it.
+	Images []string `json:"images"`
+	Digest string   `json:"digest"`
+	Pause  bool     `json:"pause"`
 	// Args is the whole command line: command, then args.
 	Args []string `json:"args"`
 	// Env are the declared NAME=value pairs, sorted, each required once;
@@ -75,6 +81,12 @@ type containerRule struct {
 	UID     int64 `json:"uid"`
 	GID     int64 `json:"gid"`
 	NonRoot bool  `json:"non_root"`
+	// ExtraGIDs are the supplementary groups besides GID: the pod's
+	// supplementalGroups, sorted.
+	ExtraGIDs []int64 `json:"extra_gids"`
+	// Hostname is the regular expression of the pod's hostname (the OCI
+	// Hostname: the sandbox sets it, containers send it empty or equal).
+	Hostname string `json:"hostname"`
 	// ReadonlyRoot is readOnlyRootFilesystem; NoNewPrivileges is
 	// allowPrivilegeEscalation: false.
 	ReadonlyRoot    bool `json:"readonly_root"`
@@ -88,9 +100,8 @@ type containerRule struct {
 	// be there (the pod's volume mounts).
 	Mounts   []mountRule `json:"mounts"`
 	Required []string    `json:"required_mounts"`
-	// Storages are the allowed storages besides the image; ImageStorages
-	// is how many guest-pull image storages there must be (the sandbox: 0
-	// or 1, MaxOneImage).
+	// Storages are the allowed storages besides the image; there must be
+	// one guest-pull image storage (the sandbox: 0 or 1, MaxOneImage).
 	Storages    []storageRule `json:"storages"`
 	MaxOneImage bool          `json:"max_one_image"`
 }
@@ -108,13 +119,15 @@ type mountRule struct {
 
 // storageRule is one allowed agent storage besides the container image:
 // driver and fstype exactly, source and mount point as regular
-// expressions, each option matching one of Options (regular expressions).
+// expressions, each option matching one of Options (regular expressions)
+// and each of Require there; no driver options, no fs_group.
 type storageRule struct {
 	Driver     string   `json:"driver"`
 	FSType     string   `json:"fstype"`
 	Source     string   `json:"source"`
 	MountPoint string   `json:"mount_point"`
 	Options    []string `json:"options"`
+	Require    []string `json:"require"`
 }
 
 const (
@@ -161,6 +174,18 @@ var (
 	// kubernetesEnv is the API server's address, which the kubelet always
 	// injects (service links are off, so nothing else is): host-chosen
 	// values, held to their shape.
+	// defaultMaskedPaths and defaultReadonlyPaths are what containerd's
+	// default spec masks and makes read-only in every unprivileged
+	// container, in the versions that Kata CoCo runs with (newer
+	// containerd masks /proc/asound instead of making it read-only, and
+	// masks more: allowed).
+	defaultMaskedPaths = sortedCopy([]string{
+		"/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/sched_debug",
+		"/proc/scsi", "/proc/timer_list", "/proc/timer_stats", "/sys/firmware",
+	})
+	defaultReadonlyPaths = sortedCopy([]string{
+		"/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+	})
 	kubernetesEnv = func() []string {
 		ip := `(([0-9]{1,3}\.){3}[0-9]{1,3}|[0-9a-fA-F:]{2,39})`
 		url := `tcp://(([0-9]{1,3}\.){3}[0-9]{1,3}|\[[0-9a-fA-F:]{2,39}\]):[0-9]{1,5}`
@@ -242,19 +267,20 @@ func capsOf(sc *corev1.SecurityContext) []string {
 	return caps
 }
 
-// hostnameEnv is the HOSTNAME the runtime sets: the pod's hostname, its
-// name, or for a Deployment its name plus the two generated suffixes.
-func hostnameEnv(spec *corev1.PodSpec, o PolicyOptions) string {
-	label := `[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?`
+// hostnamePattern is the pod's hostname as a regular expression without
+// anchors: its hostname, its name, or for a Deployment its name plus the
+// two generated suffixes. The runtime sets it as the sandbox's OCI
+// Hostname and as every container's HOSTNAME.
+func hostnamePattern(spec *corev1.PodSpec, o PolicyOptions) string {
 	switch {
 	case spec.Hostname != "":
-		return "^HOSTNAME=" + regexp.QuoteMeta(spec.Hostname) + "$"
+		return regexp.QuoteMeta(spec.Hostname)
 	case o.PodName != "" && !o.Deployment && len(o.PodName) <= 63:
-		return "^HOSTNAME=" + regexp.QuoteMeta(o.PodName) + "$"
+		return regexp.QuoteMeta(o.PodName)
 	case o.PodName != "" && o.Deployment && len(o.PodName) <= 46:
-		return "^HOSTNAME=" + regexp.QuoteMeta(o.PodName) + `-[a-z0-9]{1,10}-[a-z0-9]{5}$`
+		return regexp.QuoteMeta(o.PodName) + `-[a-z0-9]{1,10}-[a-z0-9]{5}`
 	}
-	return "^HOSTNAME=" + label + "$"
+	return `[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?`
 }
 
 // PolicyFor generates the Kata agent policy (Rego) that allows exactly the
@@ -262,18 +288,22 @@ func hostnameEnv(spec *corev1.PodSpec, o PolicyOptions) string {
 // could ask the Kata agent for. Each container is pinned as written: its
 // image (pulled inside the guest, by digest if the reference has one), its
 // command line, environment (both ways), working directory ("/" unless
-// workingDir says), user, capabilities, privilege escalation, root file
-// system, mounts (destination, type, source and options) and storages; no
-// OCI hooks, no devices, no joined namespaces. The pause container is
-// pinned too, and allowed once.
+// workingDir says), user and groups, capabilities, privilege escalation,
+// root file system, mounts (destination, type, source and options),
+// storages, its own namespaces, containerd's masked and read-only paths,
+// the hostname; no OCI hooks, devices, device cgroup grants or seccomp
+// profile from the host. The pause container is pinned too, and allowed
+// once. CreateSandbox is pinned (no guest hooks, kernel modules, shared
+// PID namespace or host storage) and CopyFile writes only the runtime's
+// files and the CA's.
 //
 // It refuses, listing every reason, a spec whose behaviour the policy
 // cannot pin: containers without an explicit command (the image's
 // entrypoint is not known without pulling it), environment from the API
 // server (valueFrom, envFrom), exec probes and hooks unless exec is
 // allowed, host namespaces, privileged containers, shared process
-// namespaces, and volumes other than emptyDir (configMap only for the
-// trustbound CA; see PolicyOptions.CAConfigMap).
+// namespaces, fsGroup, and volumes other than emptyDir (configMap only for
+// the trustbound CA; see PolicyOptions.CAConfigMap).
 func PolicyFor(spec *corev1.PodSpec, o PolicyOptions) ([]byte, error) {
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
@@ -299,18 +329,25 @@ func PolicyFor(spec *corev1.PodSpec, o PolicyOptions) ([]byte, error) {
 		}
 		switch {
 		case v.EmptyDir != nil && v.EmptyDir.Medium == corev1.StorageMediumMemory:
-			// A tmpfs the agent makes in the guest's memory.
+			// A tmpfs the agent makes in the guest's memory. Its mode has
+			// three octal digits: no setuid, setgid or sticky bit.
 			dir := "^/run/kata-containers/sandbox/ephemeral/" + v.Name + "$"
 			volumes[v.Name] = volRules{
 				mounts:   []mountRule{{Type: "bind", Source: dir}},
-				storages: []storageRule{{Driver: "ephemeral", FSType: "tmpfs", Source: "^tmpfs$", MountPoint: dir, Options: []string{"^mode=0?[0-7]{3,4}$", "^size=[0-9]{1,20}$"}}},
+				storages: []storageRule{{Driver: "ephemeral", FSType: "tmpfs", Source: "^tmpfs$", MountPoint: dir, Options: []string{"^mode=0?[0-7]{3}$", "^size=[0-9]{1,20}$"}, Require: []string{}}},
 			}
 		case v.EmptyDir != nil:
-			// A directory the agent makes on the guest's (encrypted) disk.
+			// A directory the agent makes under the shared directory in
+			// the guest, which is guest memory (encrypted by the TEE) only
+			// with shared_fs=none, as the CoCo runtime classes configure:
+			// with virtio-fs the host's file system would be mounted
+			// there. The policy enforces it: CreateSandboxRequest refuses
+			// every sandbox storage but /dev/shm's tmpfs, the kataShared
+			// virtio-fs mount included.
 			dir := "^" + sharedDir + "$(sandbox-id)/(rootfs/)?local/" + v.Name + "$"
 			volumes[v.Name] = volRules{
 				mounts:   []mountRule{{Type: "local", Source: dir}, {Type: "bind", Source: dir}},
-				storages: []storageRule{{Driver: "local", FSType: "local", Source: "^local$", MountPoint: dir, Options: []string{"^mode=0777$"}}},
+				storages: []storageRule{{Driver: "local", FSType: "local", Source: "^local$", MountPoint: dir, Options: []string{"^mode=0777$"}, Require: []string{}}},
 			}
 		case v.ConfigMap != nil && o.CAConfigMap != "" && v.Name == caVolume && v.ConfigMap.Name == o.CAConfigMap:
 			// The trustbound CA: copied in by the host (CopyFileRequest);
@@ -318,7 +355,7 @@ func PolicyFor(spec *corev1.PodSpec, o PolicyOptions) ([]byte, error) {
 			src := sfPrefix + regexp.QuoteMeta(caVolume) + "$"
 			volumes[v.Name] = volRules{
 				mounts:   []mountRule{{Type: "bind", Source: src}},
-				storages: []storageRule{{Driver: "local", FSType: "bind", Source: src, MountPoint: src, Options: []string{"^rbind$", "^rprivate$", "^ro$"}}},
+				storages: []storageRule{{Driver: "local", FSType: "bind", Source: src, MountPoint: src, Options: []string{"^rbind$", "^rprivate$", "^ro$"}, Require: []string{"ro"}}},
 			}
 		case v.ConfigMap != nil:
 			bad("volume %s: configMap contents come from the API server and are not pinned by the policy; put the data in the image or declare it as a secret in the manifest (read from %s)", v.Name, AgentDir)
@@ -338,12 +375,25 @@ func PolicyFor(spec *corev1.PodSpec, o PolicyOptions) ([]byte, error) {
 			podGID = *sc.RunAsGroup
 		}
 		podNonRoot = sc.RunAsNonRoot != nil && *sc.RunAsNonRoot
+		if sc.FSGroup != nil {
+			bad("fsGroup: the runtime would have the agent chown the pod's volumes to a group it names (storage fs_group), which the policy pins to none; set runAsGroup and supplementalGroups instead")
+		}
 	}
-	data := policyData{Sandbox: sandboxRule()}
+	var extraGIDs []int64
+	if sc := spec.SecurityContext; sc != nil {
+		extraGIDs = slices.Clone(sc.SupplementalGroups)
+		slices.Sort(extraGIDs)
+		extraGIDs = slices.Compact(extraGIDs)
+	}
+	if extraGIDs == nil {
+		extraGIDs = []int64{}
+	}
+	pattern := hostnamePattern(spec, o)
+	data := policyData{Sandbox: sandboxRule("^" + pattern + "$"), MaskedPaths: defaultMaskedPaths, ReadonlyPaths: defaultReadonlyPaths}
 	if o.CAConfigMap != "" {
-		data.CAVolume = caVolume
+		data.CAVolume, data.CAFiles = caVolume, "("+regexp.QuoteMeta(caKey)+")"
 	}
-	hostname := hostnameEnv(spec, o)
+	hostname := "^HOSTNAME=" + pattern + "$"
 	seen := map[string]bool{}
 	all := append(slices.Clone(spec.InitContainers), spec.Containers...)
 	if len(spec.Containers) == 0 {
@@ -373,6 +423,7 @@ func PolicyFor(spec *corev1.PodSpec, o PolicyOptions) ([]byte, error) {
 			Args: append(slices.Clone(c.Command), c.Args...),
 			Env:  []string{}, EnvNames: []string{},
 			Cwd: "/", UID: podUID, GID: podGID, NonRoot: podNonRoot,
+			ExtraGIDs: extraGIDs, Hostname: "^" + pattern + "$",
 			CapsExact: true, Mounts: []mountRule{}, Required: []string{}, Storages: []storageRule{},
 		}
 		if n := normalizedImage(c.Image); n != c.Image {
@@ -504,13 +555,15 @@ func PolicyFor(spec *corev1.PodSpec, o PolicyOptions) ([]byte, error) {
 
 // sandboxRule pins the pause container: the guest's built-in pause
 // bundle, /pause as user 65535, no new privileges, a read-only root, at
-// most the default capabilities, and only the runtime's mounts.
-func sandboxRule() containerRule {
+// most the default capabilities, only the runtime's mounts, and the pod's
+// hostname (a regular expression).
+func sandboxRule(hostname string) containerRule {
 	return containerRule{
-		Name: "pause", Images: []string{}, AnyImage: true, MaxOneImage: true,
+		Name: "pause", Images: []string{}, Pause: true, MaxOneImage: true,
 		Args: []string{"/pause"}, Env: []string{}, EnvNames: []string{},
 		EnvRuntime: []string{"^" + regexp.QuoteMeta(defaultPath) + "$"},
 		Cwd:        "/", UID: pauseUID, GID: pauseUID, NonRoot: true,
+		ExtraGIDs: []int64{}, Hostname: hostname,
 		ReadonlyRoot: true, NoNewPrivileges: true,
 		Caps: slices.Clone(defaultCaps), CapsExact: false,
 		Mounts:   append(slices.Clone(kernelMounts), runtimeBinds...),
@@ -518,44 +571,39 @@ func sandboxRule() containerRule {
 		Storages: []storageRule{{
 			Driver: "ephemeral", FSType: "tmpfs", Source: "^shm$", MountPoint: "^/run/kata-containers/sandbox/shm$",
 			Options: []string{"^mode=1777$", "^nodev$", "^noexec$", "^nosuid$", "^size=[0-9]{1,20}$"},
+			Require: []string{"mode=1777", "nodev", "noexec", "nosuid"},
 		}},
 	}
 }
 
-// PolicyHash is the SHA-256 of policy: what AKS's kata-cc-isolation
-// runtime puts in SNP HOST_DATA when the policy travels in annotation
-// io.katacontainers.config.agent.policy. Upstream Kata binds the digest of
-// the init-data document that holds the policy instead (see initdata).
-func PolicyHash(policy []byte) attest.Hex {
-	h := sha256.Sum256(policy)
-	return h[:]
-}
-
 var policyTemplate = template.Must(template.New("policy").Parse(`# Kata agent policy of trustbound workload "{{.Workload}}", generated by
-# ` + "`trustbound deploy --target kata`" + `. Edit the pod, not this file: any change
+# ` + "`" + `trustbound deploy --target kata` + "`" + `. Edit the pod, not this file: any change
 # to these bytes changes the pod's hostData.
 #
 # The Kata agent inside the pod VM asks this policy before it serves each
-# request from the host. The TEE binds it at launch (upstream Kata: the
-# digest of the init-data document holding it, in SNP HOST_DATA or TDX
-# MRCONFIGID; AKS kata-cc-isolation: its SHA-256 in SNP HOST_DATA), and the
-# manifest pins that value as the workload's hostData: a pod launched with
-# any other policy is refused by the coordinator.
+# request from the host. The TEE binds it at launch (the digest of the
+# init-data document holding it, in SNP HOST_DATA or TDX MRCONFIGID), and
+# the manifest pins that value as the workload's hostData: a pod launched
+# with any other policy is refused by the coordinator.
 #
 # What it pins, per container: the image, pulled inside the guest (by
 # digest when the reference has one); the command line; the environment,
 # both ways (every declared variable once, nothing else but PATH, HOSTNAME
 # and the API server's address in their expected shapes); the working
-# directory ("/" unless workingDir says); user; capabilities; no new
-# privileges; the root file system; every mount's destination, type, source
-# and options; the storages; no OCI hooks, devices or joined namespaces.
-# The pause container is pinned too and allowed once per pod (policy state).
+# directory ("/" unless workingDir says); user and groups; capabilities; no
+# new privileges; the root file system; every mount's destination, type,
+# source and options; the storages; its own namespaces; containerd's
+# masked and read-only paths; the hostname; no OCI hooks, devices, device
+# cgroup grants or seccomp profile from the host. The pause container is
+# pinned too and allowed once per pod (policy state). CreateSandbox and
+# CopyFile are pinned below.
 package agent_policy
 
 import rego.v1
 
 # Deny by default. Requests not named in this file are refused too.
 default CreateContainerRequest := {"allowed": false}
+default CreateSandboxRequest := false
 default CopyFileRequest := false
 default SetPolicyRequest := false
 default UpdateContainerRequest := false
@@ -569,7 +617,7 @@ default WriteStreamRequest := false
 default ExecProcessRequest := true
 {{else}}
 # Exec is denied: nobody can run commands in the pod (kubectl exec, exec probes
-# and hooks). ` + "`trustbound deploy --allow-exec`" + ` replaces this line with
+# and hooks). ` + "`" + `trustbound deploy --allow-exec` + "`" + ` replaces this line with
 # "default ExecProcessRequest := true" - a different policy, so a different
 # hostData that the manifest must pin explicitly.
 default ExecProcessRequest := false
@@ -580,8 +628,8 @@ default ReadStreamRequest := true
 # Logs stay in the pod: the host cannot read stdout and stderr (kubectl logs).
 default ReadStreamRequest := false
 {{end}}
-# Lifecycle requests that reveal nothing inside the pod.
-default CreateSandboxRequest := true
+# Lifecycle requests that reveal nothing inside the pod. (CreateSandbox is
+# not one of them: see its rule below.)
 default DestroySandboxRequest := true
 default StartContainerRequest := true
 default RemoveContainerRequest := true
@@ -599,21 +647,86 @@ default AddARPNeighborsRequest := true
 default CloseStdinRequest := true
 default TtyWinResizeRequest := true
 
+# The sandbox: no guest hooks (the agent would run them as root in the
+# guest, from a directory the host can fill), no kernel modules, no PID
+# namespace shared by the containers, and no storage but the sandbox's
+# /dev/shm tmpfs. That refuses in particular the kataShared virtio-fs
+# mount, which would put the host's file system under the shared
+# directory (shared_fs=none is what keeps the runtime's files, the CA and
+# emptyDir volumes in guest memory).
+CreateSandboxRequest if {
+	empty(object.get(input, "guest_hook_path", ""))
+	empty(object.get(input, "kernel_modules", []))
+	object.get(input, "sandbox_pidns", false) == false
+	every s in list(object.get(input, "storages", null)) {
+		some want in policy_data.sandbox.storages
+		storage_matches(want, s, want.source, want.mount_point)
+	}
+}
+
+empty(x) if x == null
+
+empty(x) if count(x) == 0
+
 # The host may copy in (shared_fs=none) only the per-container files the
-# runtime binds (hosts, hostname, resolv.conf, termination-log) and the
-# trustbound CA's files, which the agent checks against --ca-sha256.
+# runtime binds (hosts, hostname, resolv.conf, termination-log), as regular
+# files, and the trustbound CA's volume as the kubelet lays it out, whose
+# content the agent checks against --ca-sha256: its directory, one
+# ..<timestamp> directory level, the ConfigMap's files in either, and
+# symbolic links in the volume (..data, and each file name) with relative
+# targets without "." or ".." components, which therefore stay inside the
+# volume. Nothing else: a link elsewhere, or a directory the host may fill,
+# would let a later request write through it or run from it.
+shared_file := "^/run/kata-containers/shared/containers/[a-z0-9]{64}-[a-z0-9]{16}-"
+
+ca_subdir := "\\.\\.[A-Za-z0-9_.-]+"
+
 CopyFileRequest if {
-	regex.match(` + "`" + `^/run/kata-containers/shared/containers/[a-z0-9]{64}-[a-z0-9]{16}-(hosts|hostname|resolv\.conf|termination-log)$` + "`" + `, input.path)
+	input.file_type == "Regular"
+	file_mode_ok(32768)
+	regex.match(concat("", [shared_file, "(hosts|hostname|resolv\\.conf|termination-log)$"]), input.path)
 }
 
 CopyFileRequest if {
-	policy_data.ca_volume != ""
-	prefix := "^/run/kata-containers/shared/containers/[a-z0-9]{64}-[a-z0-9]{16}-"
-	regex.match(concat("", [prefix, policy_data.ca_volume, "(/[A-Za-z0-9._-]+){0,2}$"]), input.path)
-	every part in split(input.path, "/") {
+	input.file_type == "Regular"
+	file_mode_ok(32768)
+	ca_path(input.path, concat("", ["(/", ca_subdir, ")?/", policy_data.ca_files]))
+}
+
+CopyFileRequest if {
+	input.file_type == "Directory"
+	file_mode_ok(16384)
+	ca_path(input.path, concat("", ["(/", ca_subdir, ")?"]))
+}
+
+CopyFileRequest if {
+	input.file_type == "Symlink"
+	file_mode_ok(40960)
+	ca_path(input.path, concat("", ["/(", ca_subdir, "|", policy_data.ca_files, ")"]))
+	target := input.symlink_target
+	is_string(target)
+	not startswith(target, "/")
+	every part in split(target, "/") {
+		regex.match("^[A-Za-z0-9._-]+$", part)
 		not part in {".", ".."}
 	}
 }
+
+# A path in the CA's volume: its directory, then suffix (a regular
+# expression).
+ca_path(path, suffix) if {
+	policy_data.ca_volume != ""
+	regex.match(concat("", [shared_file, policy_data.ca_volume, suffix, "$"]), path)
+	every part in split(path, "/") {
+		not part in {".", ".."}
+	}
+}
+
+# The file type in file_mode (S_IFMT), when the request carries one, is
+# file_type's: the agent must not see two different answers.
+file_mode_ok(_) if not "file_mode" in object.keys(input)
+
+file_mode_ok(ifmt) if bits.and(input.file_mode, 61440) == ifmt
 
 # The request's identifiers: the bundle (container) ID from the bundle path,
 # the sandbox ID; both 64 hex-like characters, so that they can stand in a
@@ -639,34 +752,53 @@ default state := {}
 
 state := data.pstate
 
-# The pause container: once per pod, fully pinned; its ID is remembered.
-CreateContainerRequest := {"allowed": true, "ops": [{"op": "add", "path": "/pstate/sandbox_id", "value": sandbox_id}]} if {
+# The pause container: once per pod, fully pinned, with the pod's
+# hostname; its ID and network namespace are remembered.
+CreateContainerRequest := {"allowed": true, "ops": [
+	{"op": "add", "path": "/pstate/sandbox_id", "value": sandbox_id},
+	{"op": "add", "path": "/pstate/network_namespace", "value": network_namespace},
+]} if {
 	input.OCI.Annotations["io.kubernetes.cri.container-type"] == "sandbox"
 	input.OCI.Annotations["io.katacontainers.pkg.oci.container_type"] == "pod_sandbox"
 	not state.sandbox_id
 	bundle_id == sandbox_id
 	not input.OCI.Annotations["io.kubernetes.cri.container-name"]
+	regex.match(policy_data.sandbox.hostname, object.get(input.OCI, "Hostname", ""))
 	container_ok(policy_data.sandbox)
 }
 
 # Each container of the pod exactly as declared, in the sandbox created
-# before it.
+# before it and in its network namespace.
 CreateContainerRequest := {"allowed": true, "ops": []} if {
 	input.OCI.Annotations["io.kubernetes.cri.container-type"] == "container"
 	input.OCI.Annotations["io.katacontainers.pkg.oci.container_type"] == "pod_container"
 	state.sandbox_id == sandbox_id
 	bundle_id != sandbox_id
+	network_namespace == object.get(state, "network_namespace", "")
 	some c in policy_data.containers
 	input.OCI.Annotations["io.kubernetes.cri.container-name"] == c.name
 	image_ok(c, input.OCI.Annotations["io.kubernetes.cri.image-name"])
+	container_hostname_ok(c)
 	container_ok(c)
 }
 
+# containerd sets the hostname in the sandbox only; a container's is empty
+# or the same.
+container_hostname_ok(_) if object.get(input.OCI, "Hostname", "") in {"", null}
+
+container_hostname_ok(c) if regex.match(c.hostname, input.OCI.Hostname)
+
 container_ok(c) if {
 	oci := input.OCI
+	linux := oci.Linux
 	hooks_ok
-	list(object.get(oci.Linux, "Devices", null)) == []
+	list(object.get(linux, "Devices", null)) == []
+	device_cgroup_ok(object.get(linux, "Resources", null))
 	namespaces_ok
+	paths_ok
+	object.get(linux, "Seccomp", null) == null
+	list(object.get(linux, "UIDMappings", null)) == []
+	list(object.get(linux, "GIDMappings", null)) == []
 	sysctls_ok
 	oci.Root.Path == root_path
 	object.get(oci.Root, "Readonly", false) == c.readonly_root
@@ -680,6 +812,10 @@ process_ok(c, p) if {
 	p.Cwd == c.cwd
 	object.get(p, "Terminal", false) == false
 	object.get(p, "NoNewPrivileges", false) == c.no_new_privileges
+	# The runtime's default confinement or none: never a profile the host
+	# names, and never "unconfined" spelled out.
+	object.get(p, "ApparmorProfile", "") in {"", null, "cri-containerd.apparmor.d"}
+	object.get(p, "SelinuxLabel", "") in {"", null}
 	user_ok(c, p.User)
 	caps_ok(c, object.get(p, "Capabilities", null))
 	env_ok(c, list(object.get(p, "Env", null)))
@@ -701,13 +837,64 @@ hooks_ok if {
 	}
 }
 
-# New namespaces only (no path: nothing joined); no user namespace.
-namespaces_ok if {
-	every ns in list(object.get(input.OCI.Linux, "Namespaces", null)) {
-		ns.Path == ""
-		ns.Type in {"cgroup", "ipc", "mount", "network", "pid", "uts"}
+# The device cgroup grants nothing: no rules, or only denials (containerd's
+# default deny-all "rwm").
+device_cgroup_ok(r) if r == null
+
+device_cgroup_ok(r) if {
+	is_object(r)
+	every d in list(object.get(r, "Devices", null)) {
+		object.get(d, "Allow", false) == false
 	}
 }
+
+# Exactly the container's own namespaces, new (no path: nothing joined):
+# ipc, mount, pid and uts, each once, optionally a new cgroup namespace;
+# no user namespace. A network namespace, if the runtime names one, is the
+# one the pause container had (policy state).
+namespaces := list(object.get(input.OCI.Linux, "Namespaces", null))
+
+namespace_types := [ns.Type | some ns in namespaces]
+
+namespaces_ok if {
+	count(namespace_types) == count({t | some t in namespace_types})
+	every t in {"ipc", "mount", "pid", "uts"} {
+		t in namespace_types
+	}
+	every ns in namespaces {
+		namespace_allowed(ns)
+	}
+}
+
+namespace_allowed(ns) if {
+	ns.Type in {"cgroup", "ipc", "mount", "pid", "uts"}
+	object.get(ns, "Path", "") == ""
+}
+
+namespace_allowed(ns) if ns.Type == "network"
+
+network_paths := [object.get(ns, "Path", "") | some ns in namespaces; ns.Type == "network"]
+
+network_namespace := "" if count(network_paths) == 0
+
+network_namespace := network_paths[0] if count(network_paths) == 1
+
+# containerd's masked and read-only paths are all there (a read-only path
+# may be masked instead); more is allowed.
+paths_ok if {
+	masked := list(object.get(input.OCI.Linux, "MaskedPaths", null))
+	readonly := list(object.get(input.OCI.Linux, "ReadonlyPaths", null))
+	every p in policy_data.masked_paths {
+		p in masked
+	}
+	every p in policy_data.readonly_paths {
+		protected(p, masked, readonly)
+	}
+}
+
+protected(p, masked, _) if p in masked
+
+protected(p, _, readonly) if p in readonly
 
 sysctls := object.get(input.OCI.Linux, "Sysctl", null)
 
@@ -720,9 +907,15 @@ sysctls_ok if {
 	}
 }
 
+# The pinned user and group; supplementary groups only the primary group
+# and the pod's supplementalGroups; no user name for the agent to look up.
 user_ok(c, u) if {
 	uid_ok(c, u.UID)
 	gid_ok(c, u.GID)
+	every g in list(object.get(u, "AdditionalGids", null)) {
+		extra_gid_ok(c, u, g)
+	}
+	object.get(u, "Username", "") in {"", null}
 }
 
 uid_ok(c, uid) if {
@@ -741,6 +934,10 @@ uid_ok(c, uid) if uid == c.uid
 gid_ok(c, _) if c.gid < 0
 
 gid_ok(c, gid) if gid == c.gid
+
+extra_gid_ok(_, u, g) if g == u.GID
+
+extra_gid_ok(c, _, g) if g in c.extra_gids
 
 # The bounding set is the pinned one (or within it, for the sandbox);
 # effective and permitted are within it; ambient and inheritable are empty.
@@ -833,12 +1030,14 @@ option_allowed(want, o) if o in want.allow
 
 # The container's image, pulled inside the guest: one image_guest_pull
 # storage at the container's root; other storages only as the pod's
-# volumes need them.
+# volumes need them. No storage names a group for the agent to chown it
+# to (fs_group).
 storages_ok(c) if {
 	storages := list(object.get(input, "storages", null))
 	images := [s | some s in storages; s.driver == "image_guest_pull"]
 	image_count_ok(c, count(images))
 	every s in storages {
+		object.get(s, "fs_group", null) == null
 		storage_allowed(c, s)
 	}
 }
@@ -854,22 +1053,65 @@ storage_allowed(c, s) if {
 	s.driver == "image_guest_pull"
 	s.fstype == "overlay"
 	s.mount_point == root_path
-	image_ok(c, s.source)
+	list(object.get(s, "options", null)) == []
+	pull_ok(c, s)
 }
 
 storage_allowed(c, s) if {
 	some want in c.storages
+	storage_matches(want, s, fill(want.source), fill(want.mount_point))
+}
+
+# s is want, its source and mount point matching the regular expressions
+# given (want's, with the request's identifiers filled in).
+storage_matches(want, s, source, mount_point) if {
 	s.driver == want.driver
 	s.fstype == want.fstype
-	regex.match(fill(want.source), s.source)
-	regex.match(fill(want.mount_point), s.mount_point)
-	every o in list(object.get(s, "options", null)) {
+	regex.match(source, s.source)
+	regex.match(mount_point, s.mount_point)
+	list(object.get(s, "driver_options", null)) == []
+	object.get(s, "fs_group", null) == null
+	options := list(object.get(s, "options", null))
+	every o in want.require {
+		o in options
+	}
+	every o in options {
 		some r in want.options
 		regex.match(r, o)
 	}
 }
 
-image_ok(c, _) if c.any_image
+# The agent takes the pause bundle built into the guest instead of pulling
+# the source when the storage's metadata (its one driver option,
+# image_guest_pull={"metadata": {...}}, the container's annotations)
+# says "sandbox". So the pause container's storage is "pause" with that
+# metadata, and a container's says "container" and names its image.
+pull_metadata(s) := m if {
+	opts := list(object.get(s, "driver_options", null))
+	count(opts) == 1
+	startswith(opts[0], "image_guest_pull=")
+	v := json.unmarshal(substring(opts[0], count("image_guest_pull="), -1))
+	is_object(v)
+	m := v.metadata
+	is_object(m)
+}
+
+pull_ok(c, s) if {
+	c.pause
+	s.source == "pause"
+	m := pull_metadata(s)
+	m["io.kubernetes.cri.container-type"] == "sandbox"
+	object.get(m, "io.kubernetes.cri-o.ContainerType", "sandbox") == "sandbox"
+}
+
+pull_ok(c, s) if {
+	not c.pause
+	image_ok(c, s.source)
+	m := pull_metadata(s)
+	m["io.kubernetes.cri.container-type"] == "container"
+	not "io.kubernetes.cri-o.ContainerType" in object.keys(m)
+	image_ok(c, m["io.kubernetes.cri.image-name"])
+}
 
 image_ok(c, ref) if ref in c.images
 

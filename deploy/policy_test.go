@@ -97,8 +97,21 @@ func runtimeMounts(id string) []any {
 	}
 }
 
+// pullOption is the driver option of a guest-pull image storage as the
+// Kata runtime writes it: the container's annotations as the image's
+// metadata, from which the agent tells the pause bundle from an image.
+func pullOption(annotations map[string]any) string {
+	b, err := json.Marshal(map[string]any{"metadata": annotations})
+	if err != nil {
+		panic(err)
+	}
+	return "image_guest_pull=" + string(b)
+}
+
 // ociBase is the part of a CreateContainerRequest's OCI spec shared by the
-// sandbox and the containers, for bundle id.
+// sandbox and the containers, for bundle id: containerd's namespaces,
+// masked and read-only paths (containerd 1.7), the Kata runtime's network
+// namespace left out.
 func ociBase(id string, annotations map[string]any, process map[string]any, mounts []any, readonly bool) map[string]any {
 	annotations["io.katacontainers.pkg.oci.bundle_path"] = "/run/containerd/io.containerd.runtime.v2.task/k8s.io/" + id
 	annotations["io.kubernetes.cri.sandbox-id"] = sandboxID
@@ -110,10 +123,13 @@ func ociBase(id string, annotations map[string]any, process map[string]any, moun
 		"Hooks":       nil,
 		"Hostname":    "",
 		"Linux": map[string]any{
-			"Devices":       []any{},
-			"Namespaces":    []any{map[string]any{"Path": "", "Type": "ipc"}, map[string]any{"Path": "", "Type": "uts"}, map[string]any{"Path": "", "Type": "mount"}},
-			"MaskedPaths":   []any{"/proc/acpi", "/proc/kcore", "/proc/keys", "/sys/firmware"},
+			"Devices": []any{},
+			"Namespaces": []any{map[string]any{"Path": "", "Type": "pid"}, map[string]any{"Path": "", "Type": "ipc"},
+				map[string]any{"Path": "", "Type": "uts"}, map[string]any{"Path": "", "Type": "mount"}},
+			"MaskedPaths": []any{"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+				"/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"},
 			"ReadonlyPaths": []any{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
+			"Resources":     map[string]any{"Devices": []any{}},
 			"Sysctl":        map[string]any{},
 			"CgroupsPath":   "kubepods-besteffort-pod3cfbfd7a.slice:cri-containerd:" + id,
 		},
@@ -159,7 +175,7 @@ func webInput() map[string]any {
 		"exec_id":      bundleID,
 		"OCI":          oci,
 		"storages": []any{
-			map[string]any{"driver": "image_guest_pull", "driver_options": []any{}, "fs_group": nil, "fstype": "overlay",
+			map[string]any{"driver": "image_guest_pull", "driver_options": []any{pullOption(oci["Annotations"].(map[string]any))}, "fs_group": nil, "fstype": "overlay",
 				"mount_point": "/run/kata-containers/" + bundleID + "/rootfs", "options": []any{}, "source": webImage},
 			map[string]any{"driver": "local", "driver_options": []any{}, "fs_group": nil, "fstype": "local",
 				"mount_point": shared + sandboxID + "/rootfs/local/cache", "options": []any{"mode=0777"}, "source": "local"},
@@ -192,13 +208,14 @@ func sandboxInput() map[string]any {
 		"io.kubernetes.cri.sandbox-log-directory":  "/var/log/pods/shop_web-7d9f8b6c5d-x2k4q_3cfbfd7a-3065-4862-805e-3f5e4142bcbd",
 	}, process, mounts, true)
 	oci["Linux"].(map[string]any)["Sysctl"] = map[string]any{"net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ping_group_range": "0 2147483647"}
+	oci["Hostname"] = "web-7d9f8b6c5d-x2k4q"
 	return map[string]any{
 		"container_id": sandboxID,
 		"OCI":          oci,
 		"storages": []any{
 			map[string]any{"driver": "ephemeral", "driver_options": []any{}, "fs_group": nil, "fstype": "tmpfs", "source": "shm",
 				"mount_point": "/run/kata-containers/sandbox/shm", "options": []any{"noexec", "nosuid", "nodev", "mode=1777", "size=67108864"}},
-			map[string]any{"driver": "image_guest_pull", "driver_options": []any{}, "fs_group": nil, "fstype": "overlay", "source": "pause",
+			map[string]any{"driver": "image_guest_pull", "driver_options": []any{pullOption(oci["Annotations"].(map[string]any))}, "fs_group": nil, "fstype": "overlay", "source": "pause",
 				"mount_point": "/run/kata-containers/" + sandboxID + "/rootfs", "options": []any{}},
 		},
 	}
@@ -243,6 +260,15 @@ func TestPolicyContainer(t *testing.T) {
 		t.Fatalf("no mount at %s", dest)
 	}
 	setEnv := func(in map[string]any, f func([]any) []any) { proc(in)["Env"] = f(proc(in)["Env"].([]any)) }
+	linux := func(in map[string]any) map[string]any { return oci(in)["Linux"].(map[string]any) }
+	pull := func(in map[string]any) map[string]any { return storages(in)[0].(map[string]any) }
+	// setMetadata rewrites the image storage's metadata from annotations
+	// changed by f.
+	setMetadata := func(in map[string]any, f func(map[string]any)) {
+		m := maps.Clone(ann(in))
+		f(m)
+		pull(in)["driver_options"] = []any{pullOption(m)}
+	}
 
 	// Also allowed: the same image digest from a mirror; no Hooks at all;
 	// capabilities dropped from effective and permitted.
@@ -253,8 +279,19 @@ func TestPolicyContainer(t *testing.T) {
 		"hooks absent":      func(in map[string]any) { delete(oci(in), "Hooks") },
 		"empty hooks":       func(in map[string]any) { oci(in)["Hooks"] = map[string]any{"Prestart": []any{}, "Poststart": nil} },
 		"no effective caps": func(in map[string]any) { caps(in)["Effective"] = []any{} },
-		"new pid namespace": func(in map[string]any) {
-			oci(in)["Linux"].(map[string]any)["Namespaces"] = append(oci(in)["Linux"].(map[string]any)["Namespaces"].([]any), map[string]any{"Path": "", "Type": "pid"})
+		"new cgroup namespace": func(in map[string]any) {
+			linux(in)["Namespaces"] = append(linux(in)["Namespaces"].([]any), map[string]any{"Path": "", "Type": "cgroup"})
+		},
+		"containerd's deny-all device rule": func(in map[string]any) {
+			linux(in)["Resources"] = map[string]any{"Devices": []any{map[string]any{"Allow": false, "Access": "rwm"}}}
+		},
+		"no resources": func(in map[string]any) { delete(linux(in), "Resources") },
+		"newer containerd's masked paths": func(in map[string]any) {
+			linux(in)["MaskedPaths"] = append(linux(in)["MaskedPaths"].([]any), "/sys/devices/virtual/powercap")
+		},
+		"the pod's hostname": func(in map[string]any) { oci(in)["Hostname"] = "web-7d9f8b6c5d-x2k4q" },
+		"runtime default AppArmor": func(in map[string]any) {
+			proc(in)["ApparmorProfile"] = "cri-containerd.apparmor.d"
 		},
 		"IPv6 API server": func(in map[string]any) {
 			setEnv(in, func(e []any) []any { e[4] = "KUBERNETES_SERVICE_HOST=fd00::1"; return e })
@@ -355,6 +392,95 @@ func TestPolicyContainer(t *testing.T) {
 		"two mounts at one path": func(in map[string]any) {
 			oci(in)["Mounts"] = append(oci(in)["Mounts"].([]any), mount("/cache", "bind", shared+sandboxID+"/rootfs/local/cache", "rbind", "rw"))
 		},
+		// namespaces, masked and read-only paths, seccomp, AppArmor,
+		// groups, hostname, device cgroup (the reviewer's bypasses)
+		"no namespaces at all": func(in map[string]any) { linux(in)["Namespaces"] = []any{} },
+		"no namespaces field":  func(in map[string]any) { delete(linux(in), "Namespaces") },
+		"no pid namespace (the agent's)": func(in map[string]any) {
+			linux(in)["Namespaces"] = linux(in)["Namespaces"].([]any)[1:]
+		},
+		"pid namespace twice": func(in map[string]any) {
+			linux(in)["Namespaces"] = append(linux(in)["Namespaces"].([]any), map[string]any{"Path": "", "Type": "pid"})
+		},
+		"joined network namespace the sandbox did not have": func(in map[string]any) {
+			linux(in)["Namespaces"] = append(linux(in)["Namespaces"].([]any), map[string]any{"Path": "/proc/1/ns/net", "Type": "network"})
+		},
+		"no masked paths":    func(in map[string]any) { linux(in)["MaskedPaths"] = []any{} },
+		"no read-only paths": func(in map[string]any) { linux(in)["ReadonlyPaths"] = []any{} },
+		"/proc/kcore unmasked": func(in map[string]any) {
+			linux(in)["MaskedPaths"] = slices.DeleteFunc(slices.Clone(linux(in)["MaskedPaths"].([]any)), func(p any) bool { return p == "/proc/kcore" })
+		},
+		"seccomp profile from the host": func(in map[string]any) {
+			linux(in)["Seccomp"] = map[string]any{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": []any{map[string]any{"names": []any{"getrandom"}, "action": "SCMP_ACT_ERRNO"}}}
+		},
+		"AppArmor unconfined": func(in map[string]any) { proc(in)["ApparmorProfile"] = "unconfined" },
+		"AppArmor profile named by the host": func(in map[string]any) {
+			proc(in)["ApparmorProfile"] = "host-profile"
+		},
+		"SELinux label": func(in map[string]any) { proc(in)["SelinuxLabel"] = "system_u:system_r:spc_t:s0" },
+		"extra groups": func(in map[string]any) {
+			proc(in)["User"].(map[string]any)["AdditionalGids"] = []any{0, 4, 6}
+		},
+		"user name to look up": func(in map[string]any) { proc(in)["User"].(map[string]any)["Username"] = "root" },
+		"uid mappings": func(in map[string]any) {
+			linux(in)["UIDMappings"] = []any{map[string]any{"ContainerID": 0, "HostID": 0, "Size": 1}}
+		},
+		"other hostname": func(in map[string]any) { oci(in)["Hostname"] = "evil" },
+		"device cgroup allows everything": func(in map[string]any) {
+			linux(in)["Resources"] = map[string]any{"Devices": []any{map[string]any{"Allow": true, "Access": "rwm"}}}
+		},
+		"device cgroup allows one device": func(in map[string]any) {
+			linux(in)["Resources"] = map[string]any{"Devices": []any{
+				map[string]any{"Allow": false, "Access": "rwm"},
+				map[string]any{"Allow": true, "Type": "b", "Major": 253, "Minor": 0, "Access": "rw"}}}
+		},
+		"reviewer's web_unpinned (all of them)": func(in map[string]any) {
+			linux(in)["MaskedPaths"], linux(in)["ReadonlyPaths"], linux(in)["Seccomp"] = []any{}, []any{}, nil
+			proc(in)["User"].(map[string]any)["AdditionalGids"] = []any{0, 4, 6}
+			oci(in)["Hostname"] = "evil"
+			linux(in)["Resources"] = map[string]any{"Devices": []any{map[string]any{"Allow": true, "Access": "rwm"}}}
+			proc(in)["ApparmorProfile"] = "unconfined"
+		},
+		// the image storage's metadata: the agent takes the guest's pause
+		// bundle when it says "sandbox"
+		"metadata says sandbox": func(in map[string]any) {
+			setMetadata(in, func(m map[string]any) { m["io.kubernetes.cri.container-type"] = "sandbox" })
+		},
+		"CRI-O metadata says sandbox": func(in map[string]any) {
+			setMetadata(in, func(m map[string]any) { m["io.kubernetes.cri-o.ContainerType"] = "sandbox" })
+		},
+		"metadata without container type": func(in map[string]any) {
+			setMetadata(in, func(m map[string]any) { delete(m, "io.kubernetes.cri.container-type") })
+		},
+		"metadata names another image": func(in map[string]any) {
+			setMetadata(in, func(m map[string]any) { m["io.kubernetes.cri.image-name"] = "evil.example/web:latest" })
+		},
+		"no metadata":            func(in map[string]any) { pull(in)["driver_options"] = []any{} },
+		"empty metadata":         func(in map[string]any) { pull(in)["driver_options"] = []any{`image_guest_pull={"metadata":{}}`} },
+		"metadata not JSON":      func(in map[string]any) { pull(in)["driver_options"] = []any{`image_guest_pull={"metadata":`} },
+		"metadata not an object": func(in map[string]any) { pull(in)["driver_options"] = []any{`image_guest_pull={"metadata":"sandbox"}`} },
+		"two driver options": func(in map[string]any) {
+			pull(in)["driver_options"] = append(pull(in)["driver_options"].([]any), `image_guest_pull={"metadata":{"io.kubernetes.cri.container-type":"sandbox"}}`)
+		},
+		"image storage options": func(in map[string]any) { pull(in)["options"] = []any{"ro"} },
+		"reviewer's web_drvopts (sandbox metadata, fs_group)": func(in map[string]any) {
+			pull(in)["driver_options"] = []any{`image_guest_pull={"metadata":{"io.kubernetes.cri.container-type":"sandbox"}}`}
+			storages(in)[2].(map[string]any)["fs_group"] = map[string]any{"group_id": 0}
+		},
+		"fs_group on a volume": func(in map[string]any) {
+			storages(in)[2].(map[string]any)["fs_group"] = map[string]any{"group_id": 0, "group_change_policy": 0}
+		},
+		"fs_group on the image": func(in map[string]any) { pull(in)["fs_group"] = map[string]any{"group_id": 0} },
+		"driver options on a volume": func(in map[string]any) {
+			storages(in)[1].(map[string]any)["driver_options"] = []any{"encryption_key=ephemeral"}
+		},
+		"ephemeral volume with setuid mode": func(in map[string]any) {
+			storages(in)[2].(map[string]any)["options"] = []any{"size=16777216", "mode=4777"}
+		},
+		"reviewer's web_castorage (a CA bind the container does not mount)": func(in map[string]any) {
+			in["storages"] = append(storages(in), map[string]any{"driver": "local", "fstype": "bind", "source": shared + bundleID + "-0123456789abcdef-trustbound-ca",
+				"mount_point": shared + bundleID + "-0123456789abcdef-trustbound-ca", "options": []any{"rbind", "ro"}})
+		},
 		// storages
 		"image from the host (no guest pull)": func(in map[string]any) { in["storages"] = storages(in)[1:] },
 		"foreign storage": func(in map[string]any) {
@@ -389,6 +515,19 @@ func TestPolicyContainer(t *testing.T) {
 	if ok, _ := decide(t, p, "CreateContainerRequest", webInput(), map[string]any{}); ok {
 		t.Error("a container before its sandbox is allowed")
 	}
+	// The network namespace is the sandbox's, as the policy state has it.
+	netns := map[string]any{"sandbox_id": sandboxID, "network_namespace": "/run/netns/podns"}
+	in := webInput()
+	if ok, _ := decide(t, p, "CreateContainerRequest", in, netns); ok {
+		t.Error("a container without the sandbox's network namespace is allowed")
+	}
+	linux(in)["Namespaces"] = append(linux(in)["Namespaces"].([]any), map[string]any{"Path": "/run/netns/podns", "Type": "network"})
+	if ok, _ := decide(t, p, "CreateContainerRequest", in, netns); !ok {
+		t.Error("a container in the sandbox's network namespace is refused")
+	}
+	if ok, _ := decide(t, p, "CreateContainerRequest", in, state); ok {
+		t.Error("a container joining a network namespace the sandbox did not have is allowed")
+	}
 }
 
 // TestPolicySandbox: the pause container is pinned and allowed once; an
@@ -396,15 +535,31 @@ func TestPolicyContainer(t *testing.T) {
 func TestPolicySandbox(t *testing.T) {
 	p := webPolicy(t, nil)
 	ok, ops := decide(t, p, "CreateContainerRequest", sandboxInput(), map[string]any{})
-	want := []any{map[string]any{"op": "add", "path": "/pstate/sandbox_id", "value": sandboxID}}
+	want := []any{map[string]any{"op": "add", "path": "/pstate/sandbox_id", "value": sandboxID},
+		map[string]any{"op": "add", "path": "/pstate/network_namespace", "value": ""}}
 	if !ok || !jsonEqual(t, ops, want) {
 		t.Fatalf("the pause container: %v, ops %v; want allowed, ops %v", ok, ops, want)
+	}
+	// Its network namespace, if the runtime names one, is remembered; no
+	// image storage at all is allowed too (nothing to run).
+	in := sandboxInput()
+	linux := in["OCI"].(map[string]any)["Linux"].(map[string]any)
+	linux["Namespaces"] = append(linux["Namespaces"].([]any), map[string]any{"Path": "/run/netns/podns", "Type": "network"})
+	want[1].(map[string]any)["value"] = "/run/netns/podns"
+	if ok, ops := decide(t, p, "CreateContainerRequest", in, map[string]any{}); !ok || !jsonEqual(t, ops, want) {
+		t.Errorf("the pause container in a network namespace: %v, ops %v; want allowed, ops %v", ok, ops, want)
+	}
+	in = sandboxInput()
+	in["storages"] = in["storages"].([]any)[:1]
+	if ok, _ := decide(t, p, "CreateContainerRequest", in, map[string]any{}); !ok {
+		t.Error("the pause container without an image storage is refused")
 	}
 	if ok, _ := decide(t, p, "CreateContainerRequest", sandboxInput(), map[string]any{"sandbox_id": sandboxID}); ok {
 		t.Error("a second sandbox is allowed")
 	}
 	oci := func(in map[string]any) map[string]any { return in["OCI"].(map[string]any) }
 	proc := func(in map[string]any) map[string]any { return oci(in)["Process"].(map[string]any) }
+	pull := func(in map[string]any) map[string]any { return in["storages"].([]any)[1].(map[string]any) }
 	for name, mut := range map[string]func(map[string]any){
 		"extra env": func(in map[string]any) { proc(in)["Env"] = append(proc(in)["Env"].([]any), "LD_PRELOAD=/x.so") },
 		"extra capability": func(in map[string]any) {
@@ -428,6 +583,38 @@ func TestPolicySandbox(t *testing.T) {
 		},
 		"bundle is not the sandbox": func(in map[string]any) {
 			oci(in)["Annotations"].(map[string]any)["io.katacontainers.pkg.oci.bundle_path"] = "/run/containerd/io.containerd.runtime.v2.task/k8s.io/" + bundleID
+		},
+		// The agent runs the image source unless the metadata says
+		// "sandbox": the pause container must be the guest's bundle.
+		"reviewer's sb_evilimage (an image, empty metadata)": func(in map[string]any) {
+			pull(in)["source"] = "evil.example/pause@sha256:" + strings.Repeat("ab", 32)
+			pull(in)["driver_options"] = []any{`image_guest_pull={"metadata":{}}`}
+		},
+		"an image with sandbox metadata": func(in map[string]any) {
+			pull(in)["source"] = "evil.example/pause@sha256:" + strings.Repeat("ab", 32)
+		},
+		"pause with container metadata": func(in map[string]any) {
+			pull(in)["driver_options"] = []any{`image_guest_pull={"metadata":{"io.kubernetes.cri.container-type":"container"}}`}
+		},
+		"pause without metadata": func(in map[string]any) { pull(in)["driver_options"] = []any{} },
+		"pause with CRI-O metadata saying container": func(in map[string]any) {
+			pull(in)["driver_options"] = []any{`image_guest_pull={"metadata":{"io.kubernetes.cri.container-type":"sandbox","io.kubernetes.cri-o.ContainerType":"container"}}`}
+		},
+		"image storage with fs_group": func(in map[string]any) { pull(in)["fs_group"] = map[string]any{"group_id": 0} },
+		"reviewer's sb_devcgroup": func(in map[string]any) {
+			oci(in)["Linux"].(map[string]any)["Resources"] = map[string]any{"Devices": []any{map[string]any{"Allow": true, "Access": "rwm"}}}
+		},
+		"other hostname": func(in map[string]any) { oci(in)["Hostname"] = "evil" },
+		"no hostname":    func(in map[string]any) { oci(in)["Hostname"] = "" },
+		"no namespaces":  func(in map[string]any) { oci(in)["Linux"].(map[string]any)["Namespaces"] = []any{} },
+		"no masked paths": func(in map[string]any) {
+			oci(in)["Linux"].(map[string]any)["MaskedPaths"] = []any{}
+		},
+		"seccomp profile": func(in map[string]any) {
+			oci(in)["Linux"].(map[string]any)["Seccomp"] = map[string]any{"defaultAction": "SCMP_ACT_ALLOW"}
+		},
+		"shm without noexec": func(in map[string]any) {
+			in["storages"].([]any)[0].(map[string]any)["options"] = []any{"nosuid", "nodev", "mode=1777", "size=67108864"}
 		},
 	} {
 		in := sandboxInput()
@@ -485,6 +672,7 @@ func TestPolicyAgentContainer(t *testing.T) {
 	proc["Env"] = append(slices.Clone(env[:2]), env[4:]...) // no LOG_LEVEL, CACHE_DIR
 	storages := in["storages"].([]any)
 	storages[0].(map[string]any)["source"] = testAgentImage
+	storages[0].(map[string]any)["driver_options"] = []any{pullOption(oci["Annotations"].(map[string]any))}
 	in["storages"] = []any{storages[0], storages[2],
 		map[string]any{"driver": "local", "fstype": "bind", "source": ca, "mount_point": ca, "options": []any{"rbind", "rprivate", "ro"}}}
 	state := map[string]any{"sandbox_id": sandboxID}
@@ -520,42 +708,111 @@ func TestPolicyAgentContainer(t *testing.T) {
 // with --allow-logs; realistic inputs, so that each answer could differ.
 func TestPolicyOtherRequests(t *testing.T) {
 	p := webPolicy(t, nil)
-	copyOK := []string{
-		shared + bundleID + "-ce23cfeb91e75aaa-resolv.conf",
-		shared + bundleID + "-ce23cfeb91e75aaa-hosts",
-		shared + bundleID + "-ce23cfeb91e75aaa-hostname",
-		shared + bundleID + "-ce23cfeb91e75aaa-termination-log",
-		shared + bundleID + "-ce23cfeb91e75aaa-trustbound-ca",
-		shared + bundleID + "-ce23cfeb91e75aaa-trustbound-ca/..data",
-		shared + bundleID + "-ce23cfeb91e75aaa-trustbound-ca/..2026_11_27_13_00_00.123456789/coordinator-ca.crt",
-		shared + bundleID + "-ce23cfeb91e75aaa-trustbound-ca/coordinator-ca.crt",
+	ca := shared + bundleID + "-ce23cfeb91e75aaa-trustbound-ca"
+	const ts = "..2026_11_27_13_00_00.123456789"
+	// copyReq is a CopyFileRequest as the agent hands it to the policy:
+	// the file type (and the same type in file_mode's S_IFMT bits), and
+	// a symbolic link's target.
+	copyReq := func(typ, path, target string) map[string]any {
+		mode := map[string]int{"Regular": 0o100644, "Directory": 0o40755, "Symlink": 0o120777}[typ]
+		r := map[string]any{"container_id": bundleID, "path": path, "file_type": typ, "file_size": 211, "file_mode": mode,
+			"dir_mode": 0o755, "uid": 0, "gid": 0, "offset": 0, "data": "MTI3LjAuMC4x"}
+		if typ == "Symlink" {
+			r["symlink_target"] = target
+		}
+		return r
 	}
-	copyRefused := []string{
-		"/etc/ssl/cert.pem",
-		"etc/ssl/cert.pem",
-		"..",
-		shared + bundleID + "/rootfs/bin/sh",
-		"/run/kata-containers/" + bundleID + "/rootfs/bin/sh",
-		shared + bundleID + "-ce23cfeb91e75aaa-foo",
-		shared + bundleID + "-ce23cfeb91e75aaa-settings/key",
-		shared + bundleID + "-ce23cfeb91e75aaa-trustbound-ca/..",
-		shared + bundleID + "-ce23cfeb91e75aaa-trustbound-ca/../../../../etc/ssl/cert.pem",
-		shared + bundleID + "-ce23cfeb91e75aaa-trustbound-ca/a/b/c",
-		shared + bundleID + "-ce23cfeb91e75aaa-hosts/../../x",
+	type copyCase struct{ typ, path, target string }
+	copyOK := []copyCase{
+		{"Regular", shared + bundleID + "-ce23cfeb91e75aaa-resolv.conf", ""},
+		{"Regular", shared + bundleID + "-ce23cfeb91e75aaa-hosts", ""},
+		{"Regular", shared + bundleID + "-ce23cfeb91e75aaa-hostname", ""},
+		{"Regular", shared + bundleID + "-ce23cfeb91e75aaa-termination-log", ""},
+		// The CA's ConfigMap volume as the kubelet lays it out.
+		{"Directory", ca, ""},
+		{"Directory", ca + "/" + ts, ""},
+		{"Regular", ca + "/" + ts + "/coordinator-ca.crt", ""},
+		{"Symlink", ca + "/..data", ts},
+		{"Symlink", ca + "/coordinator-ca.crt", "..data/coordinator-ca.crt"},
+		// ... or with its links followed.
+		{"Directory", ca + "/..data", ""},
+		{"Regular", ca + "/coordinator-ca.crt", ""},
+		{"Regular", ca + "/..data/coordinator-ca.crt", ""},
 	}
-	copyReq := func(path string) map[string]any {
-		return map[string]any{"container_id": bundleID, "path": path, "file_size": 211, "file_mode": 33188, "dir_mode": 493, "uid": 0, "gid": 0, "offset": 0, "data": "MTI3LjAuMC4x"}
+	copyRefused := []copyCase{
+		{"Regular", "/etc/ssl/cert.pem", ""},
+		{"Regular", "etc/ssl/cert.pem", ""},
+		{"Regular", "..", ""},
+		{"Regular", shared + bundleID + "/rootfs/bin/sh", ""},
+		{"Regular", "/run/kata-containers/" + bundleID + "/rootfs/bin/sh", ""},
+		{"Regular", shared + bundleID + "-ce23cfeb91e75aaa-foo", ""},
+		{"Regular", shared + bundleID + "-ce23cfeb91e75aaa-settings/key", ""},
+		{"Regular", ca + "/..", ""},
+		{"Regular", ca + "/../../../../etc/ssl/cert.pem", ""},
+		{"Regular", ca + "/a/b/c", ""},
+		{"Regular", shared + bundleID + "-ce23cfeb91e75aaa-hosts/../../x", ""},
+		// The reviewer's bypasses: a link at the volume (or at a runtime
+		// file) to anywhere, then writes through it; a directory and a
+		// program in the volume for a guest hook.
+		{"Symlink", shared + strings.Repeat("f", 64) + "-0123456789abcdef-trustbound-ca", "/run/kata-containers/sandbox/ephemeral/trustbound"},
+		{"Regular", shared + strings.Repeat("f", 64) + "-0123456789abcdef-trustbound-ca/tls.key", ""},
+		{"Directory", shared + strings.Repeat("f", 64) + "-0123456789abcdef-trustbound-ca/prestart", ""},
+		{"Regular", shared + strings.Repeat("f", 64) + "-0123456789abcdef-trustbound-ca/prestart/x", ""},
+		{"Symlink", shared + strings.Repeat("f", 64) + "-0123456789abcdef-hosts", "/"},
+		{"Symlink", ca + "/..data", "/run/kata-containers/" + bundleID + "/rootfs"},
+		// Links only in the volume, relative, without . or ..
+		{"Symlink", ca + "/..data", "../" + ts},
+		{"Symlink", ca + "/..data", "./" + ts},
+		{"Symlink", ca + "/..data", ts + "/../.."},
+		{"Symlink", ca + "/..data", ""},
+		{"Symlink", ca + "/..data", ts + "//x"},
+		{"Symlink", ca + "/" + ts + "/coordinator-ca.crt", "x"},
+		{"Symlink", ca + "/other", ts},
+		{"Symlink", shared + bundleID + "-ce23cfeb91e75aaa-resolv.conf", "x"},
+		// Directories only where the volume needs them; no other files.
+		{"Directory", shared + bundleID + "-ce23cfeb91e75aaa-hosts", ""},
+		{"Directory", ca + "/" + ts + "/sub", ""},
+		{"Directory", ca + "/sub", ""},
+		{"Regular", ca, ""},
+		{"Regular", ca + "/" + ts + "/other.crt", ""},
+		{"Regular", ca + "/" + ts + "/sub/coordinator-ca.crt", ""},
+		// Other types.
+		{"Fifo", ca + "/coordinator-ca.crt", ""},
+		{"", ca + "/coordinator-ca.crt", ""},
 	}
-	for _, path := range copyOK {
-		if ok, _ := decide(t, p, "CopyFileRequest", copyReq(path), nil); !ok {
-			t.Errorf("CopyFile %s refused", path)
+	for _, c := range copyOK {
+		if ok, _ := decide(t, p, "CopyFileRequest", copyReq(c.typ, c.path, c.target), nil); !ok {
+			t.Errorf("CopyFile %s %s (%q) refused", c.typ, c.path, c.target)
 		}
 	}
-	for _, path := range copyRefused {
-		if ok, _ := decide(t, p, "CopyFileRequest", copyReq(path), nil); ok {
-			t.Errorf("CopyFile %s allowed", path)
+	for _, c := range copyRefused {
+		if ok, _ := decide(t, p, "CopyFileRequest", copyReq(c.typ, c.path, c.target), nil); ok {
+			t.Errorf("CopyFile %s %s (%q) allowed", c.typ, c.path, c.target)
 		}
 	}
+	// The file type in file_mode must be file_type's; without file_type
+	// nothing is copied.
+	for name, r := range map[string]map[string]any{
+		"a link disguised as a file": copyReq("Regular", ca+"/coordinator-ca.crt", ""),
+		"a file disguised as a dir":  copyReq("Directory", ca+"/"+ts, ""),
+		"no file_type, regular mode": copyReq("Regular", shared+bundleID+"-ce23cfeb91e75aaa-hosts", ""),
+		"a mode without a file type": copyReq("Regular", shared+bundleID+"-ce23cfeb91e75aaa-hosts", ""),
+	} {
+		switch name {
+		case "a link disguised as a file":
+			r["file_mode"], r["data"] = 0o120777, "L2V0Yw=="
+		case "a file disguised as a dir":
+			r["file_mode"] = 0o100644
+		case "no file_type, regular mode":
+			delete(r, "file_type")
+		case "a mode without a file type":
+			r["file_mode"] = 0o644
+		}
+		if ok, _ := decide(t, p, "CopyFileRequest", r, nil); ok {
+			t.Errorf("CopyFile %s: allowed", name)
+		}
+	}
+
 	refused := map[string]map[string]any{
 		"SetPolicyRequest":             {"policy": "package agent_policy\ndefault CreateContainerRequest := true\n"},
 		"ExecProcessRequest":           {"container_id": bundleID, "exec_id": "e1", "process": map[string]any{"Args": []any{"/bin/sh"}, "Env": []any{}, "Cwd": "/"}},
@@ -587,5 +844,117 @@ func TestPolicyOtherRequests(t *testing.T) {
 	}
 	if !strings.Contains(string(p), "# Exec is denied") {
 		t.Error("the policy does not say that exec is denied")
+	}
+}
+
+// sandboxRequest is a CreateSandboxRequest as the Kata runtime sends it
+// for a CoCo runtime class (shared_fs=none): the sandbox's /dev/shm is
+// its only storage.
+func sandboxRequest() map[string]any {
+	return map[string]any{
+		"hostname": "", "dns": []any{}, "sandbox_id": sandboxID, "sandbox_pidns": false, "guest_hook_path": "",
+		"kernel_modules": []any{}, "dns_search": []any{},
+		"storages": []any{map[string]any{"driver": "ephemeral", "driver_options": []any{}, "source": "shm", "fstype": "tmpfs",
+			"options": []any{"noexec", "nosuid", "nodev", "mode=1777", "size=67108864"}, "mount_point": "/run/kata-containers/sandbox/shm", "fs_group": nil}},
+	}
+}
+
+// TestPolicyCreateSandbox: the sandbox as the runtime creates it is
+// allowed; guest hooks, kernel modules, a shared PID namespace and any
+// storage but /dev/shm are refused (the reviewer's csb.json, one hole at
+// a time and all at once).
+func TestPolicyCreateSandbox(t *testing.T) {
+	p := webPolicy(t, nil)
+	if ok, _ := decide(t, p, "CreateSandboxRequest", sandboxRequest(), nil); !ok {
+		t.Fatal("the sandbox is refused")
+	}
+	for name, mut := range map[string]func(map[string]any){
+		"no storages":       func(in map[string]any) { in["storages"] = []any{} },
+		"defaults left out": func(in map[string]any) { clear(in) },
+		"null hook path":    func(in map[string]any) { in["guest_hook_path"] = nil },
+		"larger /dev/shm": func(in map[string]any) {
+			in["storages"].([]any)[0].(map[string]any)["options"].([]any)[4] = "size=134217728"
+		},
+		"fs_group absent (shm)": func(in map[string]any) { delete(in["storages"].([]any)[0].(map[string]any), "fs_group") },
+	} {
+		in := sandboxRequest()
+		mut(in)
+		if ok, _ := decide(t, p, "CreateSandboxRequest", in, nil); !ok {
+			t.Errorf("%s: refused", name)
+		}
+	}
+	caDir := shared + strings.Repeat("f", 64) + "-0123456789abcdef-trustbound-ca"
+	kataShared := map[string]any{"driver": "virtio-fs", "source": "kataShared", "fstype": "virtiofs", "mount_point": shared, "options": []any{}}
+	for name, mut := range map[string]func(map[string]any){
+		"guest hook path": func(in map[string]any) { in["guest_hook_path"] = caDir },
+		"kernel module": func(in map[string]any) {
+			in["kernel_modules"] = []any{map[string]any{"name": "evil", "parameters": []any{}}}
+		},
+		"kernel module (name)": func(in map[string]any) { in["kernel_modules"] = []any{"evil"} },
+		"shared PID namespace": func(in map[string]any) { in["sandbox_pidns"] = true },
+		"kataShared virtio-fs over the shared directory": func(in map[string]any) {
+			in["storages"] = append(in["storages"].([]any), kataShared)
+		},
+		"host disk over a container's root": func(in map[string]any) {
+			in["storages"] = append(in["storages"].([]any), map[string]any{"driver": "blk", "source": "0000:00:02.0", "fstype": "ext4",
+				"mount_point": "/run/kata-containers/" + bundleID + "/rootfs", "options": []any{}})
+		},
+		"tmpfs over the agent's directory": func(in map[string]any) {
+			in["storages"] = append(in["storages"].([]any), map[string]any{"driver": "ephemeral", "source": "tmpfs", "fstype": "tmpfs",
+				"mount_point": "/run/kata-containers/sandbox/ephemeral/trustbound", "options": []any{}})
+		},
+		"shm elsewhere": func(in map[string]any) {
+			in["storages"].([]any)[0].(map[string]any)["mount_point"] = "/run/kata-containers/sandbox/ephemeral/trustbound"
+		},
+		"shm without noexec": func(in map[string]any) {
+			in["storages"].([]any)[0].(map[string]any)["options"] = []any{"nosuid", "nodev", "mode=1777", "size=67108864"}
+		},
+		"shm with driver options": func(in map[string]any) {
+			in["storages"].([]any)[0].(map[string]any)["driver_options"] = []any{"x=y"}
+		},
+		"shm with fs_group": func(in map[string]any) {
+			in["storages"].([]any)[0].(map[string]any)["fs_group"] = map[string]any{"group_id": 0}
+		},
+		"reviewer's csb.json": func(in map[string]any) {
+			clear(in)
+			in["hostname"], in["dns"], in["sandbox_id"] = "x", []any{}, "x"
+			in["storages"] = []any{kataShared}
+			in["sandbox_pidns"], in["guest_hook_path"], in["kernel_modules"] = true, caDir, []any{"evil"}
+		},
+	} {
+		in := sandboxRequest()
+		mut(in)
+		if ok, _ := decide(t, p, "CreateSandboxRequest", in, nil); ok {
+			t.Errorf("%s: allowed", name)
+		}
+	}
+	if !strings.Contains(string(p), "# Lifecycle requests that reveal nothing inside the pod. (CreateSandbox is\n# not one of them") ||
+		strings.Contains(string(p), "default CreateSandboxRequest := true") {
+		t.Error("CreateSandbox is still among the requests allowed by default")
+	}
+}
+
+// TestPolicySupplementalGroups: the pod's supplementalGroups are the only
+// supplementary groups besides the primary one.
+func TestPolicySupplementalGroups(t *testing.T) {
+	pod := strings.Replace(string(readTestdata(t, "pod-web.yaml")), "        runAsNonRoot: true\n",
+		"        runAsNonRoot: true\n        supplementalGroups: [4000, 3000]\n", 1)
+	p := webPolicy(t, func(o *deploy.Options) { o.Pod = []byte(pod) })
+	state := map[string]any{"sandbox_id": sandboxID}
+	for _, tc := range []struct {
+		gids    []any
+		allowed bool
+	}{
+		{[]any{0, 3000, 4000}, true},
+		{[]any{4000}, true},
+		{[]any{}, true},
+		{[]any{0, 3000, 4000, 5000}, false},
+		{[]any{1000}, false},
+	} {
+		in := webInput()
+		in["OCI"].(map[string]any)["Process"].(map[string]any)["User"].(map[string]any)["AdditionalGids"] = tc.gids
+		if ok, _ := decide(t, p, "CreateContainerRequest", in, state); ok != tc.allowed {
+			t.Errorf("AdditionalGids %v: allowed %v, want %v", tc.gids, ok, tc.allowed)
+		}
 	}
 }

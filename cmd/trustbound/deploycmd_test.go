@@ -178,7 +178,8 @@ func TestDeployRefuses(t *testing.T) {
 		{[]string{"--workload", "web", "--target", "kata", "--kind", "job"}, exitUsage, "--kind must be deployment or pod"},
 		{[]string{"--workload", "web", "--target", "kata"}, exitRefused, "no agent image: give --agent-image REPO@sha256:DIGEST"},
 		{[]string{"--workload", "web", "--target", "kata", "--agent-image", "ghcr.io/trustbound/trustbound:v1"}, exitRefused, "is not pinned by digest"},
-		{[]string{"--workload", "api-td", "--target", "kata", "--agent-image", testAgentImage, "--runtime-class", "kata-cc-isolation"}, exitRefused, "runs on SEV-SNP only"},
+		{[]string{"--workload", "api-td", "--target", "kata", "--agent-image", testAgentImage, "--runtime-class", "kata-cc-isolation"}, exitRefused, "runtime class kata-cc-isolation is not supported yet: AKS's host-pulled dm-verity layers are not modelled"},
+		{[]string{"--workload", "web", "--target", "kata", "--agent-image", testAgentImage, "--runtime-class", "kata-cc-isolation"}, exitRefused, "use an upstream CoCo runtime class (kata-qemu-snp for"},
 		{[]string{"--workload", "ledger-vm", "--target", "kata"}, exitRefused, "target does not fit the workload"},
 		{[]string{"--workload", "web", "--target", "kata", "--agent-image", testAgentImage, "--pod", mpath}, exitRefused, "pod spec"},
 	} {

@@ -3,26 +3,29 @@
 # to these bytes changes the pod's hostData.
 #
 # The Kata agent inside the pod VM asks this policy before it serves each
-# request from the host. The TEE binds it at launch (upstream Kata: the
-# digest of the init-data document holding it, in SNP HOST_DATA or TDX
-# MRCONFIGID; AKS kata-cc-isolation: its SHA-256 in SNP HOST_DATA), and the
-# manifest pins that value as the workload's hostData: a pod launched with
-# any other policy is refused by the coordinator.
+# request from the host. The TEE binds it at launch (the digest of the
+# init-data document holding it, in SNP HOST_DATA or TDX MRCONFIGID), and
+# the manifest pins that value as the workload's hostData: a pod launched
+# with any other policy is refused by the coordinator.
 #
 # What it pins, per container: the image, pulled inside the guest (by
 # digest when the reference has one); the command line; the environment,
 # both ways (every declared variable once, nothing else but PATH, HOSTNAME
 # and the API server's address in their expected shapes); the working
-# directory ("/" unless workingDir says); user; capabilities; no new
-# privileges; the root file system; every mount's destination, type, source
-# and options; the storages; no OCI hooks, devices or joined namespaces.
-# The pause container is pinned too and allowed once per pod (policy state).
+# directory ("/" unless workingDir says); user and groups; capabilities; no
+# new privileges; the root file system; every mount's destination, type,
+# source and options; the storages; its own namespaces; containerd's
+# masked and read-only paths; the hostname; no OCI hooks, devices, device
+# cgroup grants or seccomp profile from the host. The pause container is
+# pinned too and allowed once per pod (policy state). CreateSandbox and
+# CopyFile are pinned below.
 package agent_policy
 
 import rego.v1
 
 # Deny by default. Requests not named in this file are refused too.
 default CreateContainerRequest := {"allowed": false}
+default CreateSandboxRequest := false
 default CopyFileRequest := false
 default SetPolicyRequest := false
 default UpdateContainerRequest := false
@@ -38,8 +41,8 @@ default ExecProcessRequest := false
 # Logs stay in the pod: the host cannot read stdout and stderr (kubectl logs).
 default ReadStreamRequest := false
 
-# Lifecycle requests that reveal nothing inside the pod.
-default CreateSandboxRequest := true
+# Lifecycle requests that reveal nothing inside the pod. (CreateSandbox is
+# not one of them: see its rule below.)
 default DestroySandboxRequest := true
 default StartContainerRequest := true
 default RemoveContainerRequest := true
@@ -57,21 +60,86 @@ default AddARPNeighborsRequest := true
 default CloseStdinRequest := true
 default TtyWinResizeRequest := true
 
+# The sandbox: no guest hooks (the agent would run them as root in the
+# guest, from a directory the host can fill), no kernel modules, no PID
+# namespace shared by the containers, and no storage but the sandbox's
+# /dev/shm tmpfs. That refuses in particular the kataShared virtio-fs
+# mount, which would put the host's file system under the shared
+# directory (shared_fs=none is what keeps the runtime's files, the CA and
+# emptyDir volumes in guest memory).
+CreateSandboxRequest if {
+	empty(object.get(input, "guest_hook_path", ""))
+	empty(object.get(input, "kernel_modules", []))
+	object.get(input, "sandbox_pidns", false) == false
+	every s in list(object.get(input, "storages", null)) {
+		some want in policy_data.sandbox.storages
+		storage_matches(want, s, want.source, want.mount_point)
+	}
+}
+
+empty(x) if x == null
+
+empty(x) if count(x) == 0
+
 # The host may copy in (shared_fs=none) only the per-container files the
-# runtime binds (hosts, hostname, resolv.conf, termination-log) and the
-# trustbound CA's files, which the agent checks against --ca-sha256.
+# runtime binds (hosts, hostname, resolv.conf, termination-log), as regular
+# files, and the trustbound CA's volume as the kubelet lays it out, whose
+# content the agent checks against --ca-sha256: its directory, one
+# ..<timestamp> directory level, the ConfigMap's files in either, and
+# symbolic links in the volume (..data, and each file name) with relative
+# targets without "." or ".." components, which therefore stay inside the
+# volume. Nothing else: a link elsewhere, or a directory the host may fill,
+# would let a later request write through it or run from it.
+shared_file := "^/run/kata-containers/shared/containers/[a-z0-9]{64}-[a-z0-9]{16}-"
+
+ca_subdir := "\\.\\.[A-Za-z0-9_.-]+"
+
 CopyFileRequest if {
-	regex.match(`^/run/kata-containers/shared/containers/[a-z0-9]{64}-[a-z0-9]{16}-(hosts|hostname|resolv\.conf|termination-log)$`, input.path)
+	input.file_type == "Regular"
+	file_mode_ok(32768)
+	regex.match(concat("", [shared_file, "(hosts|hostname|resolv\\.conf|termination-log)$"]), input.path)
 }
 
 CopyFileRequest if {
-	policy_data.ca_volume != ""
-	prefix := "^/run/kata-containers/shared/containers/[a-z0-9]{64}-[a-z0-9]{16}-"
-	regex.match(concat("", [prefix, policy_data.ca_volume, "(/[A-Za-z0-9._-]+){0,2}$"]), input.path)
-	every part in split(input.path, "/") {
+	input.file_type == "Regular"
+	file_mode_ok(32768)
+	ca_path(input.path, concat("", ["(/", ca_subdir, ")?/", policy_data.ca_files]))
+}
+
+CopyFileRequest if {
+	input.file_type == "Directory"
+	file_mode_ok(16384)
+	ca_path(input.path, concat("", ["(/", ca_subdir, ")?"]))
+}
+
+CopyFileRequest if {
+	input.file_type == "Symlink"
+	file_mode_ok(40960)
+	ca_path(input.path, concat("", ["/(", ca_subdir, "|", policy_data.ca_files, ")"]))
+	target := input.symlink_target
+	is_string(target)
+	not startswith(target, "/")
+	every part in split(target, "/") {
+		regex.match("^[A-Za-z0-9._-]+$", part)
 		not part in {".", ".."}
 	}
 }
+
+# A path in the CA's volume: its directory, then suffix (a regular
+# expression).
+ca_path(path, suffix) if {
+	policy_data.ca_volume != ""
+	regex.match(concat("", [shared_file, policy_data.ca_volume, suffix, "$"]), path)
+	every part in split(path, "/") {
+		not part in {".", ".."}
+	}
+}
+
+# The file type in file_mode (S_IFMT), when the request carries one, is
+# file_type's: the agent must not see two different answers.
+file_mode_ok(_) if not "file_mode" in object.keys(input)
+
+file_mode_ok(ifmt) if bits.and(input.file_mode, 61440) == ifmt
 
 # The request's identifiers: the bundle (container) ID from the bundle path,
 # the sandbox ID; both 64 hex-like characters, so that they can stand in a
@@ -97,34 +165,53 @@ default state := {}
 
 state := data.pstate
 
-# The pause container: once per pod, fully pinned; its ID is remembered.
-CreateContainerRequest := {"allowed": true, "ops": [{"op": "add", "path": "/pstate/sandbox_id", "value": sandbox_id}]} if {
+# The pause container: once per pod, fully pinned, with the pod's
+# hostname; its ID and network namespace are remembered.
+CreateContainerRequest := {"allowed": true, "ops": [
+	{"op": "add", "path": "/pstate/sandbox_id", "value": sandbox_id},
+	{"op": "add", "path": "/pstate/network_namespace", "value": network_namespace},
+]} if {
 	input.OCI.Annotations["io.kubernetes.cri.container-type"] == "sandbox"
 	input.OCI.Annotations["io.katacontainers.pkg.oci.container_type"] == "pod_sandbox"
 	not state.sandbox_id
 	bundle_id == sandbox_id
 	not input.OCI.Annotations["io.kubernetes.cri.container-name"]
+	regex.match(policy_data.sandbox.hostname, object.get(input.OCI, "Hostname", ""))
 	container_ok(policy_data.sandbox)
 }
 
 # Each container of the pod exactly as declared, in the sandbox created
-# before it.
+# before it and in its network namespace.
 CreateContainerRequest := {"allowed": true, "ops": []} if {
 	input.OCI.Annotations["io.kubernetes.cri.container-type"] == "container"
 	input.OCI.Annotations["io.katacontainers.pkg.oci.container_type"] == "pod_container"
 	state.sandbox_id == sandbox_id
 	bundle_id != sandbox_id
+	network_namespace == object.get(state, "network_namespace", "")
 	some c in policy_data.containers
 	input.OCI.Annotations["io.kubernetes.cri.container-name"] == c.name
 	image_ok(c, input.OCI.Annotations["io.kubernetes.cri.image-name"])
+	container_hostname_ok(c)
 	container_ok(c)
 }
 
+# containerd sets the hostname in the sandbox only; a container's is empty
+# or the same.
+container_hostname_ok(_) if object.get(input.OCI, "Hostname", "") in {"", null}
+
+container_hostname_ok(c) if regex.match(c.hostname, input.OCI.Hostname)
+
 container_ok(c) if {
 	oci := input.OCI
+	linux := oci.Linux
 	hooks_ok
-	list(object.get(oci.Linux, "Devices", null)) == []
+	list(object.get(linux, "Devices", null)) == []
+	device_cgroup_ok(object.get(linux, "Resources", null))
 	namespaces_ok
+	paths_ok
+	object.get(linux, "Seccomp", null) == null
+	list(object.get(linux, "UIDMappings", null)) == []
+	list(object.get(linux, "GIDMappings", null)) == []
 	sysctls_ok
 	oci.Root.Path == root_path
 	object.get(oci.Root, "Readonly", false) == c.readonly_root
@@ -138,6 +225,10 @@ process_ok(c, p) if {
 	p.Cwd == c.cwd
 	object.get(p, "Terminal", false) == false
 	object.get(p, "NoNewPrivileges", false) == c.no_new_privileges
+	# The runtime's default confinement or none: never a profile the host
+	# names, and never "unconfined" spelled out.
+	object.get(p, "ApparmorProfile", "") in {"", null, "cri-containerd.apparmor.d"}
+	object.get(p, "SelinuxLabel", "") in {"", null}
 	user_ok(c, p.User)
 	caps_ok(c, object.get(p, "Capabilities", null))
 	env_ok(c, list(object.get(p, "Env", null)))
@@ -159,13 +250,64 @@ hooks_ok if {
 	}
 }
 
-# New namespaces only (no path: nothing joined); no user namespace.
-namespaces_ok if {
-	every ns in list(object.get(input.OCI.Linux, "Namespaces", null)) {
-		ns.Path == ""
-		ns.Type in {"cgroup", "ipc", "mount", "network", "pid", "uts"}
+# The device cgroup grants nothing: no rules, or only denials (containerd's
+# default deny-all "rwm").
+device_cgroup_ok(r) if r == null
+
+device_cgroup_ok(r) if {
+	is_object(r)
+	every d in list(object.get(r, "Devices", null)) {
+		object.get(d, "Allow", false) == false
 	}
 }
+
+# Exactly the container's own namespaces, new (no path: nothing joined):
+# ipc, mount, pid and uts, each once, optionally a new cgroup namespace;
+# no user namespace. A network namespace, if the runtime names one, is the
+# one the pause container had (policy state).
+namespaces := list(object.get(input.OCI.Linux, "Namespaces", null))
+
+namespace_types := [ns.Type | some ns in namespaces]
+
+namespaces_ok if {
+	count(namespace_types) == count({t | some t in namespace_types})
+	every t in {"ipc", "mount", "pid", "uts"} {
+		t in namespace_types
+	}
+	every ns in namespaces {
+		namespace_allowed(ns)
+	}
+}
+
+namespace_allowed(ns) if {
+	ns.Type in {"cgroup", "ipc", "mount", "pid", "uts"}
+	object.get(ns, "Path", "") == ""
+}
+
+namespace_allowed(ns) if ns.Type == "network"
+
+network_paths := [object.get(ns, "Path", "") | some ns in namespaces; ns.Type == "network"]
+
+network_namespace := "" if count(network_paths) == 0
+
+network_namespace := network_paths[0] if count(network_paths) == 1
+
+# containerd's masked and read-only paths are all there (a read-only path
+# may be masked instead); more is allowed.
+paths_ok if {
+	masked := list(object.get(input.OCI.Linux, "MaskedPaths", null))
+	readonly := list(object.get(input.OCI.Linux, "ReadonlyPaths", null))
+	every p in policy_data.masked_paths {
+		p in masked
+	}
+	every p in policy_data.readonly_paths {
+		protected(p, masked, readonly)
+	}
+}
+
+protected(p, masked, _) if p in masked
+
+protected(p, _, readonly) if p in readonly
 
 sysctls := object.get(input.OCI.Linux, "Sysctl", null)
 
@@ -178,9 +320,15 @@ sysctls_ok if {
 	}
 }
 
+# The pinned user and group; supplementary groups only the primary group
+# and the pod's supplementalGroups; no user name for the agent to look up.
 user_ok(c, u) if {
 	uid_ok(c, u.UID)
 	gid_ok(c, u.GID)
+	every g in list(object.get(u, "AdditionalGids", null)) {
+		extra_gid_ok(c, u, g)
+	}
+	object.get(u, "Username", "") in {"", null}
 }
 
 uid_ok(c, uid) if {
@@ -199,6 +347,10 @@ uid_ok(c, uid) if uid == c.uid
 gid_ok(c, _) if c.gid < 0
 
 gid_ok(c, gid) if gid == c.gid
+
+extra_gid_ok(_, u, g) if g == u.GID
+
+extra_gid_ok(c, _, g) if g in c.extra_gids
 
 # The bounding set is the pinned one (or within it, for the sandbox);
 # effective and permitted are within it; ambient and inheritable are empty.
@@ -291,12 +443,14 @@ option_allowed(want, o) if o in want.allow
 
 # The container's image, pulled inside the guest: one image_guest_pull
 # storage at the container's root; other storages only as the pod's
-# volumes need them.
+# volumes need them. No storage names a group for the agent to chown it
+# to (fs_group).
 storages_ok(c) if {
 	storages := list(object.get(input, "storages", null))
 	images := [s | some s in storages; s.driver == "image_guest_pull"]
 	image_count_ok(c, count(images))
 	every s in storages {
+		object.get(s, "fs_group", null) == null
 		storage_allowed(c, s)
 	}
 }
@@ -312,22 +466,65 @@ storage_allowed(c, s) if {
 	s.driver == "image_guest_pull"
 	s.fstype == "overlay"
 	s.mount_point == root_path
-	image_ok(c, s.source)
+	list(object.get(s, "options", null)) == []
+	pull_ok(c, s)
 }
 
 storage_allowed(c, s) if {
 	some want in c.storages
+	storage_matches(want, s, fill(want.source), fill(want.mount_point))
+}
+
+# s is want, its source and mount point matching the regular expressions
+# given (want's, with the request's identifiers filled in).
+storage_matches(want, s, source, mount_point) if {
 	s.driver == want.driver
 	s.fstype == want.fstype
-	regex.match(fill(want.source), s.source)
-	regex.match(fill(want.mount_point), s.mount_point)
-	every o in list(object.get(s, "options", null)) {
+	regex.match(source, s.source)
+	regex.match(mount_point, s.mount_point)
+	list(object.get(s, "driver_options", null)) == []
+	object.get(s, "fs_group", null) == null
+	options := list(object.get(s, "options", null))
+	every o in want.require {
+		o in options
+	}
+	every o in options {
 		some r in want.options
 		regex.match(r, o)
 	}
 }
 
-image_ok(c, _) if c.any_image
+# The agent takes the pause bundle built into the guest instead of pulling
+# the source when the storage's metadata (its one driver option,
+# image_guest_pull={"metadata": {...}}, the container's annotations)
+# says "sandbox". So the pause container's storage is "pause" with that
+# metadata, and a container's says "container" and names its image.
+pull_metadata(s) := m if {
+	opts := list(object.get(s, "driver_options", null))
+	count(opts) == 1
+	startswith(opts[0], "image_guest_pull=")
+	v := json.unmarshal(substring(opts[0], count("image_guest_pull="), -1))
+	is_object(v)
+	m := v.metadata
+	is_object(m)
+}
+
+pull_ok(c, s) if {
+	c.pause
+	s.source == "pause"
+	m := pull_metadata(s)
+	m["io.kubernetes.cri.container-type"] == "sandbox"
+	object.get(m, "io.kubernetes.cri-o.ContainerType", "sandbox") == "sandbox"
+}
+
+pull_ok(c, s) if {
+	not c.pause
+	image_ok(c, s.source)
+	m := pull_metadata(s)
+	m["io.kubernetes.cri.container-type"] == "container"
+	not "io.kubernetes.cri-o.ContainerType" in object.keys(m)
+	image_ok(c, m["io.kubernetes.cri.image-name"])
+}
 
 image_ok(c, ref) if ref in c.images
 
@@ -345,7 +542,7 @@ policy_data := {
 		"name": "pause",
 		"images": [],
 		"digest": "",
-		"any_image": true,
+		"pause": true,
 		"args": [
 			"/pause"
 		],
@@ -358,6 +555,8 @@ policy_data := {
 		"uid": 65535,
 		"gid": 65535,
 		"non_root": true,
+		"extra_gids": [],
+		"hostname": "^web-[a-z0-9]{1,10}-[a-z0-9]{5}$",
 		"readonly_root": true,
 		"no_new_privileges": true,
 		"caps": [
@@ -543,6 +742,12 @@ policy_data := {
 					"^noexec$",
 					"^nosuid$",
 					"^size=[0-9]{1,20}$"
+				],
+				"require": [
+					"mode=1777",
+					"nodev",
+					"noexec",
+					"nosuid"
 				]
 			}
 		],
@@ -555,7 +760,7 @@ policy_data := {
 				"ghcr.io/example/metrics:v2"
 			],
 			"digest": "",
-			"any_image": false,
+			"pause": false,
 			"args": [
 				"/metrics",
 				"--port=9100"
@@ -578,6 +783,8 @@ policy_data := {
 			"uid": 1000,
 			"gid": -1,
 			"non_root": true,
+			"extra_gids": [],
+			"hostname": "^web-[a-z0-9]{1,10}-[a-z0-9]{5}$",
 			"readonly_root": false,
 			"no_new_privileges": false,
 			"caps": [
@@ -772,9 +979,10 @@ policy_data := {
 					"source": "^tmpfs$",
 					"mount_point": "^/run/kata-containers/sandbox/ephemeral/trustbound$",
 					"options": [
-						"^mode=0?[0-7]{3,4}$",
+						"^mode=0?[0-7]{3}$",
 						"^size=[0-9]{1,20}$"
-					]
+					],
+					"require": []
 				}
 			],
 			"max_one_image": false
@@ -785,7 +993,7 @@ policy_data := {
 				"ghcr.io/trustbound/trustbound@sha256:cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd"
 			],
 			"digest": "sha256:cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd",
-			"any_image": false,
+			"pause": false,
 			"args": [
 				"/usr/local/bin/trustbound",
 				"agent",
@@ -818,6 +1026,8 @@ policy_data := {
 			"uid": 1000,
 			"gid": -1,
 			"non_root": true,
+			"extra_gids": [],
+			"hostname": "^web-[a-z0-9]{1,10}-[a-z0-9]{5}$",
 			"readonly_root": true,
 			"no_new_privileges": true,
 			"caps": [],
@@ -1013,6 +1223,9 @@ policy_data := {
 						"^rbind$",
 						"^rprivate$",
 						"^ro$"
+					],
+					"require": [
+						"ro"
 					]
 				},
 				{
@@ -1021,9 +1234,10 @@ policy_data := {
 					"source": "^tmpfs$",
 					"mount_point": "^/run/kata-containers/sandbox/ephemeral/trustbound$",
 					"options": [
-						"^mode=0?[0-7]{3,4}$",
+						"^mode=0?[0-7]{3}$",
 						"^size=[0-9]{1,20}$"
-					]
+					],
+					"require": []
 				}
 			],
 			"max_one_image": false
@@ -1034,7 +1248,7 @@ policy_data := {
 				"ghcr.io/example/web@sha256:4b1f9cc9e6e5b9d8f1a2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718"
 			],
 			"digest": "sha256:4b1f9cc9e6e5b9d8f1a2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718",
-			"any_image": false,
+			"pause": false,
 			"args": [
 				"/web",
 				"--listen=:8443",
@@ -1064,6 +1278,8 @@ policy_data := {
 			"uid": 1000,
 			"gid": -1,
 			"non_root": true,
+			"extra_gids": [],
+			"hostname": "^web-[a-z0-9]{1,10}-[a-z0-9]{5}$",
 			"readonly_root": false,
 			"no_new_privileges": false,
 			"caps": [
@@ -1284,7 +1500,8 @@ policy_data := {
 					"mount_point": "^/run/kata-containers/shared/containers/$(sandbox-id)/(rootfs/)?local/cache$",
 					"options": [
 						"^mode=0777$"
-					]
+					],
+					"require": []
 				},
 				{
 					"driver": "ephemeral",
@@ -1292,13 +1509,34 @@ policy_data := {
 					"source": "^tmpfs$",
 					"mount_point": "^/run/kata-containers/sandbox/ephemeral/trustbound$",
 					"options": [
-						"^mode=0?[0-7]{3,4}$",
+						"^mode=0?[0-7]{3}$",
 						"^size=[0-9]{1,20}$"
-					]
+					],
+					"require": []
 				}
 			],
 			"max_one_image": false
 		}
 	],
-	"ca_volume": "trustbound-ca"
+	"ca_volume": "trustbound-ca",
+	"ca_files": "(coordinator-ca\\.crt)",
+	"masked_paths": [
+		"/proc/acpi",
+		"/proc/kcore",
+		"/proc/keys",
+		"/proc/latency_stats",
+		"/proc/sched_debug",
+		"/proc/scsi",
+		"/proc/timer_list",
+		"/proc/timer_stats",
+		"/sys/firmware"
+	],
+	"readonly_paths": [
+		"/proc/asound",
+		"/proc/bus",
+		"/proc/fs",
+		"/proc/irq",
+		"/proc/sys",
+		"/proc/sysrq-trigger"
+	]
 }
