@@ -20,18 +20,22 @@ import (
 
 // Paths of the native API.
 const (
-	PathChallenge   = "/v1/challenge"
-	PathAttest      = "/v1/attest"
-	PathRelease     = "/v1/release"
-	PathManifest    = "/v1/manifest"
-	PathSecrets     = "/v1/secrets/" // + name
-	PathStatus      = "/v1/status"
-	PathCA          = "/v1/ca"           // the coordinator's own (TLS) CA
-	PathTrustBundle = "/v1/trust-bundle" // the workload CA of the manifest in force
-	PathAudit       = "/v1/audit"
-	PathPolicies    = "/v1/policies/" // + name
-	PathDryRun      = "/v1/dry-run"
-	PathHealth      = "/healthz"
+	PathChallenge = "/v1/challenge"
+	PathAttest    = "/v1/attest"
+	PathRelease   = "/v1/release"
+	// PathAttestRelease is attest and release in one request
+	// (AttestReleaseRequest): one round trip, no token re-verified, and
+	// the secrets sealed under one HPKE context.
+	PathAttestRelease = "/v1/attest-release"
+	PathManifest      = "/v1/manifest"
+	PathSecrets       = "/v1/secrets/" // + name
+	PathStatus        = "/v1/status"
+	PathCA            = "/v1/ca"           // the coordinator's own (TLS) CA
+	PathTrustBundle   = "/v1/trust-bundle" // the workload CA of the manifest in force
+	PathAudit         = "/v1/audit"
+	PathPolicies      = "/v1/policies/" // + name
+	PathDryRun        = "/v1/dry-run"
+	PathHealth        = "/healthz"
 	// PathOpenAPI serves the OpenAPI description of the API.
 	PathOpenAPI = "/openapi.yaml"
 	// PathCerts (the JWK Set of the token keys) and PathOpenIDConfiguration
@@ -43,8 +47,14 @@ const (
 // HeaderBootstrap carries the bootstrap token with the first manifest.
 const HeaderBootstrap = "Trustbound-Bootstrap"
 
-// MaxBody is the largest request body the coordinator reads.
+// MaxBody is the largest request body the coordinator reads, except a
+// manifest (PUT /v1/manifest), which may be MaxManifestBody.
 const MaxBody = 1 << 20
+
+// MaxManifestBody is the largest manifest the coordinator accepts: the
+// manifest package's limit (manifest.MaxSize, which a coordinator test
+// holds equal), room for more than 10,000 workloads.
+const MaxManifestBody = 16 << 20
 
 // Challenge is a fresh, single-use nonce.
 type Challenge struct {
@@ -115,17 +125,60 @@ type ReleaseResponse struct {
 	CA          string          `json:"ca"`
 	Secrets     []WrappedSecret `json:"secrets"`
 	Simulated   bool            `json:"simulated"`
+	// Context, when set, is the one HPKE context all of Secrets are sealed
+	// under (see ReleaseContext); when absent each secret is sealed on its
+	// own (WrappedSecret). /v1/release never sets it.
+	Context *ReleaseContext `json:"context,omitempty"`
 }
 
 // WrappedSecret is one secret sealed to the workload's HPKE key: Sealed is
 // the HPKE single-shot output (encapsulated key then ciphertext), with Info
-// as the HPKE info string.
+// as the HPKE info string; or, in a release with a Context, the secret's
+// ciphertext in that context, with Info as its additional data.
 type WrappedSecret struct {
 	Name    string `json:"name"`
 	Type    string `json:"type"`
 	Version int    `json:"version"`
 	Info    string `json:"info"`
 	Sealed  []byte `json:"sealed"`
+}
+
+// AttestReleaseRequest is an AttestRequest and a ReleaseRequest in one:
+// the evidence is verified and appraised as by /v1/attest, and on success
+// the workload's secrets and certificate are released as by /v1/release,
+// to the keys of the runtime data the evidence binds.
+type AttestReleaseRequest struct {
+	Workload string          `json:"workload"`
+	Evidence attest.Evidence `json:"evidence"`
+	// Secrets, when given, names the secrets wanted (as in
+	// ReleaseRequest); empty means every granted secret.
+	Secrets []string `json:"secrets,omitempty"`
+}
+
+// AttestReleaseResponse is the attestation (the token and the claims, as
+// /v1/attest answers) and the release. Release.Context is always set: the
+// secrets are sealed under one HPKE context (see ReleaseContext).
+type AttestReleaseResponse struct {
+	AttestResponse
+	Release ReleaseResponse `json:"release"`
+}
+
+// ReleaseContext is the one HPKE context every secret of a release is
+// sealed under, when the release says so (/v1/attest-release): Enc is the
+// encapsulated key and Info the context's info string (ReleaseInfo). The
+// release's secrets are then the context's messages in order: the i-th
+// secret's Sealed is the i-th ciphertext (no encapsulated key), with its
+// Info string (SecretInfo) as the additional data. A recipient opens them
+// in the order given.
+type ReleaseContext struct {
+	Enc  []byte `json:"enc"`
+	Info string `json:"info"`
+}
+
+// ReleaseInfo is the HPKE info string of the one context of a release:
+// it names the workload and the token the release was decided on.
+func ReleaseInfo(workload, tokenID string) string {
+	return fmt.Sprintf("trustbound/v1 release %s for %s", tokenID, workload)
 }
 
 // SecretInfo is the HPKE info string for a secret release: it names the
@@ -192,6 +245,24 @@ type AuditRecord struct {
 	EvidenceDigest string    `json:"evidenceDigest"`
 	TokenID        string    `json:"tokenID"`
 	Simulated      bool      `json:"simulated"`
+}
+
+// Audit pages (GET /v1/audit?after=<cursor>&limit=<n>).
+const (
+	// DefaultAuditLimit is the page size when limit is not given, and
+	// MaxAuditLimit the largest limit accepted.
+	DefaultAuditLimit = 1000
+	MaxAuditLimit     = 1000
+)
+
+// AuditPage is one page of the audit trail, oldest first. Next, when set,
+// is the cursor of the following page (after=Next); an empty Next means
+// this page is the last one so far. Records are never repeated or skipped
+// from one page to the next: a cursor names a position in the trail, which
+// only grows at its end.
+type AuditPage struct {
+	Records []AuditRecord `json:"records"`
+	Next    string        `json:"next,omitempty"`
 }
 
 // Policy kinds: what the text of an appraisal policy is.

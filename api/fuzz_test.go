@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 )
@@ -74,4 +75,79 @@ func FuzzDecodeAttestRequest(f *testing.F) {
 			t.Fatalf("re-encoded request does not decode: %v", err)
 		}
 	})
+}
+
+// UniqueNames accepts exactly the valid JSON documents in which no object
+// repeats a member name: it agrees with json.Valid, and with a decoder
+// that counts the members of every object.
+func FuzzUniqueNames(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":1,"a":2}`, `{"a":{"b":[{"c":1,"c":2}]}}`, `{"\u0061":1,"a":2}`,
+		`[{"a":1},{"a":1}]`, `{"a":"\"a\"","b":"a"}`, `{"a":1}x`, `"s"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		err := UniqueNames(doc)
+		if !json.Valid(doc) {
+			if err == nil {
+				t.Fatalf("UniqueNames accepted invalid JSON %q", doc)
+			}
+			return
+		}
+		if dup := hasDuplicate(doc); dup != (err != nil) {
+			t.Fatalf("UniqueNames(%q) = %v, duplicate by decoding: %v", doc, err, dup)
+		}
+	})
+}
+
+func TestUniqueNames(t *testing.T) {
+	for doc, dup := range map[string]bool{
+		`{"a":1,"b":{"a":2}}`: false, `{"a":1,"a":2}`: true, `[{"x":1},{"x":1}]`: false,
+		`{"a":{"b":[{"c":1,"c":2}]}}`: true, `{"\u0061":1,"a":2}`: true, `{"a":",\"a\":"}`: false,
+	} {
+		if err := UniqueNames([]byte(doc)); (err != nil) != dup {
+			t.Errorf("UniqueNames(%s) = %v, want duplicate %v", doc, err, dup)
+		}
+	}
+}
+
+// hasDuplicate decodes doc token by token and reports whether an object
+// repeats a member name.
+func hasDuplicate(doc []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	var walk func() bool
+	walk = func() bool {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			dup := false
+			for dec.More() {
+				k, _ := dec.Token()
+				name, _ := k.(string)
+				if seen[name] {
+					dup = true
+				}
+				seen[name] = true
+				if walk() {
+					dup = true
+				}
+			}
+			_, _ = dec.Token()
+			return dup
+		case json.Delim('['):
+			dup := false
+			for dec.More() {
+				if walk() {
+					dup = true
+				}
+			}
+			_, _ = dec.Token()
+			return dup
+		}
+		return false
+	}
+	return walk()
 }

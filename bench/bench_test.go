@@ -39,16 +39,17 @@ func TestRunQuick(t *testing.T) {
 		}
 	}
 	rt := r.RoundTrips
-	if rt == nil || len(rt.Levels) != 3 || rt.VerifyMs <= 0 || rt.ClientCPUMs <= 0 {
+	if rt == nil || len(rt.Levels) != 3 || len(rt.SeparateLevels) != 3 || rt.VerifyMs <= 0 || rt.ClientCPUMs <= 0 || rt.SeparateClientCPUMs <= 0 {
 		t.Fatalf("round trips: %+v", rt)
 	}
-	for _, l := range rt.Levels {
+	for _, l := range append(rt.Levels, rt.SeparateLevels...) {
 		if l.Errors != 0 || l.Ops < 16 || l.OpsPerSec <= 0 || l.P99Ms < l.P50Ms || l.CPUPerOpMs <= 0 {
 			t.Errorf("c=%d: %+v", l.Concurrency, l)
 		}
 	}
 	m := r.Memory
-	if m == nil || m.Workloads != 200 || m.Releases != 1000 || m.AuditRecords != 1000+m.Attested || m.RSSMiB <= 0 || m.StoreMiB <= 0 {
+	// 1008 audit records: two pages of at most api.MaxAuditLimit.
+	if m == nil || m.Workloads != 200 || m.Releases != 1000 || m.AuditRecords != 1000+m.Attested || m.AuditPages != 2 || m.AuditReadError != "" || m.RSSMiB <= 0 || m.StoreMiB <= 0 {
 		t.Fatalf("memory: %+v", m)
 	}
 

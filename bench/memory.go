@@ -8,6 +8,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -56,6 +59,8 @@ type MemoryResult struct {
 	AuditRecords int     `json:"auditRecords"`
 	// AuditReadError is why the read failed ("" if it did not).
 	AuditReadError string `json:"auditReadError,omitempty"`
+	// AuditPages is the number of GET /v1/audit pages the read took.
+	AuditPages int `json:"auditPages"`
 	// StoreMiB is the bbolt file's size on disk.
 	StoreMiB float64 `json:"storeMiB"`
 	// PopulateSeconds is how long writing the state took (not part of any
@@ -226,15 +231,13 @@ func runMemory(ctx context.Context, dir string, workloads, releases, attested in
 	runtime.ReadMemStats(&ms)
 	res.HeapMiB = float64(ms.HeapInuse) / (1 << 20)
 	t0 := time.Now()
-	// The coordinator answers the whole trail in one response; the agent
-	// client refuses responses over 4 MiB. Either outcome is a figure.
-	audit, err := tb.client.Audit(ctx, tb.owner)
+	// The trail is read in pages, as `trustbound audit` reads it.
+	n, pages, err := auditAll(ctx, tb)
 	res.AuditReadMs = float64(time.Since(t0)) / 1e6
 	if err != nil {
 		res.AuditReadError = err.Error()
 	}
-	res.AuditRecords = len(audit)
-	audit = nil
+	res.AuditRecords, res.AuditPages = n, pages
 	if peakOK {
 		_, res.PeakRSSMiB = procStatus()
 	}
@@ -247,6 +250,53 @@ func runMemory(ctx context.Context, dir string, workloads, releases, attested in
 // populate writes the manifest as the coordinator keeps it (it is too
 // large for PUT /v1/manifest, whose body is bounded by api.MaxBody) and
 // records releases through keybroker, as the coordinator does.
+// auditAll reads the whole audit trail as an owner, page by page (GET
+// /v1/audit?after=&limit=, api.MaxAuditLimit records a page), as
+// `trustbound audit` does, and returns the records and pages read.
+func auditAll(ctx context.Context, tb *testbed) (records, pages int, err error) {
+	cursor := ""
+	for {
+		ch, err := tb.client.Challenge(ctx)
+		if err != nil {
+			return records, pages, err
+		}
+		auth, err := api.SignOwner(tb.owner.Name, tb.owner.Key, http.MethodGet, api.PathAudit, ch.Nonce, nil)
+		if err != nil {
+			return records, pages, err
+		}
+		q := url.Values{"after": {cursor}, "limit": {strconv.Itoa(api.MaxAuditLimit)}}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, tb.srv.URL+api.PathAudit+"?"+q.Encode(), nil)
+		if err != nil {
+			return records, pages, err
+		}
+		req.Header.Set("Authorization", auth)
+		resp, err := tb.hc.Do(req)
+		if err != nil {
+			return records, pages, err
+		}
+		var page api.AuditPage
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+		resp.Body.Close()
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("GET %s: HTTP %d: %s", api.PathAudit, resp.StatusCode, b)
+		}
+		if err == nil {
+			err = json.Unmarshal(b, &page)
+		}
+		if err != nil {
+			return records, pages, err
+		}
+		records, pages = records+len(page.Records), pages+1
+		if page.Next == "" {
+			return records, pages, nil
+		}
+		if page.Next == cursor || len(page.Records) == 0 {
+			return records, pages, fmt.Errorf("GET %s: the page after %q does not advance", api.PathAudit, cursor)
+		}
+		cursor = page.Next
+	}
+}
+
 func populate(ctx context.Context, dir string, key []byte, m *manifest.Manifest, raw []byte, releases int) error {
 	st, err := store.OpenBolt(filepath.Join(dir, "store.db"), store.BoltOptions{})
 	if err != nil {

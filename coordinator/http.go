@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/trustbound/trustbound/api"
@@ -41,6 +42,7 @@ func (c *Coordinator) routes() []route {
 		{"GET " + api.PathChallenge, c.handleChallenge},
 		{"POST " + api.PathAttest, c.handleAttest},
 		{"POST " + api.PathRelease, c.handleRelease},
+		{"POST " + api.PathAttestRelease, c.handleAttestRelease},
 		{"POST " + api.PathDryRun, c.handleDryRun},
 		{"GET " + api.PathManifest, c.handleGetManifest},
 		{"PUT " + api.PathManifest, c.handleSetManifest},
@@ -117,11 +119,17 @@ func writeJSON(w http.ResponseWriter, v any) {
 // readBody reads at most api.MaxBody bytes; on failure it writes the
 // refusal and returns false.
 func (c *Coordinator) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, api.MaxBody))
+	return c.readBodyUpTo(w, r, api.MaxBody)
+}
+
+// readBodyUpTo reads at most limit bytes; on failure it writes the
+// refusal and returns false.
+func (c *Coordinator) readBodyUpTo(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			c.problem(w, r, http.StatusRequestEntityTooLarge, "Request too large", fmt.Errorf("the body may be at most %d bytes", api.MaxBody))
+			c.problem(w, r, http.StatusRequestEntityTooLarge, "Request too large", fmt.Errorf("the body may be at most %d bytes", limit))
 		} else {
 			c.problem(w, r, http.StatusBadRequest, "Unreadable request", err)
 		}
@@ -168,37 +176,87 @@ func (c *Coordinator) handleAttest(w http.ResponseWriter, r *http.Request) {
 		c.problem(w, r, http.StatusNotFound, "Unknown workload", fmt.Errorf("workload %q is not in the manifest", req.Workload))
 		return
 	}
-	resp, status, title, err := c.attest(r, ms, wl, &req)
+	resp, _, status, title, err := c.attest(r, ms, wl, &req)
 	if err != nil {
 		c.record(wl.Name, func(rec *workloadRecord) { rec.refused++; rec.lastVerdict = "refused: " + title })
 		c.problem(w, r, status, title, err)
 		return
 	}
-	c.record(wl.Name, func(rec *workloadRecord) {
+	c.recordAttested(wl.Name, resp)
+	writeJSON(w, resp)
+}
+
+// recordAttested notes a successful attestation in the status.
+func (c *Coordinator) recordAttested(workload string, resp *api.AttestResponse) {
+	c.record(workload, func(rec *workloadRecord) {
 		rec.attested++
 		rec.lastVerdict = "affirming"
 		rec.lastAttested = c.now().UTC()
 		rec.simulated = resp.Simulated
 	})
-	c.log.Info("attested", "workload", wl.Name, "tee", resp.Claims.TEE, "simulated", resp.Simulated)
-	writeJSON(w, resp)
+	c.log.Info("attested", "workload", workload, "tee", resp.Claims.TEE, "simulated", resp.Simulated)
+}
+
+// handleAttestRelease is /v1/attest and /v1/release in one request: the
+// evidence is verified and appraised as for /v1/attest, and the release
+// is decided on the claims of the token just issued, under the same
+// manifest state, so the token is neither re-read nor re-verified. The
+// secrets are sealed under one HPKE context (api.ReleaseContext).
+func (c *Coordinator) handleAttestRelease(w http.ResponseWriter, r *http.Request) {
+	body, ok := c.readBody(w, r)
+	if !ok {
+		return
+	}
+	var req api.AttestReleaseRequest
+	if err := api.DecodeStrict(body, &req); err != nil {
+		c.problem(w, r, http.StatusBadRequest, "Malformed request", err)
+		return
+	}
+	ms := c.manifestInForce()
+	if ms == nil {
+		c.problem(w, r, http.StatusConflict, "No manifest", errors.New("no manifest is set; an owner must set one first"))
+		return
+	}
+	wl, ok := ms.parsed.Workload(req.Workload)
+	if !ok {
+		c.problem(w, r, http.StatusNotFound, "Unknown workload", fmt.Errorf("workload %q is not in the manifest", req.Workload))
+		return
+	}
+	// The secrets asked for are checked before any work is done.
+	if _, err := secretsFor(ms.parsed, wl, req.Secrets); err != nil {
+		c.problem(w, r, http.StatusForbidden, "Secret not granted", err)
+		return
+	}
+	resp, tc, status, title, err := c.attest(r, ms, wl, &api.AttestRequest{Workload: req.Workload, Evidence: req.Evidence})
+	if err != nil {
+		c.record(wl.Name, func(rec *workloadRecord) { rec.refused++; rec.lastVerdict = "refused: " + title })
+		c.problem(w, r, status, title, err)
+		return
+	}
+	c.recordAttested(wl.Name, resp)
+	rel, status, title, err := c.release(r, ms, wl, tc, req.Secrets, true)
+	if err != nil {
+		c.problem(w, r, status, title, err)
+		return
+	}
+	writeJSON(w, api.AttestReleaseResponse{AttestResponse: *resp, Release: *rel})
 }
 
 // attest is the trust path for one request: nonce, verification, binding,
 // appraisal, token. It returns the HTTP status and title of a refusal.
-func (c *Coordinator) attest(r *http.Request, ms *manifestState, wl *manifest.Workload, req *api.AttestRequest) (*api.AttestResponse, int, string, error) {
+func (c *Coordinator) attest(r *http.Request, ms *manifestState, wl *manifest.Workload, req *api.AttestRequest) (*api.AttestResponse, *token.Claims, int, string, error) {
 	now := c.now()
 	rd, err := api.ParseRuntimeData(req.Evidence.RuntimeData)
 	if err != nil {
-		return nil, http.StatusBadRequest, "Malformed runtime data", err
+		return nil, nil, http.StatusBadRequest, "Malformed runtime data", err
 	}
 	if rd.Workload != wl.Name {
-		return nil, http.StatusBadRequest, "Malformed runtime data", fmt.Errorf("runtime data names workload %q, request names %q", rd.Workload, wl.Name)
+		return nil, nil, http.StatusBadRequest, "Malformed runtime data", fmt.Errorf("runtime data names workload %q, request names %q", rd.Workload, wl.Name)
 	}
 	// The nonce is used up before anything else, so a failed attempt
 	// cannot be retried with it.
 	if err := c.nonces.consume(rd.Nonce, now); err != nil {
-		return nil, http.StatusUnauthorized, "Stale or replayed nonce", err
+		return nil, nil, http.StatusUnauthorized, "Stale or replayed nonce", err
 	}
 	claims, err := c.cfg.Verifiers.Verify(r.Context(), &req.Evidence, attest.Options{Now: now, AllowSimulated: ms.parsed.AllowSimulated})
 	if err != nil {
@@ -206,28 +264,28 @@ func (c *Coordinator) attest(r *http.Request, ms *manifestState, wl *manifest.Wo
 		if errors.Is(err, attest.ErrMalformed) || errors.Is(err, attest.ErrUnknownFormat) {
 			status = http.StatusBadRequest
 		}
-		return nil, status, "Evidence refused", err
+		return nil, nil, status, "Evidence refused", err
 	}
 	if err := attest.BindsNative(claims.ReportData, req.Evidence.RuntimeData); err != nil {
-		return nil, http.StatusForbidden, "Evidence refused", err
+		return nil, nil, http.StatusForbidden, "Evidence refused", err
 	}
 	idKey, ok := rd.Key(api.KeyIdentity)
 	if !ok {
-		return nil, http.StatusBadRequest, "Malformed runtime data", fmt.Errorf("runtime data has no %q key", api.KeyIdentity)
+		return nil, nil, http.StatusBadRequest, "Malformed runtime data", fmt.Errorf("runtime data has no %q key", api.KeyIdentity)
 	}
 	if _, err := idKey.PublicKey(); err != nil {
-		return nil, http.StatusBadRequest, "Malformed runtime data", err
+		return nil, nil, http.StatusBadRequest, "Malformed runtime data", err
 	}
 	if _, err := keybroker.RecipientKey(rd.HPKE); err != nil {
-		return nil, http.StatusBadRequest, "Malformed runtime data", err
+		return nil, nil, http.StatusBadRequest, "Malformed runtime data", err
 	}
 	spiffe, err := identity.SPIFFEID(ms.parsed.TrustDomain, string(wl.Model), wl.Name)
 	if err != nil {
-		return nil, http.StatusInternalServerError, "Appraisal failed", err
+		return nil, nil, http.StatusInternalServerError, "Appraisal failed", err
 	}
 	pols, err := c.workloadPolicies(r.Context(), wl.Policies)
 	if err != nil {
-		return nil, http.StatusInternalServerError, "Appraisal failed", err
+		return nil, nil, http.StatusInternalServerError, "Appraisal failed", err
 	}
 	iss := c.issuer(token.ES256)
 	a, err := EvaluateLayers(r.Context(), AppraisalInput{
@@ -240,16 +298,16 @@ func (c *Coordinator) attest(r *http.Request, ms *manifestState, wl *manifest.Wo
 	})
 	switch {
 	case errors.Is(err, policy.ErrDenied):
-		return nil, http.StatusForbidden, "Appraisal denied", err
+		return nil, nil, http.StatusForbidden, "Appraisal denied", err
 	case err != nil:
-		return nil, http.StatusInternalServerError, "Appraisal failed", err
+		return nil, nil, http.StatusInternalServerError, "Appraisal failed", err
 	}
 	claims.Model = string(wl.Model)
-	tok, err := iss.Issue(a.Claims, now)
+	tok, tc, err := iss.IssueClaims(a.Claims, now)
 	if err != nil {
-		return nil, http.StatusInternalServerError, "Token not issued", err
+		return nil, nil, http.StatusInternalServerError, "Token not issued", err
 	}
-	return &api.AttestResponse{Token: tok, Claims: *claims, Simulated: claims.Simulated}, 0, "", nil
+	return &api.AttestResponse{Token: tok, Claims: *claims, Simulated: claims.Simulated}, tc, 0, "", nil
 }
 
 func (c *Coordinator) handleRelease(w http.ResponseWriter, r *http.Request) {
@@ -262,8 +320,7 @@ func (c *Coordinator) handleRelease(w http.ResponseWriter, r *http.Request) {
 		c.problem(w, r, http.StatusBadRequest, "Malformed request", err)
 		return
 	}
-	now := c.now()
-	tc, err := c.issuer(token.ES256).Verify(req.Token, now)
+	tc, err := c.issuer(token.ES256).Verify(req.Token, c.now())
 	if err != nil {
 		c.problem(w, r, http.StatusUnauthorized, "Token refused", err)
 		return
@@ -280,56 +337,85 @@ func (c *Coordinator) handleRelease(w http.ResponseWriter, r *http.Request) {
 		c.problem(w, r, http.StatusUnauthorized, "Token refused", fmt.Errorf("workload %q is no longer in the manifest", tc.Workload))
 		return
 	}
-	granted := ms.parsed.SecretsFor(wl.Name)
-	secrets := granted
-	if len(req.Secrets) > 0 {
-		secrets = nil
-		for _, name := range req.Secrets {
-			i := slices.IndexFunc(granted, func(s manifest.Secret) bool { return s.Name == name })
-			if i < 0 {
-				c.problem(w, r, http.StatusForbidden, "Secret not granted", fmt.Errorf("secret %q is not granted to workload %q", name, wl.Name))
-				return
-			}
-			secrets = append(secrets, granted[i])
+	rel, status, title, err := c.release(r, ms, wl, tc, req.Secrets, false)
+	if err != nil {
+		c.problem(w, r, status, title, err)
+		return
+	}
+	writeJSON(w, rel)
+}
+
+// secretsFor returns the secrets of m granted to wl that names asks for
+// (every granted one when names is empty), refusing one not granted.
+func secretsFor(m *manifest.Manifest, wl *manifest.Workload, names []string) ([]manifest.Secret, error) {
+	granted := m.SecretsFor(wl.Name)
+	if len(names) == 0 {
+		return granted, nil
+	}
+	var secrets []manifest.Secret
+	for _, name := range names {
+		i := slices.IndexFunc(granted, func(s manifest.Secret) bool { return s.Name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("secret %q is not granted to workload %q", name, wl.Name)
 		}
+		secrets = append(secrets, granted[i])
+	}
+	return secrets, nil
+}
+
+// release issues the workload certificate and releases the secrets named
+// (all granted ones when names is empty) to the keys of the token claims
+// tc, decided under the manifest state ms: sealed one by one, or under one
+// HPKE context when oneContext is set. It returns the HTTP status and
+// title of a refusal.
+func (c *Coordinator) release(r *http.Request, ms *manifestState, wl *manifest.Workload, tc *token.Claims, names []string, oneContext bool) (*api.ReleaseResponse, int, string, error) {
+	now := c.now()
+	secrets, err := secretsFor(ms.parsed, wl, names)
+	if err != nil {
+		return nil, http.StatusForbidden, "Secret not granted", err
 	}
 	idJWK, _ := (&api.RuntimeData{Keys: tc.Runtime.Keys}).Key(api.KeyIdentity)
 	idPub, err := idJWK.PublicKey()
 	if err != nil {
-		c.problem(w, r, http.StatusUnauthorized, "Token refused", err)
-		return
+		return nil, http.StatusUnauthorized, "Token refused", err
 	}
 	ca, err := c.caFor(r.Context(), ms.parsed.TrustDomain)
 	if err != nil {
-		c.problem(w, r, http.StatusInternalServerError, "Identity not issued", err)
-		return
+		return nil, http.StatusInternalServerError, "Identity not issued", err
 	}
 	inter, err := c.intermediateFor(r.Context(), ca, ms.Digest)
 	if err != nil {
-		c.problem(w, r, http.StatusInternalServerError, "Identity not issued", err)
-		return
+		return nil, http.StatusInternalServerError, "Identity not issued", err
 	}
 	certDER, err := inter.IssueWorkload(identity.WorkloadRequest{
 		PublicKey: idPub, TrustDomain: ms.parsed.TrustDomain, Model: string(wl.Model), Workload: wl.Name,
 		Simulated: tc.Simulated, NotBefore: now, TTL: c.cfg.CertTTL,
 	})
 	if err != nil {
-		c.problem(w, r, http.StatusInternalServerError, "Identity not issued", err)
-		return
+		return nil, http.StatusInternalServerError, "Identity not issued", err
 	}
 	spiffe, err := identity.SPIFFEID(ms.parsed.TrustDomain, string(wl.Model), wl.Name)
 	if err != nil {
-		c.problem(w, r, http.StatusInternalServerError, "Identity not issued", err)
-		return
+		return nil, http.StatusInternalServerError, "Identity not issued", err
 	}
-	wrapped, err := c.broker.Release(r.Context(), keybroker.ReleaseRequest{
+	breq := keybroker.ReleaseRequest{
 		Record:     keybroker.Release{Workload: wl.Name, EvidenceDigest: tc.EvidenceDigest, TokenID: tc.ID, Simulated: tc.Simulated},
 		Secrets:    secrets,
 		To:         tc.Runtime.HPKE,
 		Now:        now,
 		Certs:      ca,
 		Conditions: []store.Op{{Key: keyManifest, Expect: ms.Revision, Check: true}},
-	})
+	}
+	var wrapped []api.WrappedSecret
+	var rc *api.ReleaseContext
+	if oneContext {
+		var ctxt api.ReleaseContext
+		if wrapped, ctxt, err = c.broker.ReleaseAll(r.Context(), breq); err == nil {
+			rc = &ctxt
+		}
+	} else {
+		wrapped, err = c.broker.Release(r.Context(), breq)
+	}
 	if err != nil {
 		status, title := http.StatusInternalServerError, "Release failed"
 		switch {
@@ -338,12 +424,11 @@ func (c *Coordinator) handleRelease(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, store.ErrConflict):
 			status, title = http.StatusConflict, "Release failed: the manifest changed meanwhile; attest again"
 		}
-		c.problem(w, r, status, title, err)
-		return
+		return nil, status, title, err
 	}
 	c.record(wl.Name, func(rec *workloadRecord) { rec.released++ })
 	c.log.Info("released", "workload", wl.Name, "secrets", len(wrapped), "simulated", tc.Simulated)
-	writeJSON(w, api.ReleaseResponse{
+	return &api.ReleaseResponse{
 		Workload: wl.Name,
 		SPIFFEID: spiffe.String(),
 		// The chain: the leaf, then the intermediate of this manifest.
@@ -352,7 +437,8 @@ func (c *Coordinator) handleRelease(w http.ResponseWriter, r *http.Request) {
 		CA:        string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Root().Raw})),
 		Secrets:   wrapped,
 		Simulated: tc.Simulated,
-	})
+		Context:   rc,
+	}, 0, "", nil
 }
 
 // ownerAuthority checks a TB-Owner signature over the request by one of
@@ -408,7 +494,7 @@ func (c *Coordinator) handleGetManifest(w http.ResponseWriter, r *http.Request) 
 }
 
 func (c *Coordinator) handleSetManifest(w http.ResponseWriter, r *http.Request) {
-	body, ok := c.readBody(w, r)
+	body, ok := c.readBodyUpTo(w, r, manifest.MaxSize)
 	if !ok {
 		return
 	}
@@ -502,16 +588,58 @@ func (c *Coordinator) handleStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, c.Status())
 }
 
+// handleAudit serves the audit trail. With after or limit in the query it
+// answers one page (api.AuditPage; limit 1..api.MaxAuditLimit, default
+// api.DefaultAuditLimit; after the next of the previous page); without
+// either, the whole trail as one array, as before pages existed.
 func (c *Coordinator) handleAudit(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	paged := q.Has("after") || q.Has("limit")
+	limit := api.DefaultAuditLimit
+	if paged {
+		for name := range q {
+			if name != "after" && name != "limit" {
+				c.problem(w, r, http.StatusBadRequest, "Malformed request", fmt.Errorf("unknown query parameter %q (after, limit)", name))
+				return
+			}
+		}
+		if len(q["after"]) > 1 || len(q["limit"]) > 1 {
+			c.problem(w, r, http.StatusBadRequest, "Malformed request", errors.New("after and limit may each be given once"))
+			return
+		}
+		if after := q.Get("after"); after != "" {
+			if err := keybroker.CheckCursor(after); err != nil {
+				c.problem(w, r, http.StatusBadRequest, "Malformed request", err)
+				return
+			}
+		}
+		if q.Has("limit") {
+			n, err := strconv.Atoi(q.Get("limit"))
+			if err != nil || n < 1 || n > api.MaxAuditLimit {
+				c.problem(w, r, http.StatusBadRequest, "Malformed request", fmt.Errorf("limit must be an integer from 1 to %d", api.MaxAuditLimit))
+				return
+			}
+			limit = n
+		}
+	}
 	if _, ok := c.ownerOnly(w, r); !ok {
 		return
 	}
-	recs, err := c.broker.Audit(r.Context())
+	if !paged {
+		recs, err := c.broker.Audit(r.Context())
+		if err != nil {
+			c.problem(w, r, http.StatusInternalServerError, "Audit unavailable", err)
+			return
+		}
+		writeJSON(w, recs)
+		return
+	}
+	recs, next, err := c.broker.AuditPage(r.Context(), q.Get("after"), limit)
 	if err != nil {
 		c.problem(w, r, http.StatusInternalServerError, "Audit unavailable", err)
 		return
 	}
-	writeJSON(w, recs)
+	writeJSON(w, api.AuditPage{Records: recs, Next: next})
 }
 
 // handleTrustBundle serves the workload CA of the manifest in force: what

@@ -27,6 +27,7 @@ const (
 var boundedRoutes = map[string]bool{
 	"POST " + api.PathAttest:                   true,
 	"POST " + api.PathRelease:                  true,
+	"POST " + api.PathAttestRelease:            true,
 	"POST " + api.PathDryRun:                   true,
 	"POST /attest/{type}":                      true,
 	"POST /kbs/v0/attest":                      true,

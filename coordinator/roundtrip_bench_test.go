@@ -1,6 +1,7 @@
 package coordinator_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +25,7 @@ import (
 	"github.com/trustbound/trustbound/attest"
 	"github.com/trustbound/trustbound/attest/formats"
 	"github.com/trustbound/trustbound/coordinator"
+	"github.com/trustbound/trustbound/keybroker"
 	"github.com/trustbound/trustbound/manifest"
 )
 
@@ -32,6 +35,13 @@ import (
 // keep-alive pool holds enough connections for conns workers. The
 // challenge rate limit is lifted: every worker shares one address.
 func benchCoordinator(b *testing.B, conns int) (*agent.Client, manifest.Workload) {
+	client, _, _, w := benchCoordinatorHTTP(b, conns)
+	return client, w
+}
+
+// benchCoordinatorHTTP is benchCoordinator that also returns the HTTP
+// client and the base URL, for the routes agent.Client lacks.
+func benchCoordinatorHTTP(b *testing.B, conns int) (*agent.Client, *http.Client, string, manifest.Workload) {
 	b.Helper()
 	st, sealer, reg := newTestState(b)
 	ctx := context.Background()
@@ -45,7 +55,8 @@ func benchCoordinator(b *testing.B, conns int) (*agent.Client, manifest.Workload
 	b.Cleanup(srv.Close)
 	tr := &http.Transport{MaxIdleConns: 2 * conns, MaxIdleConnsPerHost: 2 * conns, IdleConnTimeout: time.Minute}
 	b.Cleanup(tr.CloseIdleConnections)
-	client := agent.NewClient(srv.URL, &http.Client{Transport: tr})
+	hc := &http.Client{Transport: tr}
+	client := agent.NewClient(srv.URL, hc)
 	ownerKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	m, raw := benchManifest(b, &ownerKey.PublicKey)
 	owner := agent.Owner{Name: m.Owners[0].Name, Key: ownerKey}
@@ -56,7 +67,7 @@ func benchCoordinator(b *testing.B, conns int) (*agent.Client, manifest.Workload
 		b.Fatal(err)
 	}
 	w, _ := m.Workload(manifest.SampleLedgerName)
-	return client, *w
+	return client, hc, srv.URL, *w
 }
 
 // benchManifest is the sample manifest owned by pub, parsed and raw.
@@ -162,6 +173,66 @@ func BenchmarkAttestRelease(b *testing.B) {
 	}
 }
 
+// roundTripCombined is roundTrip over POST /v1/attest-release: challenge,
+// evidence, one request, then the secrets opened under one HPKE context.
+func roundTripCombined(ctx context.Context, client *agent.Client, hc *http.Client, base string, id *agent.Identity, sim attest.Attester, w string) error {
+	req, err := id.Evidence(ctx, client, sim, w)
+	if err != nil {
+		return err
+	}
+	var out api.AttestReleaseResponse
+	if err := postJSON(ctx, hc, base+api.PathAttestRelease, &api.AttestReleaseRequest{Workload: w, Evidence: req.Evidence}, &out); err != nil {
+		return err
+	}
+	if out.Release.Context == nil || len(out.Release.Secrets) != 2 {
+		return fmt.Errorf("release without a context or with %d secrets", len(out.Release.Secrets))
+	}
+	_, err = keybroker.UnwrapAll(id.HPKE, *out.Release.Context, out.Release.Secrets)
+	return err
+}
+
+// BenchmarkAttestReleaseCombined is BenchmarkAttestRelease/c=16 over the
+// combined route (POST /v1/attest-release).
+func BenchmarkAttestReleaseCombined(b *testing.B) {
+	const conc = 16
+	client, hc, base, w := benchCoordinatorHTTP(b, conc)
+	ctx := context.Background()
+	ids := make([]*agent.Identity, conc)
+	for i := range conc {
+		id, err := agent.NewIdentity()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = id
+		if err := roundTripCombined(ctx, client, hc, base, id, tee(w), w.Name); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var next atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for i := range conc {
+		wg.Go(func() {
+			sim := tee(w)
+			for next.Add(1) <= int64(b.N) {
+				if err := roundTripCombined(ctx, client, hc, base, ids[i], sim, w.Name); err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
+}
+
 // BenchmarkVerifyOnly is the verification of the same simulated SEV-SNP
 // evidence through the warm format registry, without HTTP, appraisal,
 // token, store or wrapping.
@@ -196,4 +267,30 @@ func BenchmarkVerifyOnly(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// postJSON posts in as JSON to url and decodes a 200 answer into out.
+func postJSON(ctx context.Context, hc *http.Client, url string, in, out any) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("POST %s: HTTP %d: %s", url, resp.StatusCode, b)
+	}
+	return json.Unmarshal(b, out)
 }

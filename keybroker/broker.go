@@ -11,9 +11,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -40,6 +38,9 @@ type CertIssuer interface {
 type Broker struct {
 	st     store.Store
 	sealer *Sealer
+
+	// trail orders the audit trail and indexes it for pages (audit.go).
+	trail auditTrail
 }
 
 // New returns a broker over st.
@@ -352,59 +353,83 @@ func (b *Broker) Release(ctx context.Context, req ReleaseRequest) ([]api.Wrapped
 	if err != nil {
 		return nil, err
 	}
+	return b.release(ctx, req, func(out []api.WrappedSecret, values [][]byte) error {
+		for i := range out {
+			sealed, err := Wrap(pub, out[i].Info, values[i])
+			if err != nil {
+				return fmt.Errorf("keybroker: sealing %q: %w", out[i].Name, err)
+			}
+			out[i].Sealed = sealed
+		}
+		return nil
+	})
+}
+
+// ReleaseAll is Release with every secret sealed under one HPKE context
+// (WrapAll; api.ReleaseContext): the info string is
+// api.ReleaseInfo(workload, token id) and each secret's Info
+// (api.SecretInfo) is its additional data. It returns the context too.
+func (b *Broker) ReleaseAll(ctx context.Context, req ReleaseRequest) ([]api.WrappedSecret, api.ReleaseContext, error) {
+	pub, err := RecipientKey(req.To)
+	if err != nil {
+		return nil, api.ReleaseContext{}, err
+	}
+	rc := api.ReleaseContext{Info: api.ReleaseInfo(req.Record.Workload, req.Record.TokenID)}
+	out, err := b.release(ctx, req, func(out []api.WrappedSecret, values [][]byte) error {
+		aads := make([]string, len(out))
+		for i := range out {
+			aads[i] = out[i].Info
+		}
+		enc, sealed, err := WrapAll(pub, rc.Info, aads, values)
+		if err != nil {
+			return fmt.Errorf("keybroker: sealing the release: %w", err)
+		}
+		rc.Enc = enc
+		for i := range out {
+			out[i].Sealed = sealed[i]
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, api.ReleaseContext{}, err
+	}
+	return out, rc, nil
+}
+
+// release reads the current version of each secret, has seal fill in the
+// Sealed of each (values[i] is out[i]'s value), and records the release.
+func (b *Broker) release(ctx context.Context, req ReleaseRequest, seal func(out []api.WrappedSecret, values [][]byte) error) ([]api.WrappedSecret, error) {
 	out := make([]api.WrappedSecret, 0, len(req.Secrets))
-	ops := make([]store.Op, 0, len(req.Secrets)+len(req.Conditions))
+	values := make([][]byte, 0, len(req.Secrets))
+	entries := make([][]byte, 0, len(req.Secrets))
 	for _, s := range req.Secrets {
 		v, value, err := b.Current(ctx, s, req.Certs, req.Now)
 		if err != nil {
 			return nil, err
 		}
 		info := api.SecretInfo(req.Record.Workload, s.Name, v)
-		sealed, err := Wrap(pub, info, value)
-		if err != nil {
-			return nil, fmt.Errorf("keybroker: sealing %q: %w", s.Name, err)
-		}
-		out = append(out, api.WrappedSecret{Name: s.Name, Type: string(s.Type), Version: v, Info: info, Sealed: sealed})
+		out = append(out, api.WrappedSecret{Name: s.Name, Type: string(s.Type), Version: v, Info: info})
+		values = append(values, value)
 		r := req.Record
 		r.At, r.Secret, r.Version = req.Now.UTC(), s.Name, v
 		entry, err := json.Marshal(r)
 		if err != nil {
 			return nil, err
 		}
-		ops = append(ops, store.Op{Key: auditKey(req.Now, r.TokenID, s.Name), Value: entry, Expect: 0})
+		entries = append(entries, entry)
 	}
-	if len(ops) == 0 {
+	if len(entries) == 0 {
 		return out, nil
 	}
-	ops = append(ops, req.Conditions...)
-	if _, err := b.st.Apply(ctx, ops...); err != nil {
-		return nil, fmt.Errorf("keybroker: recording the release: %w", err)
-	}
-	return out, nil
-}
-
-// auditKey orders records by time; the random part keeps two releases of
-// one secret under one token at the same instant (a coarse clock) apart.
-func auditKey(now time.Time, tokenID, secret string) string {
-	h := sha256.Sum256([]byte(tokenID + "\x00" + secret))
-	var r [8]byte
-	_, _ = rand.Read(r[:]) // crypto/rand.Read never fails
-	return fmt.Sprintf("audit/%020d-%s-%s", now.UnixNano(), hex.EncodeToString(h[:8]), hex.EncodeToString(r[:]))
-}
-
-// Audit lists the recorded releases, oldest first.
-func (b *Broker) Audit(ctx context.Context) ([]Release, error) {
-	kvs, err := b.st.List(ctx, "audit/")
-	if err != nil {
+	if err := seal(out, values); err != nil {
 		return nil, err
 	}
-	out := make([]Release, 0, len(kvs))
-	for _, kv := range kvs {
-		var r Release
-		if err := json.Unmarshal(kv.Value, &r); err != nil {
-			return nil, fmt.Errorf("keybroker: audit %s: %w", kv.Key, err)
-		}
-		out = append(out, r)
+	names := make([]string, len(out))
+	for i := range out {
+		names[i] = out[i].Name
+	}
+	if err := b.record(ctx, req.Now, req.Record.TokenID, names, entries, req.Conditions); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

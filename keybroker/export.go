@@ -78,9 +78,8 @@ func (b *Broker) Export(ctx context.Context, req ExportRequest) (int, []byte, er
 	if err != nil {
 		return 0, nil, err
 	}
-	ops := append([]store.Op{{Key: auditKey(req.Now, r.TokenID, req.Secret.Name), Value: entry, Expect: 0}}, req.Conditions...)
-	if _, err := b.st.Apply(ctx, ops...); err != nil {
-		return 0, nil, fmt.Errorf("keybroker: recording the release: %w", err)
+	if err := b.record(ctx, req.Now, r.TokenID, []string{req.Secret.Name}, [][]byte{entry}, req.Conditions); err != nil {
+		return 0, nil, err
 	}
 	return v, wrapped, nil
 }

@@ -63,3 +63,46 @@ func Unwrap(priv hpke.PrivateKey, s api.WrappedSecret) ([]byte, error) {
 	}
 	return pt, nil
 }
+
+// WrapAll seals plaintexts to the TEE's HPKE key under one HPKE context
+// with info: one encapsulation for all of them (an ML-KEM encapsulation
+// and an X25519 exchange with the default KEM, where Wrap makes one per
+// secret). The i-th ciphertext is the context's i-th message, with aads[i]
+// as its additional data; UnwrapAll opens them in the same order.
+func WrapAll(to hpke.PublicKey, info string, aads []string, plaintexts [][]byte) (enc []byte, sealed [][]byte, err error) {
+	if len(aads) != len(plaintexts) {
+		return nil, nil, errors.New("keybroker: one additional data string per secret is needed")
+	}
+	enc, s, err := hpke.NewSender(to, SuiteKDF, SuiteAEAD, []byte(info))
+	if err != nil {
+		return nil, nil, err
+	}
+	sealed = make([][]byte, len(plaintexts))
+	for i, pt := range plaintexts {
+		if sealed[i], err = s.Seal([]byte(aads[i]), pt); err != nil {
+			return nil, nil, err
+		}
+	}
+	return enc, sealed, nil
+}
+
+// UnwrapAll opens, inside the TEE, a release whose secrets were sealed
+// under one HPKE context (api.ReleaseContext): secrets in the order given,
+// each with its Info as additional data. It returns the values in that
+// order, or an error naming the first secret that does not open.
+func UnwrapAll(priv hpke.PrivateKey, rc api.ReleaseContext, secrets []api.WrappedSecret) ([][]byte, error) {
+	if len(secrets) == 0 {
+		return nil, nil // a release of no secret seals nothing
+	}
+	r, err := hpke.NewRecipient(rc.Enc, priv, SuiteKDF, SuiteAEAD, []byte(rc.Info))
+	if err != nil {
+		return nil, fmt.Errorf("keybroker: the release does not open with this TEE's key: %w", err)
+	}
+	out := make([][]byte, len(secrets))
+	for i, s := range secrets {
+		if out[i], err = r.Open([]byte(s.Info), s.Sealed); err != nil {
+			return nil, fmt.Errorf("keybroker: secret %q does not open with this TEE's key in this release: %w", s.Name, err)
+		}
+	}
+	return out, nil
+}

@@ -15,8 +15,12 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// MaxSize is the largest manifest Parse and Load accept, in bytes.
-const MaxSize = 1 << 20
+// MaxSize is the largest manifest Parse and Load accept, in bytes: 16 MiB,
+// room for more than 10,000 workloads (the smallest valid workload takes
+// about 200 bytes of JSON, a commented YAML one about 1 KiB). The
+// coordinator reads a manifest body of at most this size (PUT
+// /v1/manifest; api.MaxManifestBody).
+const MaxSize = 16 << 20
 
 // ErrTooLarge is wrapped by the error for a manifest over MaxSize.
 var ErrTooLarge = errors.New("manifest too large")

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -179,7 +178,16 @@ type Runtime struct {
 	// Doc is the runtime JSON object as the workload sent it. When set it
 	// is what x-ms-runtime carries, every member kept; otherwise
 	// x-ms-runtime is {"keys": Keys, "hpke": HPKE}. After Verify it is set.
+	// Replace Doc rather than change its bytes in place: MarshalJSON
+	// checks a Doc again unless it is the very one ParseRuntime made.
 	Doc json.RawMessage
+	// checked is the Doc ParseRuntime made (checked and compacted).
+	checked json.RawMessage
+}
+
+// docChecked reports whether Doc is the document ParseRuntime checked.
+func (r Runtime) docChecked() bool {
+	return len(r.Doc) > 0 && len(r.Doc) == len(r.checked) && &r.Doc[0] == &r.checked[0]
 }
 
 // ParseRuntime reads runtime JSON a workload sent (untrusted): a JSON
@@ -194,7 +202,7 @@ func ParseRuntime(doc []byte) (Runtime, error) {
 	if err := json.Unmarshal(doc, &members); err != nil || members == nil {
 		return Runtime{}, fmt.Errorf("token: runtime data is not a JSON object")
 	}
-	if err := noDuplicateNames(doc); err != nil {
+	if err := api.UniqueNames(doc); err != nil {
 		return Runtime{}, fmt.Errorf("token: runtime data: %w", err)
 	}
 	var rt Runtime
@@ -203,13 +211,14 @@ func ParseRuntime(doc []byte) (Runtime, error) {
 		if err := json.Unmarshal(raw, &jwks); err != nil {
 			return Runtime{}, fmt.Errorf("token: runtime data keys: %w", err)
 		}
+		if jwks != nil {
+			rt.Keys = make([]api.JWK, 0, len(jwks))
+		}
 		for i, k := range jwks {
 			if k.Kid == "" || k.Kty == "" {
 				return Runtime{}, fmt.Errorf("token: runtime data key %d has no kid or kty", i)
 			}
-		}
-		if err := json.Unmarshal(raw, &rt.Keys); err != nil {
-			return Runtime{}, fmt.Errorf("token: runtime data keys: %w", err)
+			rt.Keys = append(rt.Keys, api.JWK{Kid: k.Kid, Kty: k.Kty, Use: k.Use, KeyOps: k.KeyOps, Crv: k.Crv, X: k.X, Y: k.Y, N: k.N, E: k.E})
 		}
 	}
 	if raw, ok := members["hpke"]; ok {
@@ -218,58 +227,13 @@ func ParseRuntime(doc []byte) (Runtime, error) {
 		}
 	}
 	var buf bytes.Buffer
+	buf.Grow(len(doc))
 	if err := json.Compact(&buf, doc); err != nil {
 		return Runtime{}, fmt.Errorf("token: runtime data: %w", err)
 	}
 	rt.Doc = buf.Bytes()
+	rt.checked = rt.Doc
 	return rt, nil
-}
-
-// noDuplicateNames refuses JSON in which an object repeats a member name.
-func noDuplicateNames(doc []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	type frame struct {
-		names  map[string]bool
-		object bool
-		key    bool // the next token of this object is a member name
-	}
-	var stack []*frame
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if d, ok := tok.(json.Delim); ok {
-			switch d {
-			case '{', '[':
-				if top != nil && top.object {
-					top.key = true // the value of a member
-				}
-				stack = append(stack, &frame{names: map[string]bool{}, object: d == '{', key: d == '{'})
-			case '}', ']':
-				stack = stack[:len(stack)-1]
-			}
-			continue
-		}
-		if top == nil || !top.object {
-			continue
-		}
-		if top.key {
-			name := tok.(string)
-			if top.names[name] {
-				return fmt.Errorf("member %q appears twice in one object", name)
-			}
-			top.names[name] = true
-		}
-		top.key = !top.key
-	}
 }
 
 // JWKs returns the runtime keys as full RFC 7517 JWKs (key_ops, RSA n and
@@ -298,14 +262,14 @@ func (r Runtime) isZero() bool {
 // MarshalJSON writes Doc, or {"keys", "hpke"} when there is no Doc.
 func (r Runtime) MarshalJSON() ([]byte, error) {
 	if r.Doc != nil {
-		if _, err := ParseRuntime(r.Doc); err != nil {
+		if r.docChecked() {
+			return r.Doc, nil
+		}
+		rt, err := ParseRuntime(r.Doc)
+		if err != nil {
 			return nil, err
 		}
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, r.Doc); err != nil {
-			return nil, err
-		}
-		return buf.Bytes(), nil
+		return rt.Doc, nil
 	}
 	keys := r.Keys
 	if keys == nil {
@@ -411,47 +375,54 @@ func (c Claims) MarshalJSON() ([]byte, error) {
 	if err != nil || len(c.Azure) == 0 {
 		return b, err
 	}
-	var all map[string]json.RawMessage
-	if err := json.Unmarshal(b, &all); err != nil {
-		return nil, err
-	}
+	// The Azure claims join the object's members, in name order. w always
+	// writes eat_profile, so b is a non-empty object and ends in '}'.
+	out := b[:len(b)-1]
 	for _, name := range slices.Sorted(maps.Keys(c.Azure)) {
 		if slices.Contains(namedClaims, name) {
 			return nil, fmt.Errorf("token: claim %q is trustbound's and cannot be set through Azure claims", name)
+		}
+		k, err := json.Marshal(name)
+		if err != nil {
+			return nil, fmt.Errorf("token: claim %q: %w", name, err)
 		}
 		v, err := json.Marshal(c.Azure[name])
 		if err != nil {
 			return nil, fmt.Errorf("token: claim %q: %w", name, err)
 		}
-		all[name] = v
+		out = append(append(append(append(out, ','), k...), ':'), v...)
 	}
-	return json.Marshal(all)
+	return append(out, '}'), nil
 }
 
 // UnmarshalJSON reads a token body: the named claims into their fields,
 // every other top-level claim into Azure, and TEE from the annotated
 // evidence of the one submod that carries it.
 func (c *Claims) UnmarshalJSON(b []byte) error {
-	var w claimsJSON
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
+	// One pass splits the body into its members; each is then decoded
+	// once, into its field or, when Claims does not name it, into Azure.
 	var all map[string]json.RawMessage
 	if err := json.Unmarshal(b, &all); err != nil {
 		return err
 	}
-	out := Claims{
-		Claims: jwt.Claims{Issuer: w.Issuer, Subject: w.Subject, Audience: w.Audience, Expiry: w.Expiry,
-			NotBefore: w.NotBefore, IssuedAt: w.IssuedAt, ID: w.ID},
-		Nonce: w.Nonce, EATProfile: w.EATProfile, VerifierID: w.VerifierID, Submods: w.Submods,
-		Version: w.Version, PolicyHash: w.PolicyHash, Workload: w.Workload, Model: w.Model,
-		Simulated: w.Simulated, ManifestDigest: w.ManifestDigest, EvidenceDigest: w.EvidenceDigest,
+	if all == nil {
+		return errors.New("token: claims are not a JSON object")
 	}
-	if w.Runtime != nil {
-		out.Runtime = *w.Runtime
+	var w claimsJSON
+	fields := map[string]any{
+		"iss": &w.Issuer, "sub": &w.Subject, "aud": &w.Audience, "exp": &w.Expiry, "nbf": &w.NotBefore,
+		"iat": &w.IssuedAt, "jti": &w.ID, "nonce": &w.Nonce, "eat_profile": &w.EATProfile,
+		"ear.verifier-id": &w.VerifierID, "submods": &w.Submods, "x-ms-ver": &w.Version,
+		"x-ms-policy-hash": &w.PolicyHash, "x-ms-runtime": &w.Runtime, "x-tb-workload": &w.Workload,
+		"x-tb-model": &w.Model, "x-tb-simulated": &w.Simulated, "x-tb-manifest-digest": &w.ManifestDigest,
+		"x-tb-evidence-digest": &w.EvidenceDigest,
 	}
+	var azure map[string]any
 	for name, raw := range all {
-		if slices.Contains(namedClaims, name) {
+		if f, ok := fields[name]; ok {
+			if err := json.Unmarshal(raw, f); err != nil {
+				return fmt.Errorf("claim %q: %w", name, err)
+			}
 			continue
 		}
 		dec := json.NewDecoder(bytes.NewReader(raw))
@@ -460,10 +431,21 @@ func (c *Claims) UnmarshalJSON(b []byte) error {
 		if err := dec.Decode(&v); err != nil {
 			return fmt.Errorf("claim %q: %w", name, err)
 		}
-		if out.Azure == nil {
-			out.Azure = map[string]any{}
+		if azure == nil {
+			azure = map[string]any{}
 		}
-		out.Azure[name] = v
+		azure[name] = v
+	}
+	out := Claims{
+		Claims: jwt.Claims{Issuer: w.Issuer, Subject: w.Subject, Audience: w.Audience, Expiry: w.Expiry,
+			NotBefore: w.NotBefore, IssuedAt: w.IssuedAt, ID: w.ID},
+		Nonce: w.Nonce, EATProfile: w.EATProfile, VerifierID: w.VerifierID, Submods: w.Submods,
+		Version: w.Version, PolicyHash: w.PolicyHash, Workload: w.Workload, Model: w.Model,
+		Simulated: w.Simulated, ManifestDigest: w.ManifestDigest, EvidenceDigest: w.EvidenceDigest,
+		Azure: azure,
+	}
+	if w.Runtime != nil {
+		out.Runtime = *w.Runtime
 	}
 	var withEvidence []*attest.Claims
 	for _, s := range out.Submods {

@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -55,6 +56,15 @@ type Issuer struct {
 
 	mu    sync.Mutex
 	certs map[string]*x509.Certificate // self-signed certificate per kid
+	// signers holds one JWS signer per key and token type, made on first
+	// use (a signer is a key and a fixed header).
+	signers map[signerKey]jose.Signer
+}
+
+// signerKey names a cached signer: the key's kid and the token type.
+type signerKey struct {
+	kid string
+	typ jose.ContentType
 }
 
 // NewIssuer returns an issuer for cfg.
@@ -92,7 +102,7 @@ func NewIssuer(cfg Config) (*Issuer, error) {
 		r = rand.Reader
 	}
 	return &Issuer{name: cfg.Issuer, ring: cfg.Keyring, ttl: cfg.TTL, alg: alg, jku: cfg.JWKSURL, rand: r,
-		certs: map[string]*x509.Certificate{}}, nil
+		certs: map[string]*x509.Certificate{}, signers: map[signerKey]jose.Signer{}}, nil
 }
 
 // Name is the issuer's iss.
@@ -102,13 +112,20 @@ func (i *Issuer) Name() string { return i.name }
 // completes what the TEE claims determine and the caller left out (see
 // NewClaims), and signs c with the current key.
 func (i *Issuer) Issue(c Claims, now time.Time) (string, error) {
+	raw, _, err := i.IssueClaims(c, now)
+	return raw, err
+}
+
+// IssueClaims is Issue that also returns the claims as signed: what
+// Verify would return for the token, without reading it back.
+func (i *Issuer) IssueClaims(c Claims, now time.Time) (string, *Claims, error) {
 	key, ok := i.ring.Current(i.alg)
 	if !ok {
-		return "", fmt.Errorf("token: the keyring has no current %s key", i.alg)
+		return "", nil, fmt.Errorf("token: the keyring has no current %s key", i.alg)
 	}
 	jti := make([]byte, 16)
 	if _, err := io.ReadFull(i.rand, jti); err != nil {
-		return "", fmt.Errorf("token: token id: %w", err)
+		return "", nil, fmt.Errorf("token: token id: %w", err)
 	}
 	c.Issuer = i.name
 	c.IssuedAt = jwt.NewNumericDate(now)
@@ -117,26 +134,57 @@ func (i *Issuer) Issue(c Claims, now time.Time) (string, error) {
 	c.ID = hex.EncodeToString(jti)
 	c.EATProfile = EATProfile
 	if err := c.complete(); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return i.sign(&key, "JWT", c)
+	raw, err := i.sign(&key, "JWT", c)
+	if err != nil {
+		return "", nil, err
+	}
+	return raw, &c, nil
 }
 
-// sign signs claims with key, the header naming typ, kid and jku.
+// sign signs claims with key, the header naming typ, kid and jku. The
+// payload is claims' own JSON (Claims.MarshalJSON), signed as it is: one
+// encoding, where a JWT builder would encode, decode into a map and
+// encode again.
 func (i *Issuer) sign(key *Key, typ jose.ContentType, claims any) (string, error) {
-	opts := (&jose.SignerOptions{}).WithType(typ).WithHeader(jose.HeaderKey("kid"), key.ID)
-	if i.jku != "" {
-		opts = opts.WithHeader(jose.HeaderKey("jku"), i.jku)
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(key.Algorithm), Key: key.Private}, opts)
+	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", fmt.Errorf("token: %w", err)
 	}
-	raw, err := jwt.Signed(signer).Claims(claims).Serialize()
+	signer, err := i.signer(key, typ)
+	if err != nil {
+		return "", err
+	}
+	obj, err := signer.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("token: %w", err)
+	}
+	raw, err := obj.CompactSerialize()
 	if err != nil {
 		return "", fmt.Errorf("token: %w", err)
 	}
 	return raw, nil
+}
+
+// signer returns the JWS signer of key for tokens of type typ, made once.
+func (i *Issuer) signer(key *Key, typ jose.ContentType) (jose.Signer, error) {
+	k := signerKey{key.ID, typ}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if s, ok := i.signers[k]; ok {
+		return s, nil
+	}
+	opts := (&jose.SignerOptions{}).WithType(typ).WithHeader(jose.HeaderKey("kid"), key.ID)
+	if i.jku != "" {
+		opts = opts.WithHeader(jose.HeaderKey("jku"), i.jku)
+	}
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(key.Algorithm), Key: key.Private}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
+	i.signers[k] = s
+	return s, nil
 }
 
 // PolicyTokenType is the JWS typ of policy-management tokens, and
@@ -186,14 +234,14 @@ var acceptedAlgorithms = []jose.SignatureAlgorithm{jose.ES256, jose.RS256}
 // signs with (no algorithm confusion), and that it names this issuer, has
 // exp, nbf and iat and is valid at now; it returns the claims.
 func (i *Issuer) Verify(raw string, now time.Time) (*Claims, error) {
-	tok, err := jwt.ParseSigned(raw, acceptedAlgorithms)
+	jws, err := jose.ParseSignedCompact(raw, acceptedAlgorithms)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if len(tok.Headers) != 1 {
-		return nil, fmt.Errorf("%w: want one signature, got %d", ErrInvalid, len(tok.Headers))
+	if len(jws.Signatures) != 1 {
+		return nil, fmt.Errorf("%w: want one signature, got %d", ErrInvalid, len(jws.Signatures))
 	}
-	h := tok.Headers[0]
+	h := jws.Signatures[0].Header
 	if h.KeyID == "" {
 		return nil, fmt.Errorf("%w: no kid in the header", ErrInvalid)
 	}
@@ -207,8 +255,12 @@ func (i *Issuer) Verify(raw string, now time.Time) (*Claims, error) {
 	if h.Algorithm != key.Algorithm {
 		return nil, fmt.Errorf("%w: header algorithm %q, but key %s signs with %s", ErrInvalid, h.Algorithm, key.ID, key.Algorithm)
 	}
+	payload, err := jws.Verify(key.Public())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	var c Claims
-	if err := tok.Claims(key.Public(), &c); err != nil {
+	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if slices.Contains(c.Audience, PolicyAudience) {

@@ -52,40 +52,41 @@ type TPMQuote struct {
 // value, canonical base64 and hex, at most MaxEvidenceSize bytes, PCR values
 // of 32 bytes (the SHA-256 bank). Errors wrap attest.ErrMalformed.
 func ParseEvidence(data []byte) (*Evidence, error) {
-	versioned, err := probeEvidence(data, "az-snp-vtpm evidence")
+	top, versioned, err := probeEvidence(data, "az-snp-vtpm evidence")
 	if err != nil {
 		return nil, err
 	}
 	if versioned {
-		return parseEvidenceV1(data)
+		return parseEvidenceV1(top)
 	}
-	return parseEvidenceV0(data)
+	return parseEvidenceV0(top)
 }
 
 // probeEvidence checks that data, the evidence named what, is of at most
 // MaxEvidenceSize bytes, not empty, strict JSON and an object, and reports
-// whether it has a "version" member (schema 0 has none).
-func probeEvidence(data []byte, what string) (versioned bool, err error) {
+// whether it has a "version" member (schema 0 has none). It returns the
+// object's members.
+func probeEvidence(data []byte, what string) (top map[string]json.RawMessage, versioned bool, err error) {
 	if len(data) > MaxEvidenceSize {
-		return false, fmt.Errorf("%w: %s is %d bytes, more than the %d allowed", attest.ErrMalformed, what, len(data), MaxEvidenceSize)
+		return nil, false, fmt.Errorf("%w: %s is %d bytes, more than the %d allowed", attest.ErrMalformed, what, len(data), MaxEvidenceSize)
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
-		return false, fmt.Errorf("%w: %s is empty", attest.ErrMalformed, what)
+		return nil, false, fmt.Errorf("%w: %s is empty", attest.ErrMalformed, what)
 	}
-	if err := checkJSON(data); err != nil {
-		return false, fmt.Errorf("%w: %s is not strict JSON: %w", attest.ErrMalformed, what, err)
+	top, err = scanJSON(data)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: %s is not strict JSON: %w", attest.ErrMalformed, what, err)
 	}
-	var probe map[string]json.RawMessage
-	if err := json.Unmarshal(data, &probe); err != nil || probe == nil {
-		return false, fmt.Errorf("%w: %s is not a JSON object", attest.ErrMalformed, what)
+	if top == nil {
+		return nil, false, fmt.Errorf("%w: %s is not a JSON object", attest.ErrMalformed, what)
 	}
-	_, versioned = probe["version"]
-	return versioned, nil
+	_, versioned = top["version"]
+	return top, versioned, nil
 }
 
 // parseEvidenceV0 decodes {"quote":{"signature","message","pcrs"},"report","vcek"}.
-func parseEvidenceV0(data []byte) (*Evidence, error) {
-	m, err := object(data, "az-snp-vtpm evidence (schema 0, without a version)", []string{"quote", "report", "vcek"}, nil)
+func parseEvidenceV0(top map[string]json.RawMessage) (*Evidence, error) {
+	m, err := members(top, "az-snp-vtpm evidence (schema 0, without a version)", []string{"quote", "report", "vcek"}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -110,8 +111,8 @@ func parseEvidenceV0(data []byte) (*Evidence, error) {
 }
 
 // parseEvidenceV1 decodes {"version":1|2,"tpm_quote":{…hex…},"hcl_report","vcek"}.
-func parseEvidenceV1(data []byte) (*Evidence, error) {
-	m, err := object(data, "az-snp-vtpm evidence (schema 1 or 2)", []string{"version", "tpm_quote", "hcl_report", "vcek"}, nil)
+func parseEvidenceV1(top map[string]json.RawMessage) (*Evidence, error) {
+	m, err := members(top, "az-snp-vtpm evidence (schema 1 or 2)", []string{"version", "tpm_quote", "hcl_report", "vcek"}, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/trustbound/trustbound/attest"
 )
@@ -20,64 +20,118 @@ import (
 // decodes an object into its exact, case-sensitive keys.
 
 // checkJSON reports whether data is exactly one JSON value with no
-// duplicate object keys at any depth.
+// duplicate object keys at any depth (keys compared after unescaping).
 func checkJSON(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := checkValue(dec); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("data after the JSON value")
-	}
-	return nil
+	_, err := scanJSON(data)
+	return err
 }
 
-// checkValue consumes one value from dec, refusing duplicate keys.
-func checkValue(dec *json.Decoder) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return err
+// scanJSON is checkJSON that also returns the members of data when it is
+// an object (nil otherwise): each value's exact bytes, as a
+// map[string]json.RawMessage would hold them. It is json.Valid and then
+// one pass over the bytes that decodes no value: a token-by-token decoder,
+// or decoding the same document again for each level, costs more than the
+// rest of the parse.
+func scanJSON(data []byte) (map[string]json.RawMessage, error) {
+	if !json.Valid(data) {
+		// The decoder says where and why.
+		var v any
+		if err := json.Unmarshal(data, &v); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("not one JSON value")
 	}
-	switch tok {
-	case json.Delim('{'):
-		seen := map[string]bool{}
-		for dec.More() {
-			k, err := dec.Token()
-			if err != nil {
-				return err
+	var (
+		stack    []keySet
+		members  map[string]json.RawMessage
+		key      string // the top-level member being read
+		valStart int
+	)
+	endMember := func(i int) {
+		members[key] = bytes.TrimSpace(data[valStart:i])
+	}
+	for i := 0; i < len(data); i++ {
+		switch data[i] {
+		case '{':
+			if len(stack) == 0 {
+				members = map[string]json.RawMessage{}
 			}
-			key, _ := k.(string) // the decoder only yields string keys
-			if seen[key] {
-				return fmt.Errorf("duplicate key %q", key)
+			stack = append(stack, keySet{object: true, wantKey: true})
+		case '[':
+			stack = append(stack, keySet{})
+		case '}', ']':
+			if len(stack) == 1 && members != nil && valStart > 0 {
+				endMember(i)
 			}
-			seen[key] = true
-			if err := checkValue(dec); err != nil {
-				return err
+			stack = stack[:len(stack)-1]
+		case ':':
+			if len(stack) == 1 {
+				valStart = i + 1
+			}
+		case ',':
+			top := len(stack) - 1
+			if stack[top].object {
+				stack[top].wantKey = true
+			}
+			if top == 0 && members != nil {
+				endMember(i)
+			}
+		case '"':
+			start, escaped := i, false
+			for i++; data[i] != '"'; i++ { // data is valid: the string ends
+				if data[i] == '\\' {
+					escaped = true
+					i++ // the escaped character, a quote included
+				}
+			}
+			n := len(stack)
+			if n == 0 || !stack[n-1].object || !stack[n-1].wantKey {
+				continue // a value, not a key
+			}
+			ks := &stack[n-1]
+			ks.wantKey = false
+			k := string(data[start+1 : i])
+			if escaped || !utf8.ValidString(k) {
+				if err := json.Unmarshal(data[start:i+1], &k); err != nil {
+					return nil, err
+				}
+			}
+			if ks.keys == nil {
+				ks.keys = map[string]bool{}
+			}
+			if ks.keys[k] {
+				return nil, fmt.Errorf("duplicate key %q", k)
+			}
+			ks.keys[k] = true
+			if n == 1 {
+				key = k
 			}
 		}
-		_, err = dec.Token() // '}'
-		return err
-	case json.Delim('['):
-		for dec.More() {
-			if err := checkValue(dec); err != nil {
-				return err
-			}
-		}
-		_, err = dec.Token() // ']'
-		return err
 	}
-	return nil
+	return members, nil
+}
+
+// keySet is one open object (or array) of checkJSON.
+type keySet struct {
+	object  bool
+	wantKey bool // the next string of this object is a key
+	keys    map[string]bool
 }
 
 // object decodes a JSON object (already checked by checkJSON) into its
 // members, requiring every key in required and allowing only those and
 // optional. what names the object in errors.
 func object(data []byte, what string, required, optional []string) (map[string]json.RawMessage, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(data, &m); err != nil || m == nil {
+	m, err := scanJSON(data)
+	if err != nil || m == nil {
 		return nil, fmt.Errorf("%w: %s is not a JSON object", attest.ErrMalformed, what)
 	}
+	return members(m, what, required, optional)
+}
+
+// members checks the members of an object: every key in required, and
+// only those and optional. what names the object in errors.
+func members(m map[string]json.RawMessage, what string, required, optional []string) (map[string]json.RawMessage, error) {
 	for k := range m {
 		if !slices.Contains(required, k) && !slices.Contains(optional, k) {
 			return nil, fmt.Errorf("%w: %s has unknown field %q (want %s)", attest.ErrMalformed, what, k, strings.Join(append(slices.Clone(required), optional...), ", "))
@@ -91,8 +145,22 @@ func object(data []byte, what string, required, optional []string) (map[string]j
 	return m, nil
 }
 
-// jsonString decodes a JSON string.
+// jsonString decodes a JSON string. A string without escapes, control
+// characters or invalid UTF-8 (base64 and hex always) is its bytes.
 func jsonString(raw json.RawMessage, what string) (string, error) {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+		body := raw[1 : n-1]
+		plain := utf8.Valid(body)
+		for _, ch := range body {
+			if ch == '\\' || ch == '"' || ch < 0x20 {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			return string(body), nil
+		}
+	}
 	var s string
 	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
 		return "", fmt.Errorf("%w: %s is not a JSON string", attest.ErrMalformed, what)

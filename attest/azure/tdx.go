@@ -34,14 +34,14 @@ type TDXEvidence struct {
 // tdx.MaxQuoteSize bytes, PCR values of 32 bytes. Errors wrap
 // attest.ErrMalformed.
 func ParseTDXEvidence(data []byte) (*TDXEvidence, error) {
-	versioned, err := probeEvidence(data, "az-tdx-vtpm evidence")
+	top, versioned, err := probeEvidence(data, "az-tdx-vtpm evidence")
 	if err != nil {
 		return nil, err
 	}
 	e := &TDXEvidence{}
 	if !versioned {
 		// Schema 0: {"tpm_quote":{"signature","message","pcrs"},"hcl_report","td_quote"}, bytes as numbers.
-		m, err := object(data, "az-tdx-vtpm evidence (schema 0, without a version)", []string{"tpm_quote", "hcl_report", "td_quote"}, nil)
+		m, err := members(top, "az-tdx-vtpm evidence (schema 0, without a version)", []string{"tpm_quote", "hcl_report", "td_quote"}, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -56,7 +56,7 @@ func ParseTDXEvidence(data []byte) (*TDXEvidence, error) {
 		}
 	} else {
 		// Schema 1: {"version":1,"tpm_quote":{…hex…},"hcl_report","td_quote"}.
-		m, err := object(data, "az-tdx-vtpm evidence (schema 1)", []string{"version", "tpm_quote", "hcl_report", "td_quote"}, nil)
+		m, err := members(top, "az-tdx-vtpm evidence (schema 1)", []string{"version", "tpm_quote", "hcl_report", "td_quote"}, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -94,13 +94,17 @@ type TDXConfig struct {
 // TDXVerifier verifies attest.FormatAzureTDXVTPM evidence. It is safe for
 // concurrent use if its TDX verifier is.
 type TDXVerifier struct {
-	tdx attest.Verifier
+	tdx    attest.Verifier
+	hcl    *hclCache   // parsed HCL reports (cache.go)
+	quotes *quoteCache // parsed TD quotes (cache.go)
 }
 
 var _ attest.Verifier = (*TDXVerifier)(nil)
 
 // NewTDXVerifier returns a verifier that checks the TD quote with cfg.TDX.
-func NewTDXVerifier(cfg TDXConfig) *TDXVerifier { return &TDXVerifier{tdx: cfg.TDX} }
+func NewTDXVerifier(cfg TDXConfig) *TDXVerifier {
+	return &TDXVerifier{tdx: cfg.TDX, hcl: newHCLCache(), quotes: newQuoteCache()}
+}
 
 // Format reports attest.FormatAzureTDXVTPM.
 func (v *TDXVerifier) Format() attest.Format { return attest.FormatAzureTDXVTPM }
@@ -145,18 +149,12 @@ func (v *TDXVerifier) Verify(ctx context.Context, ev *attest.Evidence, opts atte
 	if err != nil {
 		return nil, err
 	}
-	hcl, err := ParseHCLReport(e.HCLReport)
+	p, err := parseHCL(v.hcl, e.HCLReport, ReportTypeTDX)
 	if err != nil {
 		return nil, err
 	}
-	if hcl.ReportType != ReportTypeTDX {
-		return nil, fmt.Errorf("%w: the HCL report holds a hardware report of type %d (%v), not TDX: Azure SNP confidential VMs send az-snp-vtpm evidence", attest.ErrMalformed, uint32(hcl.ReportType), hcl.ReportType)
-	}
-	report, err := tdx.ParseTDReport(hcl.HardwareReport)
-	if err != nil {
-		return nil, fmt.Errorf("the TDREPORT in the HCL report: %w", err)
-	}
-	tdq, err := tdx.ParseQuote(e.TDQuote)
+	hcl, report := p.hcl, p.td
+	tdq, err := parseTDQuote(v.quotes, e.TDQuote)
 	if err != nil {
 		return nil, fmt.Errorf("the TD quote: %w", err)
 	}
@@ -182,7 +180,7 @@ func (v *TDXVerifier) Verify(ctx context.Context, ev *attest.Evidence, opts atte
 	}
 
 	// 4. The paravisor's binding of the var data; 5. the TPM quote.
-	t, err := verifyVTPM(hcl, "TD", c.ReportData, e.Quote)
+	t, err := verifyVTPM(p, "TD", c.ReportData, e.Quote)
 	if err != nil {
 		return nil, err
 	}

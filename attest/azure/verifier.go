@@ -33,13 +33,14 @@ type Config struct {
 // concurrent use if its SNP verifier is.
 type Verifier struct {
 	snp attest.Verifier
+	hcl *hclCache // parsed HCL reports (cache.go)
 }
 
 var _ attest.Verifier = (*Verifier)(nil)
 
 // NewVerifier returns a verifier that checks the inner SNP report with
 // cfg.SNP.
-func NewVerifier(cfg Config) *Verifier { return &Verifier{snp: cfg.SNP} }
+func NewVerifier(cfg Config) *Verifier { return &Verifier{snp: cfg.SNP, hcl: newHCLCache()} }
 
 // Format reports attest.FormatAzureSNPVTPM.
 func (v *Verifier) Format() attest.Format { return attest.FormatAzureSNPVTPM }
@@ -83,13 +84,11 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 	if err != nil {
 		return nil, err
 	}
-	hcl, err := ParseHCLReport(e.HCLReport)
+	p, err := parseHCL(v.hcl, e.HCLReport, ReportTypeSNP)
 	if err != nil {
 		return nil, err
 	}
-	if hcl.ReportType != ReportTypeSNP {
-		return nil, fmt.Errorf("%w: the HCL report holds a hardware report of type %d (%v), not SNP: Azure TDX confidential VMs send az-tdx-vtpm evidence (with the TD quote), not az-snp-vtpm", attest.ErrMalformed, uint32(hcl.ReportType), hcl.ReportType)
-	}
+	hcl := p.hcl
 
 	// 2. The SNP report.
 	c, err := v.snp.Verify(ctx, &attest.Evidence{
@@ -109,7 +108,7 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 	if c.VMPL == nil || *c.VMPL != 0 {
 		return nil, fmt.Errorf("%w: the SNP report was requested at VMPL %s, not 0: only the paravisor at VMPL 0 binds the runtime claims", attest.ErrBinding, vmplString(c.VMPL))
 	}
-	t, err := verifyVTPM(hcl, "SNP", c.ReportData, e.Quote)
+	t, err := verifyVTPM(p, "SNP", c.ReportData, e.Quote)
 	if err != nil {
 		return nil, err
 	}
@@ -151,16 +150,13 @@ type vtpm struct {
 // (attest.ErrMalformed); that HCLAkPub signed the TPM quote
 // (attest.ErrSignature); the quote's framing (attest.ErrMalformed); and that
 // its PCR digest is the hash of the PCR values presented (attest.ErrBinding).
-func verifyVTPM(hcl *HCLReport, hw string, reportData []byte, tq TPMQuote) (*vtpm, error) {
+func verifyVTPM(p *hclParsed, hw string, reportData []byte, tq TPMQuote) (*vtpm, error) {
+	hcl := p.hcl
 	want := hcl.ReportData()
 	if subtle.ConstantTimeCompare(want[:], reportData) != 1 {
 		return nil, fmt.Errorf("%w: the %s report data is not the %v of the HCL runtime claims, zero padded: the runtime claims were altered", attest.ErrBinding, hw, hcl.HashType)
 	}
-	rc, err := ParseRuntimeClaims(hcl.VarData)
-	if err != nil {
-		return nil, err
-	}
-	ak, err := rc.AKPub()
+	rc, ak, err := p.runtime()
 	if err != nil {
 		return nil, err
 	}

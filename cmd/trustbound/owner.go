@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -14,6 +15,7 @@ import (
 	"os"
 
 	"github.com/trustbound/trustbound/agent"
+	"github.com/trustbound/trustbound/api"
 	"github.com/trustbound/trustbound/manifest"
 )
 
@@ -215,16 +217,50 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlags("audit", stderr)
 	var of ownerFlags
 	of.register(fs)
+	limit := fs.Int("page", api.DefaultAuditLimit, fmt.Sprintf("records per request (1 to %d)", api.MaxAuditLimit))
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *limit < 1 || *limit > api.MaxAuditLimit {
+		return usageErr("--page must be from 1 to %d", api.MaxAuditLimit)
 	}
 	c, o, err := of.connect()
 	if err != nil {
 		return err
 	}
-	recs, err := c.Audit(ctx, o)
+	hc, err := of.httpClient()
 	if err != nil {
 		return err
 	}
-	return printJSON(stdout, recs)
+	c = agent.NewClient(c.BaseURL(), hc) // one keep-alive pool for challenges and pages
+	// The trail is read page by page and written as it comes: one JSON
+	// array, indented as printJSON writes it, never held whole.
+	bw := bufio.NewWriter(stdout)
+	n := 0
+	err = auditPages(ctx, c, hc, o, *limit, func(r api.AuditRecord) error {
+		b, err := json.MarshalIndent(r, "  ", "  ")
+		if err != nil {
+			return err
+		}
+		sep := ",\n  "
+		if n == 0 {
+			sep = "[\n  "
+		}
+		n++
+		_, err = fmt.Fprintf(bw, "%s%s", sep, b)
+		return err
+	})
+	if err != nil {
+		_ = bw.Flush()
+		return err
+	}
+	if n == 0 {
+		_, err = io.WriteString(bw, "[]\n")
+	} else {
+		_, err = io.WriteString(bw, "\n]\n")
+	}
+	if err != nil {
+		return err
+	}
+	return bw.Flush()
 }
