@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/trustbound/trustbound/api"
@@ -126,13 +127,29 @@ func run(ctx context.Context, c *Client, tee attest.Attester, workload string, n
 }
 
 // Attest runs the trust path with the identity's existing keys: challenge,
-// evidence, attest, release, and Open at now. Renewal calls it again with
-// the same keys.
+// evidence, attest and release in one request (Client.AttestRelease), and
+// Open at now. Against a coordinator older than that route (404 or 405
+// without a problem document) it presents the same evidence to Attest,
+// then the token to Release. Renewal calls it again with the same keys.
 func (id *Identity) Attest(ctx context.Context, c *Client, tee attest.Attester, workload string, now time.Time) (*Result, error) {
 	req, err := id.Evidence(ctx, c, tee, workload)
 	if err != nil {
 		return nil, err
 	}
+	both, err := c.AttestRelease(ctx, &api.AttestReleaseRequest{Workload: req.Workload, Evidence: req.Evidence})
+	switch {
+	case err == nil:
+		res, err := id.Open(&both.Release, now)
+		if err != nil {
+			return nil, err
+		}
+		res.Token, res.Claims = both.Token, both.Claims
+		return res, nil
+	case !routeUnknown(err):
+		return nil, fmt.Errorf("attest-release: %w", err)
+	}
+	// An older coordinator: the route is unknown to it, so the nonce of
+	// the evidence is still unused.
 	ar, err := c.Attest(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("attest: %w", err)
@@ -178,7 +195,13 @@ func (id *Identity) Open(rel *api.ReleaseResponse, now time.Time) (*Result, erro
 	if got.String() != rel.SPIFFEID {
 		return nil, fmt.Errorf("release: certificate names %s, release says %s", got, rel.SPIFFEID)
 	}
-	secrets, err := openSecrets(rel, func(s api.WrappedSecret) ([]byte, error) { return keybroker.Unwrap(id.HPKE, s) })
+	var secrets map[string][]byte
+	if rel.Context == nil {
+		secrets, err = openSecrets(rel, func(s api.WrappedSecret) ([]byte, error) { return keybroker.Unwrap(id.HPKE, s) })
+	} else {
+		rc := *rel.Context
+		secrets, err = openContext(rel, func(ss []api.WrappedSecret) ([][]byte, error) { return keybroker.UnwrapAll(id.HPKE, rc, ss) })
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -208,6 +231,45 @@ func openSecrets(rel *api.ReleaseResponse, unwrap func(api.WrappedSecret) ([]byt
 			return nil, fmt.Errorf("release: %w", err)
 		}
 		out[s.Name] = v
+	}
+	return out, nil
+}
+
+// openContext opens the secrets of a release sealed under one HPKE
+// context (rel.Context) with unwrapAll, in the order given, after the
+// checks openSecrets makes of each (its info string, no name twice) and a
+// check that the context is one of a release to rel.Workload. On any
+// error it zeroes whatever unwrapAll opened before returning.
+func openContext(rel *api.ReleaseResponse, unwrapAll func([]api.WrappedSecret) ([][]byte, error)) (map[string][]byte, error) {
+	// ReleaseInfo(workload, token ID), whatever the token ID.
+	prefix, suffix, _ := strings.Cut(api.ReleaseInfo(rel.Workload, "\x00"), "\x00")
+	info := rel.Context.Info
+	if len(info) < len(prefix)+len(suffix) || !strings.HasPrefix(info, prefix) || !strings.HasSuffix(info, suffix) {
+		return nil, errors.New("release: the secrets' HPKE context carries unexpected info")
+	}
+	seen := make(map[string]bool, len(rel.Secrets))
+	for _, s := range rel.Secrets {
+		if s.Info != api.SecretInfo(rel.Workload, s.Name, s.Version) {
+			return nil, fmt.Errorf("release: secret %q carries unexpected context", s.Name)
+		}
+		if seen[s.Name] {
+			return nil, fmt.Errorf("release: secret %q is released twice", s.Name)
+		}
+		seen[s.Name] = true
+	}
+	values, err := unwrapAll(rel.Secrets)
+	if err == nil && len(values) != len(rel.Secrets) {
+		err = fmt.Errorf("%d values opened of %d secrets", len(values), len(rel.Secrets))
+	}
+	if err != nil {
+		for _, v := range values {
+			clear(v)
+		}
+		return nil, fmt.Errorf("release: %w", err)
+	}
+	out := make(map[string][]byte, len(values))
+	for i, s := range rel.Secrets {
+		out[s.Name] = values[i]
 	}
 	return out, nil
 }

@@ -6,9 +6,12 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/trustbound/trustbound/api"
@@ -84,7 +87,7 @@ func (c *Client) doWith(ctx context.Context, method, path string, body []byte, h
 				return err
 			}
 		}
-		return fmt.Errorf("%s %s: HTTP %d", method, path, resp.StatusCode)
+		return &statusError{method: method, path: path, status: resp.StatusCode}
 	}
 	if out == nil {
 		return nil
@@ -93,6 +96,26 @@ func (c *Client) doWith(ctx context.Context, method, path string, body []byte, h
 		return fmt.Errorf("%s %s: the response: %w", method, path, err)
 	}
 	return nil
+}
+
+// statusError is a refusal that carries no error document the client
+// knows: only its HTTP status.
+type statusError struct {
+	method, path string
+	status       int
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("%s %s: HTTP %d", e.method, e.path, e.status)
+}
+
+// routeUnknown reports whether err is the answer of a server that does
+// not serve the route at all: 404 or 405 without a problem document. The
+// coordinator's own refusals on a route it serves (an unknown workload is
+// 404 too) always carry one, and are not this.
+func routeUnknown(err error) bool {
+	var se *statusError
+	return errors.As(err, &se) && (se.status == http.StatusNotFound || se.status == http.StatusMethodNotAllowed)
 }
 
 func (c *Client) postJSON(ctx context.Context, path string, in, out any) error {
@@ -128,6 +151,20 @@ func (c *Client) Release(ctx context.Context, req *api.ReleaseRequest) (*api.Rel
 	return &out, nil
 }
 
+// AttestRelease presents evidence and takes the release in one request
+// (POST /v1/attest-release): the token and claims of the attestation, and
+// the workload's secrets sealed under one HPKE context (Release.Context)
+// with its certificate. A coordinator older than the route answers 404 or
+// 405 without a problem document; Identity.Attest then falls back to
+// Attest and Release.
+func (c *Client) AttestRelease(ctx context.Context, req *api.AttestReleaseRequest) (*api.AttestReleaseResponse, error) {
+	var out api.AttestReleaseResponse
+	if err := c.postJSON(ctx, api.PathAttestRelease, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Owner is an owner of the manifest in force: its name and signing key.
 type Owner struct {
 	Name string
@@ -152,23 +189,106 @@ func (c *Client) Manifest(ctx context.Context, o Owner) (*api.ManifestResponse, 
 	return &out, nil
 }
 
-// Audit lists the recorded releases (owners only).
+// Audit lists the recorded releases, oldest first (owners only). It reads
+// the whole trail into memory; AuditEach reads it a page at a time.
 func (c *Client) Audit(ctx context.Context, o Owner) ([]api.AuditRecord, error) {
-	var out []api.AuditRecord
-	if err := c.ownerDo(ctx, o, http.MethodGet, api.PathAudit, nil, nil, &out); err != nil {
+	out := []api.AuditRecord{}
+	err := c.AuditEach(ctx, o, func(r api.AuditRecord) error {
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
+// AuditEach hands each recorded release to each, oldest first, reading
+// the trail in pages of api.MaxAuditLimit records (GET
+// /v1/audit?after=&limit=, each page owner-signed over a fresh challenge),
+// so that no more than one page is held at a time. An error from each
+// stops the reading and is returned as is.
+func (c *Client) AuditEach(ctx context.Context, o Owner, each func(api.AuditRecord) error) error {
+	return c.auditEach(ctx, o, api.MaxAuditLimit, each)
+}
+
+// auditEach is AuditEach with pages of limit records.
+func (c *Client) auditEach(ctx context.Context, o Owner, limit int, each func(api.AuditRecord) error) error {
+	cursor := ""
+	for {
+		q := url.Values{"after": {cursor}, "limit": {strconv.Itoa(limit)}}
+		var raw json.RawMessage
+		if err := c.ownerDoQuery(ctx, o, http.MethodGet, api.PathAudit, q, nil, nil, &raw); err != nil {
+			return err
+		}
+		page, whole, err := decodeAuditPage(raw)
+		if err != nil {
+			return fmt.Errorf("GET %s: %w", api.PathAudit, err)
+		}
+		for _, r := range page.Records {
+			if err := each(r); err != nil {
+				return err
+			}
+		}
+		if whole || page.Next == "" {
+			return nil
+		}
+		if page.Next == cursor || len(page.Records) == 0 {
+			return fmt.Errorf("GET %s: the coordinator's page after %q does not advance", api.PathAudit, cursor)
+		}
+		cursor = page.Next
+	}
+}
+
+// decodeAuditPage reads one answer of GET /v1/audit?after=&limit=: a page
+// (api.AuditPage), or — from a coordinator older than pages, which
+// ignores the query — the whole trail as one array, reported as whole.
+func decodeAuditPage(b []byte) (page *api.AuditPage, whole bool, err error) {
+	t := bytes.TrimLeft(b, " \t\r\n")
+	if len(t) > 0 && t[0] == '[' {
+		var recs []api.AuditRecord
+		if err := json.Unmarshal(t, &recs); err != nil {
+			return nil, false, fmt.Errorf("the audit trail: %w", err)
+		}
+		return &api.AuditPage{Records: recs}, true, nil
+	}
+	var p struct {
+		Records json.RawMessage `json:"records"`
+		Next    string          `json:"next"`
+	}
+	if err := json.Unmarshal(t, &p); err != nil {
+		return nil, false, fmt.Errorf("the audit page: %w", err)
+	}
+	// A page without a records array is no page: taken as the end of the
+	// trail, it would hide every record after it.
+	if r := bytes.TrimLeft(p.Records, " \t\r\n"); len(r) == 0 || r[0] != '[' {
+		return nil, false, errors.New("the audit page: records is not an array")
+	}
+	page = &api.AuditPage{Next: p.Next}
+	if err := json.Unmarshal(p.Records, &page.Records); err != nil {
+		return nil, false, fmt.Errorf("the audit page: records: %w", err)
+	}
+	return page, false, nil
+}
+
 // ownerDo sends an owner-signed request: it fetches a challenge and signs
 // method, path, nonce and body.
 func (c *Client) ownerDo(ctx context.Context, o Owner, method, path string, body []byte, hdr http.Header, out any) error {
+	return c.ownerDoQuery(ctx, o, method, path, nil, body, hdr, out)
+}
+
+// ownerDoQuery is ownerDo with a query string: the signature covers the
+// path with the query, as the coordinator checks it.
+func (c *Client) ownerDoQuery(ctx context.Context, o Owner, method, path string, query url.Values, body []byte, hdr http.Header, out any) error {
 	ch, err := c.Challenge(ctx)
 	if err != nil {
 		return err
 	}
-	auth, err := api.SignOwner(o.Name, o.Key, method, path, ch.Nonce, body)
+	target := path
+	if len(query) > 0 {
+		target += "?" + query.Encode()
+	}
+	auth, err := api.SignOwner(o.Name, o.Key, method, target, ch.Nonce, body)
 	if err != nil {
 		return err
 	}
@@ -176,7 +296,7 @@ func (c *Client) ownerDo(ctx context.Context, o Owner, method, path string, body
 	for k, v := range hdr {
 		h[k] = v
 	}
-	return c.do(ctx, method, path, body, h, out)
+	return c.do(ctx, method, target, body, h, out)
 }
 
 // SetManifest installs a manifest, signed by an owner. The very first

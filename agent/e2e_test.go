@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"sync"
@@ -44,14 +45,33 @@ type env struct {
 	client *agent.Client
 	owner  agent.Owner
 	m      *manifest.Manifest
+	url    string       // the coordinator's https URL
+	hc     *http.Client // trusts the coordinator's test certificate
 }
 
 const bootstrap = "bootstrap-token-of-the-test"
 
+// envOptions vary newEnvWith's coordinator.
+type envOptions struct {
+	certTTL time.Duration
+	// edit, if set, changes the sample manifest before it is set.
+	edit func(*manifest.Manifest)
+	// wrap, if set, stands between the test server and the coordinator's
+	// handler (to count or refuse requests).
+	wrap func(http.Handler) http.Handler
+}
+
 // newEnv runs a real coordinator (bbolt store, real verifiers) behind an
-// HTTP test server with the sample manifest.
+// HTTPS test server with the sample manifest.
 func newEnv(t *testing.T, certTTL time.Duration) *env {
 	t.Helper()
+	return newEnvWith(t, envOptions{certTTL: certTTL})
+}
+
+// newEnvWith is newEnv with options.
+func newEnvWith(t *testing.T, o envOptions) *env {
+	t.Helper()
+	certTTL := o.certTTL
 	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "store.db"), store.BoltOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +93,11 @@ func newEnv(t *testing.T, certTTL time.Duration) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(c.Handler())
+	h := c.Handler()
+	if o.wrap != nil {
+		h = o.wrap(h)
+	}
+	srv := httptest.NewTLSServer(h)
 	t.Cleanup(srv.Close)
 	ok, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	der, _ := x509.MarshalPKIXPublicKey(&ok.PublicKey)
@@ -81,7 +105,11 @@ func newEnv(t *testing.T, certTTL time.Duration) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{clk: clk, client: agent.NewClient(srv.URL, srv.Client()), owner: agent.Owner{Name: m.Owners[0].Name, Key: ok}, m: m}
+	if o.edit != nil {
+		o.edit(m)
+	}
+	e := &env{clk: clk, client: agent.NewClient(srv.URL, srv.Client()), owner: agent.Owner{Name: m.Owners[0].Name, Key: ok}, m: m,
+		url: srv.URL, hc: srv.Client()}
 	raw, _ := json.Marshal(m)
 	if _, err := e.client.SetManifest(context.Background(), e.owner, raw, []byte(bootstrap)); err != nil {
 		t.Fatal(err)

@@ -17,9 +17,10 @@ import (
 //
 //	Authorization: TB-Owner name=<owner>,nonce=<challenge nonce>,sig=<base64url signature>
 //
-// The signature covers OwnerPayload: the method, the path, a fresh
-// single-use challenge nonce and the SHA-256 of the body, so a signed
-// request cannot be replayed or moved to another path.
+// The signature covers OwnerPayload: the method, the path (with "?" and
+// the raw query when the request has one), a fresh single-use challenge
+// nonce and the SHA-256 of the body, so a signed request cannot be
+// replayed, moved to another path or given another query.
 const OwnerScheme = "TB-Owner"
 
 // OwnerPayload is the exact byte string an owner signs.

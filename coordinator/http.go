@@ -459,7 +459,7 @@ func (c *Coordinator) ownerAuthority(r *http.Request, body []byte, owners []mani
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrUnauthorized, err)
 	}
-	if err := api.VerifyOwner(pub, api.OwnerPayload(r.Method, r.URL.Path, a.Nonce, body), a.Sig); err != nil {
+	if err := api.VerifyOwner(pub, api.OwnerPayload(r.Method, ownerTarget(r), a.Nonce, body), a.Sig); err != nil {
 		return "", fmt.Errorf("%w: %w", ErrUnauthorized, err)
 	}
 	return a.Name, nil
@@ -697,4 +697,14 @@ func issueServer(ca *identity.CA, key *ecdsa.PrivateKey, hosts []string, now tim
 		}
 	}
 	return ca.IssueServer(&key.PublicKey, names, ips, now, 90*24*time.Hour)
+}
+
+// ownerTarget is what an owner signs as the request's path: the path, and
+// "?" and the raw query when there is one, so a signed request's query
+// (an audit page's cursor and limit) cannot be changed either.
+func ownerTarget(r *http.Request) string {
+	if r.URL.RawQuery == "" {
+		return r.URL.Path
+	}
+	return r.URL.Path + "?" + r.URL.RawQuery
 }

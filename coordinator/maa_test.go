@@ -170,7 +170,7 @@ func (h *maaHarness) ownerDo(key *ecdsa.PrivateKey, method, path string, body []
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	auth, err := api.SignOwner(h.m.Owners[0].Name, key, method, strings.SplitN(path, "?", 2)[0], ch.Nonce, body)
+	auth, err := api.SignOwner(h.m.Owners[0].Name, key, method, path, ch.Nonce, body)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -180,7 +180,7 @@ func TestAttestReleaseRefusals(t *testing.T) {
 	wantProblem(t, err, http.StatusBadRequest, "unknown field")
 }
 
-// ownerAuth signs an owner request for path (without its query).
+// ownerAuth signs an owner request for path (with its query, if any).
 func (h *harness) ownerAuth(method, path string) string {
 	h.t.Helper()
 	ch, err := h.client.Challenge(context.Background())
@@ -197,7 +197,8 @@ func (h *harness) ownerAuth(method, path string) string {
 // auditPage reads one page of the audit trail as the owner.
 func (h *harness) auditPage(query url.Values) (*api.AuditPage, error) {
 	var page api.AuditPage
-	if err := h.do(http.MethodGet, api.PathAudit+"?"+query.Encode(), nil, h.ownerAuth(http.MethodGet, api.PathAudit), &page); err != nil {
+	target := api.PathAudit + "?" + query.Encode()
+	if err := h.do(http.MethodGet, target, nil, h.ownerAuth(http.MethodGet, target), &page); err != nil {
 		return nil, err
 	}
 	return &page, nil
@@ -241,7 +242,7 @@ func TestAuditPages(t *testing.T) {
 	}
 	release(5) // 10 records: two secrets a release
 	ctx := context.Background()
-	whole, err := h.client.Audit(ctx, h.ownerOf()) // the array of before pages
+	whole, err := h.client.Audit(ctx, h.ownerOf()) // read page by page by the client
 	if err != nil || len(whole) != 10 {
 		t.Fatalf("whole trail: %d records, %v", len(whole), err)
 	}
@@ -289,6 +290,19 @@ func TestAuditPages(t *testing.T) {
 	var page api.AuditPage
 	err = h.do(http.MethodGet, api.PathAudit+"?limit=1", nil, "", &page)
 	wantProblem(t, err, http.StatusUnauthorized, "")
+	// The signature covers the query: a signed page request whose cursor
+	// or limit is changed, or that is signed without its query, is refused.
+	for _, c := range []struct{ signed, sent string }{
+		{api.PathAudit + "?limit=1", api.PathAudit + "?limit=2"},
+		{api.PathAudit + "?after=&limit=1", api.PathAudit + "?after=" + first.Next + "&limit=1"},
+		{api.PathAudit, api.PathAudit + "?limit=1"},
+	} {
+		err = h.do(http.MethodGet, c.sent, nil, h.ownerAuth(http.MethodGet, c.signed), &page)
+		wantProblem(t, err, http.StatusUnauthorized, "")
+	}
+	if err := h.do(http.MethodGet, api.PathAudit+"?limit=1", nil, h.ownerAuth(http.MethodGet, api.PathAudit+"?limit=1"), &page); err != nil || len(page.Records) != 1 {
+		t.Fatalf("a page signed with its query: %d records, %v", len(page.Records), err)
+	}
 }
 
 func TestLargeManifestAccepted(t *testing.T) {

@@ -89,7 +89,8 @@ func WrapAll(to hpke.PublicKey, info string, aads []string, plaintexts [][]byte)
 // UnwrapAll opens, inside the TEE, a release whose secrets were sealed
 // under one HPKE context (api.ReleaseContext): secrets in the order given,
 // each with its Info as additional data. It returns the values in that
-// order, or an error naming the first secret that does not open.
+// order, or an error naming the first secret that does not open; on an
+// error, the values already opened are zeroed and none is returned.
 func UnwrapAll(priv hpke.PrivateKey, rc api.ReleaseContext, secrets []api.WrappedSecret) ([][]byte, error) {
 	if len(secrets) == 0 {
 		return nil, nil // a release of no secret seals nothing
@@ -98,11 +99,25 @@ func UnwrapAll(priv hpke.PrivateKey, rc api.ReleaseContext, secrets []api.Wrappe
 	if err != nil {
 		return nil, fmt.Errorf("keybroker: the release does not open with this TEE's key: %w", err)
 	}
+	return openInOrder(r.Open, secrets)
+}
+
+// openInOrder opens secrets in order with open (an HPKE context's Open),
+// each with its Info as additional data. If one does not open, every value
+// opened before it is overwritten with zeros before openInOrder returns:
+// a release that fails half way leaves no secret in memory.
+func openInOrder(open func(aad, ciphertext []byte) ([]byte, error), secrets []api.WrappedSecret) ([][]byte, error) {
 	out := make([][]byte, len(secrets))
 	for i, s := range secrets {
-		if out[i], err = r.Open([]byte(s.Info), s.Sealed); err != nil {
+		v, err := open([]byte(s.Info), s.Sealed)
+		if err != nil {
+			clear(v)
+			for _, done := range out[:i] {
+				clear(done)
+			}
 			return nil, fmt.Errorf("keybroker: secret %q does not open with this TEE's key in this release: %w", s.Name, err)
 		}
+		out[i] = v
 	}
 	return out, nil
 }

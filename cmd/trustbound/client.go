@@ -91,12 +91,13 @@ func auditPages(ctx context.Context, c *agent.Client, hc *http.Client, o agent.O
 		if err != nil {
 			return err
 		}
-		auth, err := api.SignOwner(o.Name, o.Key, http.MethodGet, api.PathAudit, ch.Nonce, nil)
+		q := url.Values{"after": {cursor}, "limit": {strconv.Itoa(limit)}}
+		target := api.PathAudit + "?" + q.Encode()
+		auth, err := api.SignOwner(o.Name, o.Key, http.MethodGet, target, ch.Nonce, nil)
 		if err != nil {
 			return err
 		}
-		q := url.Values{"after": {cursor}, "limit": {strconv.Itoa(limit)}}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL()+api.PathAudit+"?"+q.Encode(), nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL()+target, nil)
 		if err != nil {
 			return err
 		}

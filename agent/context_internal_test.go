@@ -1,0 +1,145 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trustbound/trustbound/api"
+	"github.com/trustbound/trustbound/identity"
+	"github.com/trustbound/trustbound/keybroker"
+)
+
+// contextRelease is release (agent_test.go) with the secrets named, of the
+// values given, sealed to id under one HPKE context as /v1/attest-release
+// seals them.
+func contextRelease(t *testing.T, ca *identity.CA, id *Identity, now time.Time, names []string, values [][]byte) *api.ReleaseResponse {
+	t.Helper()
+	rel := release(t, ca, id, now)
+	pub, err := keybroker.RecipientKey(id.hpke)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aads := make([]string, len(names))
+	for i, n := range names {
+		aads[i] = api.SecretInfo(rel.Workload, n, 1)
+	}
+	info := api.ReleaseInfo(rel.Workload, "token-1")
+	enc, sealed, err := keybroker.WrapAll(pub, info, aads, values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel.Secrets = make([]api.WrappedSecret, len(names))
+	for i, n := range names {
+		rel.Secrets[i] = api.WrappedSecret{Name: n, Type: "user", Version: 1, Info: aads[i], Sealed: sealed[i]}
+	}
+	rel.Context = &api.ReleaseContext{Enc: enc, Info: info}
+	return rel
+}
+
+func TestOpenOneContext(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	ca, err := identity.NewCA("example.org", now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := NewIdentity()
+	b, _ := NewIdentity()
+	names := []string{"s", "t", "u"}
+	values := [][]byte{[]byte("first"), []byte("second"), []byte("third")}
+
+	res, err := a.Open(contextRelease(t, ca, a, now, names, values), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range names {
+		if !bytes.Equal(res.Secrets[n], values[i]) {
+			t.Errorf("secret %s = %q, want %q", n, res.Secrets[n], values[i])
+		}
+	}
+	if len(res.Secrets) != 3 || res.SPIFFEID != "spiffe://example.org/enclave/w" {
+		t.Errorf("result %+v", res)
+	}
+	// No secret at all: nothing sealed, nothing to open.
+	if res, err := a.Open(contextRelease(t, ca, a, now, nil, nil), now); err != nil || len(res.Secrets) != 0 {
+		t.Errorf("Open of a release of no secret: %v, %v", res, err)
+	}
+
+	for name, tc := range map[string]struct {
+		edit func(*api.ReleaseResponse)
+		want string
+	}{
+		"foreign secret info": {func(r *api.ReleaseResponse) { r.Secrets[1].Info = "forged" }, `secret "t" carries unexpected context`},
+		"secret info of another version": {func(r *api.ReleaseResponse) {
+			r.Secrets[1].Version = 2
+			r.Secrets[1].Info = api.SecretInfo(r.Workload, "t", 2)
+		}, `secret "t" does not open`},
+		"a secret twice": {func(r *api.ReleaseResponse) { r.Secrets[2] = r.Secrets[0] }, `secret "s" is released twice`},
+		"context of another workload": {func(r *api.ReleaseResponse) {
+			r.Context.Info = api.ReleaseInfo("x", "token-1")
+		}, "HPKE context carries unexpected info"},
+		"context info of another token": {func(r *api.ReleaseResponse) {
+			r.Context.Info = api.ReleaseInfo(r.Workload, "token-2")
+		}, `secret "s" does not open`},
+		"out of order": {func(r *api.ReleaseResponse) { r.Secrets[0], r.Secrets[1] = r.Secrets[1], r.Secrets[0] }, `secret "t" does not open`},
+		"third corrupted": {func(r *api.ReleaseResponse) {
+			r.Secrets[2].Sealed = slices.Clone(r.Secrets[2].Sealed)
+			r.Secrets[2].Sealed[0] ^= 1
+		}, `secret "u" does not open`},
+		"sealed to another TEE": {func(r *api.ReleaseResponse) {
+			other := contextRelease(t, ca, b, now, names, values)
+			r.Secrets, r.Context = other.Secrets, other.Context
+		}, "does not open"},
+		"certificate for another key": {func(r *api.ReleaseResponse) {
+			r.Certificate = release(t, ca, b, now).Certificate
+		}, "not for this workload's key"},
+	} {
+		rel := contextRelease(t, ca, a, now, names, values)
+		tc.edit(rel)
+		if res, err := a.Open(rel, now); err == nil || !strings.Contains(err.Error(), tc.want) || res != nil {
+			t.Errorf("%s: want refusal containing %q, got %v, %v", name, tc.want, res, err)
+		}
+	}
+}
+
+// Whatever the unwrapping hands back on a failure, or short of one value
+// per secret, is zeroed before openContext returns.
+func TestOpenContextZeroesOnError(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	ca, _ := identity.NewCA("example.org", now.Add(-time.Hour))
+	id, _ := NewIdentity()
+	rel := contextRelease(t, ca, id, now, []string{"s", "t"}, [][]byte{[]byte("one"), []byte("two")})
+
+	var handed [][]byte
+	partial := func(ss []api.WrappedSecret) ([][]byte, error) {
+		handed = [][]byte{[]byte("one"), []byte("tw")}
+		return handed, errors.New("authentication failed")
+	}
+	if got, err := openContext(rel, partial); err == nil || !strings.Contains(err.Error(), "authentication failed") || got != nil {
+		t.Fatalf("openContext with a failing unwrap = %v, %v", got, err)
+	}
+	short := func(ss []api.WrappedSecret) ([][]byte, error) {
+		handed = append(handed, []byte("one"))
+		return handed[len(handed)-1:], nil
+	}
+	if got, err := openContext(rel, short); err == nil || !strings.Contains(err.Error(), "1 values opened of 2 secrets") || got != nil {
+		t.Fatalf("openContext with one value for two secrets = %v, %v", got, err)
+	}
+	if len(handed) != 3 {
+		t.Fatalf("%d buffers handed out, want 3", len(handed))
+	}
+	for i, v := range handed {
+		if !bytes.Equal(v, make([]byte, len(v))) {
+			t.Errorf("buffer %d holds %q after the failure, want zeros", i, v)
+		}
+	}
+	// The checks come first: nothing is unwrapped for a forged release.
+	rel.Secrets[0].Info = "forged"
+	called := false
+	if _, err := openContext(rel, func([]api.WrappedSecret) ([][]byte, error) { called = true; return nil, nil }); err == nil || called {
+		t.Errorf("openContext of a forged release: %v, unwrapped %v", err, called)
+	}
+}
