@@ -247,9 +247,6 @@ func runMemory(ctx context.Context, dir string, workloads, releases, attested in
 	return res, nil
 }
 
-// populate writes the manifest as the coordinator keeps it (it is too
-// large for PUT /v1/manifest, whose body is bounded by api.MaxBody) and
-// records releases through keybroker, as the coordinator does.
 // auditAll reads the whole audit trail as an owner, page by page (GET
 // /v1/audit?after=&limit=, api.MaxAuditLimit records a page), as
 // `trustbound audit` does, and returns the records and pages read.
@@ -260,12 +257,13 @@ func auditAll(ctx context.Context, tb *testbed) (records, pages int, err error) 
 		if err != nil {
 			return records, pages, err
 		}
-		auth, err := api.SignOwner(tb.owner.Name, tb.owner.Key, http.MethodGet, api.PathAudit, ch.Nonce, nil)
+		q := url.Values{"after": {cursor}, "limit": {strconv.Itoa(api.MaxAuditLimit)}}
+		target := api.PathAudit + "?" + q.Encode() // the signature covers the query
+		auth, err := api.SignOwner(tb.owner.Name, tb.owner.Key, http.MethodGet, target, ch.Nonce, nil)
 		if err != nil {
 			return records, pages, err
 		}
-		q := url.Values{"after": {cursor}, "limit": {strconv.Itoa(api.MaxAuditLimit)}}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, tb.srv.URL+api.PathAudit+"?"+q.Encode(), nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, tb.srv.URL+target, nil)
 		if err != nil {
 			return records, pages, err
 		}
@@ -297,6 +295,9 @@ func auditAll(ctx context.Context, tb *testbed) (records, pages int, err error) 
 	}
 }
 
+// populate writes the manifest as the coordinator keeps it (it is too
+// large for PUT /v1/manifest, whose body is bounded by api.MaxBody) and
+// records releases through keybroker, as the coordinator does.
 func populate(ctx context.Context, dir string, key []byte, m *manifest.Manifest, raw []byte, releases int) error {
 	st, err := store.OpenBolt(filepath.Join(dir, "store.db"), store.BoltOptions{})
 	if err != nil {
