@@ -3,8 +3,10 @@ package dcap
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"sync"
 	"time"
@@ -25,6 +27,10 @@ type Input struct {
 	// x509.Certificate.Verify returns it: PCK leaf, PCK CA, …, trusted root.
 	// Every collateral signing chain must lead to that same root.
 	PCKChain []*x509.Certificate
+	// PCK is the SGX extension of PCKChain[0] as the caller parsed it
+	// with the chain (PCKChain.Ext of VerifyPCKChain), which spares
+	// parsing it again; nil: Evaluate parses it.
+	PCK *PCKExtensions
 	// QE is the quoting enclave's report from the quote.
 	QE QEReport
 	// TDX is the TD report's TCB (required for Kind TDX, nil for SGX).
@@ -56,7 +62,8 @@ type Result struct {
 	QEStatus Status
 	QELevel  EnclaveTCBLevel
 
-	// PCK is the SGX extension of the PCK certificate.
+	// PCK is the SGX extension of the PCK certificate (Input.PCK when
+	// the caller gave it).
 	PCK *PCKExtensions
 	// TCBInfo and QEIdentity are the verified collateral documents.
 	TCBInfo    *TCBInfo
@@ -71,12 +78,14 @@ type Result struct {
 var ErrNoMatchingTCBLevel = errors.New("no matching TCB level found")
 
 // Evaluator evaluates platforms against collateral. It caches verified
-// signatures and chains by digest, so warm evaluations verify no signature;
+// signatures, chains and CRLs by the exact bytes verified (the collateral,
+// the PCK CA and the root), so warm evaluations verify no signature;
 // time-dependent checks are made on every call. The zero value is ready;
 // an Evaluator is safe for concurrent use.
 type Evaluator struct {
 	once  sync.Once
-	cache *boundedcache.Cache[[32]byte, *verified] // by the digest of everything verified
+	seed  maphash.Seed
+	cache *boundedcache.Cache[uint64, *verified] // by a seeded hash of everything verified, confirmed byte for byte
 }
 
 // maxCached bounds the verified collateral sets an Evaluator keeps (one per
@@ -92,6 +101,10 @@ func Evaluate(in *Input) (*Result, error) {
 // verified is collateral whose signatures, chains and CRLs were checked;
 // only time-dependent checks remain.
 type verified struct {
+	// of is a copy of what was verified (verifiedInputs): a cache hit
+	// counts only when the inputs are these bytes, so that a collision of
+	// the non-cryptographic cache key costs a verification, never a check.
+	of                       verifiedInputs
 	tcb                      *TCBInfo
 	qe                       *QEIdentity
 	tcbChain, qeChain, crlCh window
@@ -105,8 +118,8 @@ type verified struct {
 // missing, malformed, not Intel's, stale, or for another platform),
 // attest.ErrChain (a revoked PCK certificate: *RevokedError),
 // attest.ErrSignature (a QE or TDX module that is not Intel's) or
-// ErrNoMatchingTCBLevel. The Result's documents are shared with the cache:
-// do not modify them.
+// ErrNoMatchingTCBLevel. The Result's documents are shared with the cache
+// (and its PCK with Input.PCK): do not modify them.
 func (e *Evaluator) Evaluate(in *Input) (*Result, error) {
 	if in == nil || in.Collateral == nil {
 		return nil, fmt.Errorf("%w: no collateral", ErrCollateral)
@@ -124,19 +137,29 @@ func (e *Evaluator) Evaluate(in *Input) (*Result, error) {
 		return nil, fmt.Errorf("%w: the PCK chain has %d certificates, want the PCK certificate, its CA and the root", attest.ErrChain, len(in.PCKChain))
 	}
 	leaf, pckCA, root := in.PCKChain[0], in.PCKChain[1], in.PCKChain[len(in.PCKChain)-1]
-	pck, err := ParsePCKExtensions(leaf)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", attest.ErrChain, err)
+	pck := in.PCK
+	if pck == nil {
+		var err error
+		if pck, err = ParsePCKExtensions(leaf); err != nil {
+			return nil, fmt.Errorf("%w: %w", attest.ErrChain, err)
+		}
 	}
 
 	c := in.Collateral
-	e.once.Do(func() { e.cache = boundedcache.New[[32]byte, *verified](maxCached) })
-	key := boundedcache.Digest([]byte(in.Kind), root.Raw, pckCA.Raw, c.PCKCRL, c.PCKCRLIssuerChain, c.RootCACRL,
-		c.TCBInfo, c.TCBInfoIssuerChain, c.QEIdentity, c.QEIdentityIssuerChain)
+	e.once.Do(func() {
+		e.seed = maphash.MakeSeed()
+		e.cache = boundedcache.New[uint64, *verified](maxCached)
+	})
+	of := inputsOf(in.Kind, root, pckCA, c)
+	key := of.hash(e.seed)
 	v, ok := e.cache.Get(key)
-	if !ok {
+	if !ok || !v.of.equal(&of) {
+		var err error
 		if v, err = verifyCollateral(in.Kind, c, pckCA, root, in.Now); err != nil {
 			return nil, err
+		}
+		for i, b := range of {
+			v.of[i] = bytes.Clone(b)
 		}
 		e.cache.Put(key, v)
 	}
@@ -193,6 +216,43 @@ func (e *Evaluator) Evaluate(in *Input) (*Result, error) {
 	r.Status = Converge(r.Status, qeLevel.Status)
 	r.Advisories = appendNew(r.Advisories, qeLevel.AdvisoryIDs...)
 	return r, nil
+}
+
+// verifiedInputs are the kind, the root and PCK CA certificates (DER) and
+// the seven collateral parts of an evaluation: everything verifyCollateral
+// reads.
+type verifiedInputs [10][]byte
+
+func inputsOf(kind Kind, root, pckCA *x509.Certificate, c *Collateral) verifiedInputs {
+	return verifiedInputs{[]byte(kind), root.Raw, pckCA.Raw, c.PCKCRL, c.PCKCRLIssuerChain, c.RootCACRL,
+		c.TCBInfo, c.TCBInfoIssuerChain, c.QEIdentity, c.QEIdentityIssuerChain}
+}
+
+// hash is the cache key of the inputs: a seeded hash of the parts, each
+// length-prefixed so that distinct part lists hash distinct strings. It is
+// not cryptographic (a SHA-256 of the ten kilobytes of collateral would
+// cost more than the rest of a warm evaluation): hits are confirmed by
+// equal.
+func (in *verifiedInputs) hash(seed maphash.Seed) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	var n [8]byte
+	for _, p := range in {
+		binary.BigEndian.PutUint64(n[:], uint64(len(p)))
+		h.Write(n[:])
+		h.Write(p)
+	}
+	return h.Sum64()
+}
+
+// equal reports whether every part of in equals that of o.
+func (in *verifiedInputs) equal(o *verifiedInputs) bool {
+	for i := range in {
+		if !bytes.Equal(in[i], o[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // appendNew appends the ids not yet in list.

@@ -148,7 +148,7 @@ func (v *Verifier) evaluate(ctx context.Context, c *attest.Claims, q *Quote, p *
 		return fmt.Errorf("%w: sgx: collateral for FMSPC %x: %w", dcap.ErrCollateral, ext.FMSPC, err)
 	}
 	res, err := v.eval.Evaluate(&dcap.Input{
-		Kind: dcap.SGX, Collateral: col, Now: now, PCKChain: p.Chain,
+		Kind: dcap.SGX, Collateral: col, Now: now, PCKChain: p.Chain, PCK: ext,
 		QE: q.Signature.QEReport.QE(),
 	})
 	if err != nil {

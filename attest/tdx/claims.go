@@ -20,6 +20,12 @@ var sgxComponentNames, tdxComponentNames = func() (s, t [16]string) {
 	return
 }()
 
+// maxPlatformClaims is the most entries Claims.Platform of a TDX quote
+// gets: 21 and the four RTMRs from claims, at most four more there (TD
+// report 1.5: two, padding, platform instance ID) and five from the TCB
+// evaluation.
+const maxPlatformClaims = 21 + 4 + 4 + 5
+
 // claims turns a verified quote into claims, without TCB evaluation.
 func claims(q *Quote, p *dcap.PCKChain) *attest.Claims {
 	b := &q.Body
@@ -33,30 +39,31 @@ func claims(q *Quote, p *dcap.PCKChain) *attest.Claims {
 		HostData:    bytes.Clone(b.MRConfigID[:]),
 		ReportData:  bytes.Clone(b.ReportData[:]),
 		TCB:         attest.TCB{Components: make(map[string]uint64, 2*16+2)},
-		Platform: map[string]string{
-			"quote_version":   strconv.Itoa(int(q.Header.Version)),
-			"quote_body_type": strconv.Itoa(int(q.BodyType)),
-			"tee_tcb_svn":     hex.EncodeToString(b.TEETCBSVN[:]),
-			"mrseam":          hex.EncodeToString(b.MRSEAM[:]),
-			"mrsignerseam":    hex.EncodeToString(b.MRSignerSEAM[:]),
-			"seam_attributes": hex.EncodeToString(b.SEAMAttributes[:]),
-			"td_attributes":   hex.EncodeToString(b.TDAttributes[:]),
-			"xfam":            hex.EncodeToString(b.XFAM[:]),
-			"mrtd":            hex.EncodeToString(b.MRTD[:]),
-			"mrconfigid":      hex.EncodeToString(b.MRConfigID[:]),
-			"mrowner":         hex.EncodeToString(b.MROwner[:]),
-			"mrownerconfig":   hex.EncodeToString(b.MROwnerConfig[:]),
-			"qe_vendor_id":    hex.EncodeToString(q.Header.QEVendorID[:]),
-			"qe_mrsigner":     hex.EncodeToString(qe.MRSigner[:]),
-			"qe_isv_prod_id":  strconv.Itoa(int(qe.ISVProdID)),
-			"qe_svn":          strconv.Itoa(int(qe.ISVSVN)),
-			"pce_svn":         strconv.Itoa(int(p.Ext.TCB.PCESVN)),
-			"pce_id":          hex.EncodeToString(p.Ext.PCEID[:]),
-			"fmspc":           hex.EncodeToString(p.Ext.FMSPC[:]),
-			"pck_ca":          string(p.CA),
-			"sgx_type":        strconv.Itoa(p.Ext.SGXType),
-		},
+		// Sized for every entry claims and Verifier.evaluate set, so that
+		// the map never grows.
+		Platform: make(map[string]string, maxPlatformClaims),
 	}
+	c.Platform["quote_version"] = strconv.Itoa(int(q.Header.Version))
+	c.Platform["quote_body_type"] = strconv.Itoa(int(q.BodyType))
+	c.Platform["tee_tcb_svn"] = hex.EncodeToString(b.TEETCBSVN[:])
+	c.Platform["mrseam"] = hex.EncodeToString(b.MRSEAM[:])
+	c.Platform["mrsignerseam"] = hex.EncodeToString(b.MRSignerSEAM[:])
+	c.Platform["seam_attributes"] = hex.EncodeToString(b.SEAMAttributes[:])
+	c.Platform["td_attributes"] = hex.EncodeToString(b.TDAttributes[:])
+	c.Platform["xfam"] = hex.EncodeToString(b.XFAM[:])
+	c.Platform["mrtd"] = hex.EncodeToString(b.MRTD[:])
+	c.Platform["mrconfigid"] = hex.EncodeToString(b.MRConfigID[:])
+	c.Platform["mrowner"] = hex.EncodeToString(b.MROwner[:])
+	c.Platform["mrownerconfig"] = hex.EncodeToString(b.MROwnerConfig[:])
+	c.Platform["qe_vendor_id"] = hex.EncodeToString(q.Header.QEVendorID[:])
+	c.Platform["qe_mrsigner"] = hex.EncodeToString(qe.MRSigner[:])
+	c.Platform["qe_isv_prod_id"] = strconv.Itoa(int(qe.ISVProdID))
+	c.Platform["qe_svn"] = strconv.Itoa(int(qe.ISVSVN))
+	c.Platform["pce_svn"] = strconv.Itoa(int(p.Ext.TCB.PCESVN))
+	c.Platform["pce_id"] = hex.EncodeToString(p.Ext.PCEID[:])
+	c.Platform["fmspc"] = hex.EncodeToString(p.Ext.FMSPC[:])
+	c.Platform["pck_ca"] = string(p.CA)
+	c.Platform["sgx_type"] = strconv.Itoa(p.Ext.SGXType)
 	for i := range b.RTMR {
 		c.Platform["rtmr"+strconv.Itoa(i)] = hex.EncodeToString(b.RTMR[i][:])
 	}

@@ -43,8 +43,8 @@ type Config struct {
 // It is safe for concurrent use. It caches verified PCK chains by the
 // SHA-256 of the quote's certification data (checking their validity
 // window on every use), and its dcap.Evaluator caches verified collateral
-// by digest, so a warm verification costs a parse, two hashes, two ECDSA
-// P-256 verifications (QE report, quote) and the TCB matching.
+// by its bytes, so a warm verification costs a parse, a few hashes, two
+// ECDSA P-256 verifications (QE report, quote) and the TCB matching.
 type Verifier struct {
 	roots         *x509.CertPool // never nil: a nil pool makes x509 use the system roots
 	simulated     *x509.CertPool // nil when no simulated root is configured
@@ -168,6 +168,7 @@ func (v *Verifier) evaluate(ctx context.Context, c *attest.Claims, q *Quote, p *
 		Collateral: col,
 		Now:        now,
 		PCKChain:   p.Chain,
+		PCK:        p.Ext,
 		QE:         q.Signature.QEReport.QE(),
 		TDX:        td,
 	})
