@@ -93,3 +93,27 @@ func TestSNPCachedHCLReport(t *testing.T) {
 
 // simOpts verifies simulated evidence at the tests' time.
 var simOpts = attest.Options{Now: at, AllowSimulated: true}
+
+// Only evidence that verified leaves its parse in the caches: parses of
+// evidence that fails (which anyone can send, a nonce each) are dropped.
+func TestTDXCacheKeepsOnlyVerified(t *testing.T) {
+	v := tdxVerifier()
+	ctx := context.Background()
+	e := realTDX(t)
+	e.Quote.Signature = bytes.Clone(e.Quote.Signature)
+	e.Quote.Signature[7] ^= 1
+	for range 3 {
+		if _, err := v.Verify(ctx, tdxEvidence(encodeTDX(t, 1, e)), noCollateral); !errors.Is(err, attest.ErrSignature) {
+			t.Fatalf("tampered vTPM quote: %v", err)
+		}
+	}
+	if h, q := azure.TDXCacheLens(v); h != 0 || q != 0 {
+		t.Fatalf("after refused evidence the caches hold %d HCL reports and %d TD quotes, want none", h, q)
+	}
+	if _, err := v.Verify(ctx, tdxEvidence(readTestdata(t, "tdx-evidence-v1.json")), noCollateral); err != nil {
+		t.Fatal(err)
+	}
+	if h, q := azure.TDXCacheLens(v); h != 1 || q != 1 {
+		t.Fatalf("after verified evidence the caches hold %d HCL reports and %d TD quotes, want 1 and 1", h, q)
+	}
+}

@@ -149,12 +149,12 @@ func (v *TDXVerifier) Verify(ctx context.Context, ev *attest.Evidence, opts atte
 	if err != nil {
 		return nil, err
 	}
-	p, err := parseHCL(v.hcl, e.HCLReport, ReportTypeTDX)
+	p, keepHCL, err := parseHCL(v.hcl, e.HCLReport, ReportTypeTDX)
 	if err != nil {
 		return nil, err
 	}
 	hcl, report := p.hcl, p.td
-	tdq, err := parseTDQuote(v.quotes, e.TDQuote)
+	tdq, keepQuote, err := parseTDQuote(v.quotes, e.TDQuote)
 	if err != nil {
 		return nil, fmt.Errorf("the TD quote: %w", err)
 	}
@@ -184,5 +184,7 @@ func (v *TDXVerifier) Verify(ctx context.Context, ev *attest.Evidence, opts atte
 	if err != nil {
 		return nil, err
 	}
+	keepHCL()
+	keepQuote()
 	return t.claims(c, attest.FormatAzureTDXVTPM, "td_report_data", e.Version, hcl), nil
 }

@@ -84,7 +84,7 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 	if err != nil {
 		return nil, err
 	}
-	p, err := parseHCL(v.hcl, e.HCLReport, ReportTypeSNP)
+	p, keep, err := parseHCL(v.hcl, e.HCLReport, ReportTypeSNP)
 	if err != nil {
 		return nil, err
 	}
@@ -115,6 +115,7 @@ func (v *Verifier) Verify(ctx context.Context, ev *attest.Evidence, opts attest.
 	if e.Version == 2 && !userDataMatches(t.rc.UserData, t.q.Attest.ExtraData.Buffer) {
 		return nil, fmt.Errorf("%w: schema 2 evidence, but the runtime claims' user-data is not the TPM quote's qualifying data zero padded to 64 bytes", attest.ErrBinding)
 	}
+	keep()
 	return t.claims(c, attest.FormatAzureSNPVTPM, "snp_report_data", e.Version, hcl), nil
 }
 
