@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"crypto/ecdsa"
+	"crypto/hpke"
 	"crypto/subtle"
 	"encoding/json"
 	"encoding/pem"
@@ -125,7 +126,7 @@ func (c *Coordinator) readBody(w http.ResponseWriter, r *http.Request) ([]byte, 
 // readBodyUpTo reads at most limit bytes; on failure it writes the
 // refusal and returns false.
 func (c *Coordinator) readBodyUpTo(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	b, err := readAllSized(http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -136,6 +137,37 @@ func (c *Coordinator) readBodyUpTo(w http.ResponseWriter, r *http.Request, limit
 		return nil, false
 	}
 	return b, true
+}
+
+// maxPresize bounds the buffer readAllSized allocates on the word of a
+// Content-Length header, before any of the body has arrived.
+const maxPresize = 64 << 10
+
+// readAllSized is io.ReadAll with the buffer sized from the request's
+// Content-Length (at most maxPresize; the reader enforces the limit), so
+// a body of the declared length is read without growing and copying the
+// buffer from 512 bytes up. A wrong Content-Length changes only the
+// first allocation: the server's body reader never yields more.
+func readAllSized(r io.Reader, contentLength int64) ([]byte, error) {
+	size := 512
+	if contentLength > 0 {
+		// One more byte than declared, so the read that finds EOF has room.
+		size = int(min(contentLength, maxPresize)) + 1
+	}
+	b := make([]byte, 0, size)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // grow, as io.ReadAll does
+		}
+	}
 }
 
 func (c *Coordinator) handleChallenge(w http.ResponseWriter, r *http.Request) {
@@ -176,14 +208,14 @@ func (c *Coordinator) handleAttest(w http.ResponseWriter, r *http.Request) {
 		c.problem(w, r, http.StatusNotFound, "Unknown workload", fmt.Errorf("workload %q is not in the manifest", req.Workload))
 		return
 	}
-	resp, _, status, title, err := c.attest(r, ms, wl, &req)
+	at, status, title, err := c.attest(r, ms, wl, &req)
 	if err != nil {
 		c.record(wl.Name, func(rec *workloadRecord) { rec.refused++; rec.lastVerdict = "refused: " + title })
 		c.problem(w, r, status, title, err)
 		return
 	}
-	c.recordAttested(wl.Name, resp)
-	writeJSON(w, resp)
+	c.recordAttested(wl.Name, at.resp)
+	writeJSON(w, at.resp)
 }
 
 // recordAttested notes a successful attestation in the status.
@@ -227,36 +259,44 @@ func (c *Coordinator) handleAttestRelease(w http.ResponseWriter, r *http.Request
 		c.problem(w, r, http.StatusForbidden, "Secret not granted", err)
 		return
 	}
-	resp, tc, status, title, err := c.attest(r, ms, wl, &api.AttestRequest{Workload: req.Workload, Evidence: req.Evidence})
+	at, status, title, err := c.attest(r, ms, wl, &api.AttestRequest{Workload: req.Workload, Evidence: req.Evidence})
 	if err != nil {
 		c.record(wl.Name, func(rec *workloadRecord) { rec.refused++; rec.lastVerdict = "refused: " + title })
 		c.problem(w, r, status, title, err)
 		return
 	}
-	c.recordAttested(wl.Name, resp)
-	rel, status, title, err := c.release(r, ms, wl, tc, req.Secrets, true)
+	c.recordAttested(wl.Name, at.resp)
+	rel, status, title, err := c.release(r, ms, wl, at.claims, at.to, req.Secrets, true)
 	if err != nil {
 		c.problem(w, r, status, title, err)
 		return
 	}
-	writeJSON(w, api.AttestReleaseResponse{AttestResponse: *resp, Release: *rel})
+	writeJSON(w, api.AttestReleaseResponse{AttestResponse: *at.resp, Release: *rel})
+}
+
+// attested is what attest returns: the answer, the claims of the token
+// issued, and the TEE's HPKE key (the token's) as RecipientKey parsed it.
+type attested struct {
+	resp   *api.AttestResponse
+	claims *token.Claims
+	to     hpke.PublicKey
 }
 
 // attest is the trust path for one request: nonce, verification, binding,
 // appraisal, token. It returns the HTTP status and title of a refusal.
-func (c *Coordinator) attest(r *http.Request, ms *manifestState, wl *manifest.Workload, req *api.AttestRequest) (*api.AttestResponse, *token.Claims, int, string, error) {
+func (c *Coordinator) attest(r *http.Request, ms *manifestState, wl *manifest.Workload, req *api.AttestRequest) (*attested, int, string, error) {
 	now := c.now()
 	rd, err := api.ParseRuntimeData(req.Evidence.RuntimeData)
 	if err != nil {
-		return nil, nil, http.StatusBadRequest, "Malformed runtime data", err
+		return nil, http.StatusBadRequest, "Malformed runtime data", err
 	}
 	if rd.Workload != wl.Name {
-		return nil, nil, http.StatusBadRequest, "Malformed runtime data", fmt.Errorf("runtime data names workload %q, request names %q", rd.Workload, wl.Name)
+		return nil, http.StatusBadRequest, "Malformed runtime data", fmt.Errorf("runtime data names workload %q, request names %q", rd.Workload, wl.Name)
 	}
 	// The nonce is used up before anything else, so a failed attempt
 	// cannot be retried with it.
 	if err := c.nonces.consume(rd.Nonce, now); err != nil {
-		return nil, nil, http.StatusUnauthorized, "Stale or replayed nonce", err
+		return nil, http.StatusUnauthorized, "Stale or replayed nonce", err
 	}
 	claims, err := c.cfg.Verifiers.Verify(r.Context(), &req.Evidence, attest.Options{Now: now, AllowSimulated: ms.parsed.AllowSimulated})
 	if err != nil {
@@ -264,28 +304,29 @@ func (c *Coordinator) attest(r *http.Request, ms *manifestState, wl *manifest.Wo
 		if errors.Is(err, attest.ErrMalformed) || errors.Is(err, attest.ErrUnknownFormat) {
 			status = http.StatusBadRequest
 		}
-		return nil, nil, status, "Evidence refused", err
+		return nil, status, "Evidence refused", err
 	}
 	if err := attest.BindsNative(claims.ReportData, req.Evidence.RuntimeData); err != nil {
-		return nil, nil, http.StatusForbidden, "Evidence refused", err
+		return nil, http.StatusForbidden, "Evidence refused", err
 	}
 	idKey, ok := rd.Key(api.KeyIdentity)
 	if !ok {
-		return nil, nil, http.StatusBadRequest, "Malformed runtime data", fmt.Errorf("runtime data has no %q key", api.KeyIdentity)
+		return nil, http.StatusBadRequest, "Malformed runtime data", fmt.Errorf("runtime data has no %q key", api.KeyIdentity)
 	}
 	if _, err := idKey.PublicKey(); err != nil {
-		return nil, nil, http.StatusBadRequest, "Malformed runtime data", err
+		return nil, http.StatusBadRequest, "Malformed runtime data", err
 	}
-	if _, err := keybroker.RecipientKey(rd.HPKE); err != nil {
-		return nil, nil, http.StatusBadRequest, "Malformed runtime data", err
+	to, err := keybroker.RecipientKey(rd.HPKE)
+	if err != nil {
+		return nil, http.StatusBadRequest, "Malformed runtime data", err
 	}
 	spiffe, err := identity.SPIFFEID(ms.parsed.TrustDomain, string(wl.Model), wl.Name)
 	if err != nil {
-		return nil, nil, http.StatusInternalServerError, "Appraisal failed", err
+		return nil, http.StatusInternalServerError, "Appraisal failed", err
 	}
 	pols, err := c.workloadPolicies(r.Context(), wl.Policies)
 	if err != nil {
-		return nil, nil, http.StatusInternalServerError, "Appraisal failed", err
+		return nil, http.StatusInternalServerError, "Appraisal failed", err
 	}
 	iss := c.issuer(token.ES256)
 	a, err := EvaluateLayers(r.Context(), AppraisalInput{
@@ -298,16 +339,16 @@ func (c *Coordinator) attest(r *http.Request, ms *manifestState, wl *manifest.Wo
 	})
 	switch {
 	case errors.Is(err, policy.ErrDenied):
-		return nil, nil, http.StatusForbidden, "Appraisal denied", err
+		return nil, http.StatusForbidden, "Appraisal denied", err
 	case err != nil:
-		return nil, nil, http.StatusInternalServerError, "Appraisal failed", err
+		return nil, http.StatusInternalServerError, "Appraisal failed", err
 	}
 	claims.Model = string(wl.Model)
 	tok, tc, err := iss.IssueClaims(a.Claims, now)
 	if err != nil {
-		return nil, nil, http.StatusInternalServerError, "Token not issued", err
+		return nil, http.StatusInternalServerError, "Token not issued", err
 	}
-	return &api.AttestResponse{Token: tok, Claims: *claims, Simulated: claims.Simulated}, tc, 0, "", nil
+	return &attested{resp: &api.AttestResponse{Token: tok, Claims: *claims, Simulated: claims.Simulated}, claims: tc, to: to}, 0, "", nil
 }
 
 func (c *Coordinator) handleRelease(w http.ResponseWriter, r *http.Request) {
@@ -337,7 +378,7 @@ func (c *Coordinator) handleRelease(w http.ResponseWriter, r *http.Request) {
 		c.problem(w, r, http.StatusUnauthorized, "Token refused", fmt.Errorf("workload %q is no longer in the manifest", tc.Workload))
 		return
 	}
-	rel, status, title, err := c.release(r, ms, wl, tc, req.Secrets, false)
+	rel, status, title, err := c.release(r, ms, wl, tc, nil, req.Secrets, false)
 	if err != nil {
 		c.problem(w, r, status, title, err)
 		return
@@ -366,9 +407,9 @@ func secretsFor(m *manifest.Manifest, wl *manifest.Workload, names []string) ([]
 // release issues the workload certificate and releases the secrets named
 // (all granted ones when names is empty) to the keys of the token claims
 // tc, decided under the manifest state ms: sealed one by one, or under one
-// HPKE context when oneContext is set. It returns the HTTP status and
-// title of a refusal.
-func (c *Coordinator) release(r *http.Request, ms *manifestState, wl *manifest.Workload, tc *token.Claims, names []string, oneContext bool) (*api.ReleaseResponse, int, string, error) {
+// HPKE context when oneContext is set. to is tc's HPKE key already parsed,
+// or nil. It returns the HTTP status and title of a refusal.
+func (c *Coordinator) release(r *http.Request, ms *manifestState, wl *manifest.Workload, tc *token.Claims, to hpke.PublicKey, names []string, oneContext bool) (*api.ReleaseResponse, int, string, error) {
 	now := c.now()
 	secrets, err := secretsFor(ms.parsed, wl, names)
 	if err != nil {
@@ -402,6 +443,7 @@ func (c *Coordinator) release(r *http.Request, ms *manifestState, wl *manifest.W
 		Record:     keybroker.Release{Workload: wl.Name, EvidenceDigest: tc.EvidenceDigest, TokenID: tc.ID, Simulated: tc.Simulated},
 		Secrets:    secrets,
 		To:         tc.Runtime.HPKE,
+		ToKey:      to,
 		Now:        now,
 		Certs:      ca,
 		Conditions: []store.Op{{Key: keyManifest, Expect: ms.Revision, Check: true}},

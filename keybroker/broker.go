@@ -4,11 +4,13 @@
 package keybroker
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/hpke"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -332,8 +334,13 @@ type ReleaseRequest struct {
 	// Secrets are released all or none.
 	Secrets []manifest.Secret
 	// To is the HPKE key the workload's TEE generated.
-	To  api.HPKEKey
-	Now time.Time
+	To api.HPKEKey
+	// ToKey, when set, is To already parsed by RecipientKey (the
+	// coordinator parses it when it checks the runtime data), so the
+	// ML-KEM key is not expanded twice. It must be To: a release refuses
+	// a ToKey whose suite or bytes differ from To's.
+	ToKey hpke.PublicKey
+	Now   time.Time
 	// Certs issues the certificates of x509 secrets; it may be nil when no
 	// x509 secret is released.
 	Certs CertIssuer
@@ -345,11 +352,26 @@ type ReleaseRequest struct {
 	Conditions []store.Op
 }
 
+// recipient is the TEE's HPKE key: ToKey when set and it is To (same
+// suite, same bytes), else To parsed.
+func (req *ReleaseRequest) recipient() (hpke.PublicKey, error) {
+	if req.ToKey == nil {
+		return RecipientKey(req.To)
+	}
+	if req.To.KDF != SuiteKDF.ID() || req.To.AEAD != SuiteAEAD.ID() {
+		return nil, fmt.Errorf("%w: kdf 0x%04x aead 0x%04x", ErrSuite, req.To.KDF, req.To.AEAD)
+	}
+	if req.ToKey.KEM().ID() != req.To.KEM || !bytes.Equal(req.ToKey.Bytes(), req.To.PublicKey) {
+		return nil, errors.New("keybroker: the parsed TEE HPKE key is not the one the release names")
+	}
+	return req.ToKey, nil
+}
+
 // Release seals the current version of each secret to the TEE's key and
 // records each release in the audit trail, in one Apply with
 // req.Conditions. Secrets are released all or none.
 func (b *Broker) Release(ctx context.Context, req ReleaseRequest) ([]api.WrappedSecret, error) {
-	pub, err := RecipientKey(req.To)
+	pub, err := req.recipient()
 	if err != nil {
 		return nil, err
 	}
@@ -370,7 +392,7 @@ func (b *Broker) Release(ctx context.Context, req ReleaseRequest) ([]api.Wrapped
 // api.ReleaseInfo(workload, token id) and each secret's Info
 // (api.SecretInfo) is its additional data. It returns the context too.
 func (b *Broker) ReleaseAll(ctx context.Context, req ReleaseRequest) ([]api.WrappedSecret, api.ReleaseContext, error) {
-	pub, err := RecipientKey(req.To)
+	pub, err := req.recipient()
 	if err != nil {
 		return nil, api.ReleaseContext{}, err
 	}

@@ -226,12 +226,18 @@ func ParseRuntime(doc []byte) (Runtime, error) {
 			return Runtime{}, fmt.Errorf("token: runtime data hpke: %w", err)
 		}
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(doc))
-	if err := json.Compact(&buf, doc); err != nil {
-		return Runtime{}, fmt.Errorf("token: runtime data: %w", err)
+	// A document without any JSON whitespace byte is already compact
+	// (json.Compact would copy it unchanged): it is copied, not rescanned.
+	if bytes.ContainsAny(doc, " \t\r\n") {
+		var buf bytes.Buffer
+		buf.Grow(len(doc))
+		if err := json.Compact(&buf, doc); err != nil {
+			return Runtime{}, fmt.Errorf("token: runtime data: %w", err)
+		}
+		rt.Doc = buf.Bytes()
+	} else {
+		rt.Doc = bytes.Clone(doc)
 	}
-	rt.Doc = buf.Bytes()
 	rt.checked = rt.Doc
 	return rt, nil
 }

@@ -146,9 +146,17 @@ func (i *Issuer) IssueClaims(c Claims, now time.Time) (string, *Claims, error) {
 // sign signs claims with key, the header naming typ, kid and jku. The
 // payload is claims' own JSON (Claims.MarshalJSON), signed as it is: one
 // encoding, where a JWT builder would encode, decode into a map and
-// encode again.
+// encode again. Claims are encoded by their MarshalJSON directly: its
+// output is already compact and HTML-escaped (it is made of json.Marshal
+// output), which json.Marshal would scan and copy once more.
 func (i *Issuer) sign(key *Key, typ jose.ContentType, claims any) (string, error) {
-	payload, err := json.Marshal(claims)
+	var payload []byte
+	var err error
+	if c, ok := claims.(Claims); ok {
+		payload, err = c.MarshalJSON()
+	} else {
+		payload, err = json.Marshal(claims)
+	}
 	if err != nil {
 		return "", fmt.Errorf("token: %w", err)
 	}
