@@ -12,6 +12,7 @@ import (
 	"crypto/hpke"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -139,12 +140,7 @@ func (id *Identity) Attest(ctx context.Context, c *Client, tee attest.Attester, 
 	both, err := c.AttestRelease(ctx, &api.AttestReleaseRequest{Workload: req.Workload, Evidence: req.Evidence})
 	switch {
 	case err == nil:
-		res, err := id.Open(&both.Release, now)
-		if err != nil {
-			return nil, err
-		}
-		res.Token, res.Claims = both.Token, both.Claims
-		return res, nil
+		return id.OpenAttestRelease(both, now)
 	case !routeUnknown(err):
 		return nil, fmt.Errorf("attest-release: %w", err)
 	}
@@ -173,7 +169,68 @@ func (id *Identity) Attest(ctx context.Context, c *Client, tee attest.Attester, 
 // rel.Certificate is the chain: the leaf, then the intermediate CA that
 // issued it (one per manifest version); rel.CA is the root. Open verifies
 // leaf → intermediate → root.
+//
+// Open takes releases whose secrets are sealed one by one (/v1/release).
+// A release under one HPKE context names the token it was decided on,
+// which only the response carrying the token can check: it is refused
+// here, and opened by OpenAttestRelease.
 func (id *Identity) Open(rel *api.ReleaseResponse, now time.Time) (*Result, error) {
+	return id.open(rel, "", now)
+}
+
+// OpenAttestRelease opens the release of a /v1/attest-release answer as
+// Open does, and checks that its HPKE context names the token of the same
+// answer (its jti) and exactly the secrets released, in order. The result
+// carries the answer's token and claims.
+func (id *Identity) OpenAttestRelease(ar *api.AttestReleaseResponse, now time.Time) (*Result, error) {
+	if ar.Release.Context == nil {
+		return nil, errors.New("release: the attest-release answer has no HPKE context")
+	}
+	jti, err := tokenID(ar.Token)
+	if err != nil {
+		return nil, fmt.Errorf("attest-release: %w", err)
+	}
+	res, err := id.open(&ar.Release, jti, now)
+	if err != nil {
+		return nil, err
+	}
+	res.Token, res.Claims = ar.Token, ar.Claims
+	return res, nil
+}
+
+// maxTokenSize bounds the token tokenID reads.
+const maxTokenSize = 64 << 10
+
+// tokenID returns the jti claim of a compact JWS, without verifying it:
+// the HPKE context a release opens under binds the id, and the coordinator
+// the answer came from is the one that signed it.
+func tokenID(raw string) (string, error) {
+	if len(raw) > maxTokenSize {
+		return "", fmt.Errorf("token: %d bytes, more than %d", len(raw), maxTokenSize)
+	}
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return "", fmt.Errorf("token: %d dot-separated parts, want 3 (a compact JWS)", len(parts))
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", fmt.Errorf("token: payload: %w", err)
+	}
+	var c struct {
+		ID *string `json:"jti"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return "", fmt.Errorf("token: payload: %w", err)
+	}
+	if c.ID == nil || *c.ID == "" {
+		return "", errors.New("token: payload: no jti")
+	}
+	return *c.ID, nil
+}
+
+// open is Open with the id of the token a release under one HPKE context
+// must name ("": such a release is refused).
+func (id *Identity) open(rel *api.ReleaseResponse, tokenID string, now time.Time) (*Result, error) {
 	chain, err := parseChainPEM(rel.Certificate)
 	if err != nil {
 		return nil, fmt.Errorf("release: certificate: %w", err)
@@ -200,7 +257,7 @@ func (id *Identity) Open(rel *api.ReleaseResponse, now time.Time) (*Result, erro
 		secrets, err = openSecrets(rel, func(s api.WrappedSecret) ([]byte, error) { return keybroker.Unwrap(id.HPKE, s) })
 	} else {
 		rc := *rel.Context
-		secrets, err = openContext(rel, func(ss []api.WrappedSecret) ([][]byte, error) { return keybroker.UnwrapAll(id.HPKE, rc, ss) })
+		secrets, err = openContext(rel, tokenID, func(ss []api.WrappedSecret) ([][]byte, error) { return keybroker.UnwrapAll(id.HPKE, rc, ss) })
 	}
 	if err != nil {
 		return nil, err
@@ -238,14 +295,12 @@ func openSecrets(rel *api.ReleaseResponse, unwrap func(api.WrappedSecret) ([]byt
 // openContext opens the secrets of a release sealed under one HPKE
 // context (rel.Context) with unwrapAll, in the order given, after the
 // checks openSecrets makes of each (its info string, no name twice) and a
-// check that the context is one of a release to rel.Workload. On any
-// error it zeroes whatever unwrapAll opened before returning.
-func openContext(rel *api.ReleaseResponse, unwrapAll func([]api.WrappedSecret) ([][]byte, error)) (map[string][]byte, error) {
-	// ReleaseInfo(workload, token ID), whatever the token ID.
-	prefix, suffix, _ := strings.Cut(api.ReleaseInfo(rel.Workload, "\x00"), "\x00")
-	info := rel.Context.Info
-	if len(info) < len(prefix)+len(suffix) || !strings.HasPrefix(info, prefix) || !strings.HasSuffix(info, suffix) {
-		return nil, errors.New("release: the secrets' HPKE context carries unexpected info")
+// check that the context's info is that of a release to rel.Workload on
+// the token tokenID of exactly rel.Secrets, in order (api.ReleaseInfo). On
+// any error it zeroes whatever unwrapAll opened before returning.
+func openContext(rel *api.ReleaseResponse, tokenID string, unwrapAll func([]api.WrappedSecret) ([][]byte, error)) (map[string][]byte, error) {
+	if tokenID == "" {
+		return nil, errors.New("release: the secrets are sealed under one HPKE context, which names a token: open the whole attest-release answer (OpenAttestRelease)")
 	}
 	seen := make(map[string]bool, len(rel.Secrets))
 	for _, s := range rel.Secrets {
@@ -256,6 +311,9 @@ func openContext(rel *api.ReleaseResponse, unwrapAll func([]api.WrappedSecret) (
 			return nil, fmt.Errorf("release: secret %q is released twice", s.Name)
 		}
 		seen[s.Name] = true
+	}
+	if rel.Context.Info != api.ReleaseInfo(rel.Workload, tokenID, rel.Secrets) {
+		return nil, errors.New("release: the secrets' HPKE context carries unexpected info (another workload, another token, or other secrets than those released)")
 	}
 	values, err := unwrapAll(rel.Secrets)
 	if err == nil && len(values) != len(rel.Secrets) {

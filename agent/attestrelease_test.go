@@ -212,7 +212,7 @@ func TestClientAttestRelease(t *testing.T) {
 	if ar.Token == "" || ar.Release.Context == nil || len(ar.Release.Secrets) != 1 || ar.Release.Secrets[0].Name != "disk-key" {
 		t.Fatalf("response: token %q, context %v, secrets %+v", ar.Token, ar.Release.Context, ar.Release.Secrets)
 	}
-	res, err := id.Open(&ar.Release, e.clk.now())
+	res, err := id.OpenAttestRelease(ar, e.clk.now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"slices"
 	"strings"
@@ -27,14 +28,17 @@ func contextRelease(t *testing.T, ca *identity.CA, id *Identity, now time.Time, 
 	for i, n := range names {
 		aads[i] = api.SecretInfo(rel.Workload, n, 1)
 	}
-	info := api.ReleaseInfo(rel.Workload, "token-1")
+	rel.Secrets = make([]api.WrappedSecret, len(names))
+	for i, n := range names {
+		rel.Secrets[i] = api.WrappedSecret{Name: n, Type: "user", Version: 1, Info: aads[i]}
+	}
+	info := api.ReleaseInfo(rel.Workload, "token-1", rel.Secrets)
 	enc, sealed, err := keybroker.WrapAll(pub, info, aads, values)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rel.Secrets = make([]api.WrappedSecret, len(names))
-	for i, n := range names {
-		rel.Secrets[i] = api.WrappedSecret{Name: n, Type: "user", Version: 1, Info: aads[i], Sealed: sealed[i]}
+	for i := range rel.Secrets {
+		rel.Secrets[i].Sealed = sealed[i]
 	}
 	rel.Context = &api.ReleaseContext{Enc: enc, Info: info}
 	return rel
@@ -51,7 +55,7 @@ func TestOpenOneContext(t *testing.T) {
 	names := []string{"s", "t", "u"}
 	values := [][]byte{[]byte("first"), []byte("second"), []byte("third")}
 
-	res, err := a.Open(contextRelease(t, ca, a, now, names, values), now)
+	res, err := a.open(contextRelease(t, ca, a, now, names, values), "token-1", now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +68,7 @@ func TestOpenOneContext(t *testing.T) {
 		t.Errorf("result %+v", res)
 	}
 	// No secret at all: nothing sealed, nothing to open.
-	if res, err := a.Open(contextRelease(t, ca, a, now, nil, nil), now); err != nil || len(res.Secrets) != 0 {
+	if res, err := a.open(contextRelease(t, ca, a, now, nil, nil), "token-1", now); err != nil || len(res.Secrets) != 0 {
 		t.Errorf("Open of a release of no secret: %v, %v", res, err)
 	}
 
@@ -76,15 +80,25 @@ func TestOpenOneContext(t *testing.T) {
 		"secret info of another version": {func(r *api.ReleaseResponse) {
 			r.Secrets[1].Version = 2
 			r.Secrets[1].Info = api.SecretInfo(r.Workload, "t", 2)
-		}, `secret "t" does not open`},
+		}, "HPKE context carries unexpected info"},
 		"a secret twice": {func(r *api.ReleaseResponse) { r.Secrets[2] = r.Secrets[0] }, `secret "s" is released twice`},
 		"context of another workload": {func(r *api.ReleaseResponse) {
-			r.Context.Info = api.ReleaseInfo("x", "token-1")
+			r.Context.Info = api.ReleaseInfo("x", "token-1", r.Secrets)
 		}, "HPKE context carries unexpected info"},
 		"context info of another token": {func(r *api.ReleaseResponse) {
-			r.Context.Info = api.ReleaseInfo(r.Workload, "token-2")
+			r.Context.Info = api.ReleaseInfo(r.Workload, "token-2", r.Secrets)
+		}, "HPKE context carries unexpected info"},
+		"out of order": {func(r *api.ReleaseResponse) { r.Secrets[0], r.Secrets[1] = r.Secrets[1], r.Secrets[0] }, "HPKE context carries unexpected info"},
+		"out of order, info to match": {func(r *api.ReleaseResponse) {
+			r.Secrets[0], r.Secrets[1] = r.Secrets[1], r.Secrets[0]
+			r.Context.Info = api.ReleaseInfo(r.Workload, "token-1", r.Secrets)
+		}, `secret "t" does not open`},
+		"truncated after the second": {func(r *api.ReleaseResponse) { r.Secrets = r.Secrets[:2] }, "HPKE context carries unexpected info"},
+		"truncated to none":          {func(r *api.ReleaseResponse) { r.Secrets = nil }, "HPKE context carries unexpected info"},
+		"truncated, info to match": {func(r *api.ReleaseResponse) {
+			r.Secrets = r.Secrets[:2]
+			r.Context.Info = api.ReleaseInfo(r.Workload, "token-1", r.Secrets)
 		}, `secret "s" does not open`},
-		"out of order": {func(r *api.ReleaseResponse) { r.Secrets[0], r.Secrets[1] = r.Secrets[1], r.Secrets[0] }, `secret "t" does not open`},
 		"third corrupted": {func(r *api.ReleaseResponse) {
 			r.Secrets[2].Sealed = slices.Clone(r.Secrets[2].Sealed)
 			r.Secrets[2].Sealed[0] ^= 1
@@ -99,10 +113,100 @@ func TestOpenOneContext(t *testing.T) {
 	} {
 		rel := contextRelease(t, ca, a, now, names, values)
 		tc.edit(rel)
-		if res, err := a.Open(rel, now); err == nil || !strings.Contains(err.Error(), tc.want) || res != nil {
+		if res, err := a.open(rel, "token-1", now); err == nil || !strings.Contains(err.Error(), tc.want) || res != nil {
 			t.Errorf("%s: want refusal containing %q, got %v, %v", name, tc.want, res, err)
 		}
 	}
+	// The context names token-1: opened as a release on token-2, or
+	// without a token to check, it is refused.
+	if res, err := a.open(contextRelease(t, ca, a, now, names, values), "token-2", now); err == nil || !strings.Contains(err.Error(), "HPKE context carries unexpected info") || res != nil {
+		t.Errorf("a release on token-1 opened as one on token-2: %v, %v", res, err)
+	}
+	if res, err := a.Open(contextRelease(t, ca, a, now, names, values), now); err == nil || !strings.Contains(err.Error(), "OpenAttestRelease") || res != nil {
+		t.Errorf("Open of a release under one context: %v, %v", res, err)
+	}
+}
+
+// jwsWith is a compact JWS (unsigned: tokenID does not verify) whose
+// payload is payload.
+func jwsWith(payload string) string {
+	return "eyJhbGciOiJFUzI1NiJ9." + base64.RawURLEncoding.EncodeToString([]byte(payload)) + ".c2ln"
+}
+
+// OpenAttestRelease checks the context against the jti of the token in the
+// same answer.
+func TestOpenAttestReleaseChecksTokenID(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	ca, err := identity.NewCA("example.org", now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := NewIdentity()
+	names, values := []string{"s", "t"}, [][]byte{[]byte("first"), []byte("second")}
+	answer := func(tok string) *api.AttestReleaseResponse {
+		ar := &api.AttestReleaseResponse{Release: *contextRelease(t, ca, a, now, names, values)}
+		ar.Token = tok
+		return ar
+	}
+	res, err := a.OpenAttestRelease(answer(jwsWith(`{"jti":"token-1","sub":"w"}`)), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(res.Secrets["s"]) != "first" || string(res.Secrets["t"]) != "second" || res.Token != jwsWith(`{"jti":"token-1","sub":"w"}`) {
+		t.Errorf("result %+v", res)
+	}
+	for name, tc := range map[string]struct{ tok, want string }{
+		"another token id": {jwsWith(`{"jti":"token-2"}`), "HPKE context carries unexpected info"},
+		"no jti":           {jwsWith(`{"sub":"w"}`), "no jti"},
+		"not a JWS":        {"token-1", "3 (a compact JWS)"},
+	} {
+		if res, err := a.OpenAttestRelease(answer(tc.tok), now); err == nil || !strings.Contains(err.Error(), tc.want) || res != nil {
+			t.Errorf("%s: want refusal containing %q, got %v, %v", name, tc.want, res, err)
+		}
+	}
+	noContext := answer(jwsWith(`{"jti":"token-1"}`))
+	noContext.Release.Context = nil
+	if _, err := a.OpenAttestRelease(noContext, now); err == nil || !strings.Contains(err.Error(), "no HPKE context") {
+		t.Errorf("an answer without a context: %v", err)
+	}
+}
+
+func TestTokenID(t *testing.T) {
+	for raw, want := range map[string]string{
+		jwsWith(`{"jti":"abc"}`):                   "abc",
+		jwsWith(`{"iss":"x","jti":"a.b","exp":1}`): "a.b",
+	} {
+		if got, err := tokenID(raw); err != nil || got != want {
+			t.Errorf("tokenID(%q) = %q, %v; want %q", raw, got, err, want)
+		}
+	}
+	for _, bad := range []string{
+		"", "a.b", "a.b.c.d", jwsWith(`{"jti":""}`), jwsWith(`{"jti":1}`), jwsWith(`[]`),
+		"e30.!!!.c2ln", jwsWith(`{"jti":"x"`), jwsWith(`{"jti":"` + strings.Repeat("a", maxTokenSize) + `"}`),
+	} {
+		if got, err := tokenID(bad); err == nil {
+			t.Errorf("tokenID(%.40q) = %q, want an error", bad, got)
+		}
+	}
+}
+
+// FuzzTokenID: the token comes from the coordinator's answer, untrusted
+// bytes until the release under it opens. An id returned is never empty
+// and is the payload's jti.
+func FuzzTokenID(f *testing.F) {
+	f.Add(jwsWith(`{"jti":"abc"}`))
+	f.Add("a.b.c")
+	f.Add("")
+	f.Add(jwsWith(`{"jti":null}`))
+	f.Fuzz(func(t *testing.T, raw string) {
+		id, err := tokenID(raw)
+		if err != nil {
+			return
+		}
+		if id == "" || len(raw) > maxTokenSize || strings.Count(raw, ".") != 2 {
+			t.Fatalf("tokenID(%q) = %q", raw, id)
+		}
+	})
 }
 
 // Whatever the unwrapping hands back on a failure, or short of one value
@@ -118,14 +222,14 @@ func TestOpenContextZeroesOnError(t *testing.T) {
 		handed = [][]byte{[]byte("one"), []byte("tw")}
 		return handed, errors.New("authentication failed")
 	}
-	if got, err := openContext(rel, partial); err == nil || !strings.Contains(err.Error(), "authentication failed") || got != nil {
+	if got, err := openContext(rel, "token-1", partial); err == nil || !strings.Contains(err.Error(), "authentication failed") || got != nil {
 		t.Fatalf("openContext with a failing unwrap = %v, %v", got, err)
 	}
 	short := func(ss []api.WrappedSecret) ([][]byte, error) {
 		handed = append(handed, []byte("one"))
 		return handed[len(handed)-1:], nil
 	}
-	if got, err := openContext(rel, short); err == nil || !strings.Contains(err.Error(), "1 values opened of 2 secrets") || got != nil {
+	if got, err := openContext(rel, "token-1", short); err == nil || !strings.Contains(err.Error(), "1 values opened of 2 secrets") || got != nil {
 		t.Fatalf("openContext with one value for two secrets = %v, %v", got, err)
 	}
 	if len(handed) != 3 {
@@ -139,7 +243,7 @@ func TestOpenContextZeroesOnError(t *testing.T) {
 	// The checks come first: nothing is unwrapped for a forged release.
 	rel.Secrets[0].Info = "forged"
 	called := false
-	if _, err := openContext(rel, func([]api.WrappedSecret) ([][]byte, error) { called = true; return nil, nil }); err == nil || called {
+	if _, err := openContext(rel, "token-1", func([]api.WrappedSecret) ([][]byte, error) { called = true; return nil, nil }); err == nil || called {
 		t.Errorf("openContext of a forged release: %v, unwrapped %v", err, called)
 	}
 }

@@ -8,7 +8,10 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -176,9 +179,27 @@ type ReleaseContext struct {
 }
 
 // ReleaseInfo is the HPKE info string of the one context of a release:
-// it names the workload and the token the release was decided on.
-func ReleaseInfo(workload, tokenID string) string {
-	return fmt.Sprintf("trustbound/v1 release %s for %s", tokenID, workload)
+// it names the workload, the token the release was decided on, and the
+// secrets released, in order: their count and the SHA-256 of their names
+// and versions. A response whose secrets were cut short, reordered or
+// swapped for other versions, or that carries another token, does not
+// match the info the context was made with.
+func ReleaseInfo(workload, tokenID string, secrets []WrappedSecret) string {
+	return fmt.Sprintf("trustbound/v1 release %s for %s: %s", tokenID, workload, ReleaseSecrets(secrets))
+}
+
+// ReleaseSecrets is how ReleaseInfo names the secrets of a release, and
+// how it ends: "<count> secrets <hex SHA-256 of each secret's name length
+// (8 bytes big-endian), name and version (8 bytes big-endian), in order>".
+func ReleaseSecrets(secrets []WrappedSecret) string {
+	h := sha256.New()
+	for _, s := range secrets {
+		// Length-prefixed, so no two lists encode alike.
+		_, _ = h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(s.Name))))
+		_, _ = h.Write([]byte(s.Name))
+		_, _ = h.Write(binary.BigEndian.AppendUint64(nil, uint64(int64(s.Version))))
+	}
+	return fmt.Sprintf("%d secrets %s", len(secrets), hex.EncodeToString(h.Sum(nil)))
 }
 
 // SecretInfo is the HPKE info string for a secret release: it names the

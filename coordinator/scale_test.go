@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -113,7 +114,7 @@ func TestAttestReleaseInOneRequest(t *testing.T) {
 			t.Errorf("db-password: got another value")
 		}
 	}
-	if rel.Context.Info != api.ReleaseInfo(w.Name, tokenID(t, out.Token)) {
+	if rel.Context.Info != api.ReleaseInfo(w.Name, tokenID(t, out.Token), rel.Secrets) {
 		t.Errorf("context info %q does not name the token", rel.Context.Info)
 	}
 	// Each secret is sealed in the shared context only: alone it does not open.
@@ -148,7 +149,7 @@ func TestAttestReleaseRefusals(t *testing.T) {
 	h.setUserSecrets()
 	w := h.workload(manifest.SampleLedgerName)
 	id, _ := agent.NewIdentity()
-	// A secret not granted is refused before the evidence is looked at.
+	// A secret not granted is refused once the evidence attested.
 	_, err := h.attestRelease(id, w, []string{"signing-key"})
 	wantProblem(t, err, http.StatusForbidden, `secret "signing-key" is not granted`)
 	// The nonce is single use, as for /v1/attest.
@@ -178,6 +179,35 @@ func TestAttestReleaseRefusals(t *testing.T) {
 	var p api.AttestReleaseResponse
 	err = h.do(http.MethodPost, api.PathAttestRelease, map[string]any{"workload": w.Name, "evidence": req.Evidence, "token": "x"}, "", &p)
 	wantProblem(t, err, http.StatusBadRequest, "unknown field")
+}
+
+// An unattested caller cannot tell a granted secret from one not granted:
+// both requests are refused alike, on their evidence.
+func TestAttestReleaseHidesGrantsFromUnattested(t *testing.T) {
+	h := newHarness(t, nil)
+	h.setUserSecrets()
+	w := h.workload(manifest.SampleLedgerName)
+	if !slices.ContainsFunc(h.m.SecretsFor(w.Name), func(s manifest.Secret) bool { return s.Name == "db-password" }) ||
+		slices.ContainsFunc(h.m.SecretsFor(w.Name), func(s manifest.Secret) bool { return s.Name == "signing-key" }) {
+		t.Fatal("the sample manifest no longer grants db-password and not signing-key to the ledger")
+	}
+	answer := func(secret string) api.Problem {
+		t.Helper()
+		body := map[string]any{"workload": w.Name, "secrets": []string{secret}, "evidence": map[string]any{}}
+		err := h.do(http.MethodPost, api.PathAttestRelease, body, "", new(api.AttestReleaseResponse))
+		var p *api.Problem
+		if !errors.As(err, &p) {
+			t.Fatalf("secret %q: want a refusal, got %v", secret, err)
+		}
+		return *p
+	}
+	granted, notGranted := answer("db-password"), answer("signing-key")
+	if granted.Status != http.StatusBadRequest || granted.Status != notGranted.Status || granted.Type != notGranted.Type || granted.Title != notGranted.Title {
+		t.Errorf("granted: %d %q %q; not granted: %d %q %q; want the same 400", granted.Status, granted.Type, granted.Title, notGranted.Status, notGranted.Type, notGranted.Title)
+	}
+	if strings.Contains(notGranted.Detail, "signing-key") {
+		t.Errorf("the refusal names the secret: %q", notGranted.Detail)
+	}
 }
 
 // ownerAuth signs an owner request for path (with its query, if any).

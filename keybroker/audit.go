@@ -8,7 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,30 +22,24 @@ import (
 
 const auditPrefix = "audit/"
 
-// auditTrail orders a broker's audit records and indexes their
-// positions for pages.
+// auditTrail orders a broker's audit records.
 //
-// Positions: a release takes the positions of its records and records
-// them under mu, with time parts that strictly grow whatever the clock
-// does (a coarse clock, a clock set back), so positions grow in the order
-// records are committed and a reader paging through the trail never finds
-// a record appear behind its cursor.
+// A release takes the positions of its records and records them under
+// mu, with time parts that strictly grow whatever the clock does (a
+// coarse clock, a clock set back, a restart with the clock behind the
+// last stored record), so positions grow in the order records are
+// committed and a reader paging through the trail never finds a record
+// appear behind its cursor. The first record after the broker is made
+// reads the last stored position (store.Store.Last) to continue after it.
+// This assumes the broker is its store's only writer of audit records, as
+// a coordinator's broker is (bbolt locks its file to one process).
 //
-// Index: the first page read lists the trail once and keeps its
-// positions (about 80 bytes a record), in order; the broker's later
-// records are appended as they are committed. A page is then a search and
-// one Get per record, whatever the trail's length: the store contract has
-// no range read, and listing the whole trail for each page is what
-// reading a large trail cost before (memory and time in the trail's
-// size). The index assumes the broker is its store's only writer of audit
-// records, as a coordinator's broker is (bbolt locks its file to one
-// process); a record written by another broker on the same store after
-// the index was built is not paged until the broker is made again.
+// Pages need no index: each is one bounded range read of the store
+// (store.Store.Range), whatever the trail's length.
 type auditTrail struct {
 	mu     sync.Mutex
-	last   int64    // time part of the last position taken
-	keys   []string // the index: store keys in order, once loaded
-	loaded bool
+	last   int64 // time part of the last position taken
+	loaded bool  // last accounts for the stored trail
 }
 
 // auditKey is the store key of a record at time part ts: the digest and
@@ -63,6 +57,13 @@ func (b *Broker) record(ctx context.Context, now time.Time, tokenID string, name
 	t := &b.trail
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if !t.loaded {
+		stored, err := lastPosition(ctx, b.st)
+		if err != nil {
+			return err
+		}
+		t.last, t.loaded = max(t.last, stored), true
+	}
 	last := t.last
 	keys := make([]string, len(entries))
 	ops := make([]store.Op, 0, len(entries)+len(conditions))
@@ -76,10 +77,28 @@ func (b *Broker) record(ctx context.Context, now time.Time, tokenID string, name
 		return fmt.Errorf("keybroker: recording the release: %w", err)
 	}
 	t.last = last
-	if t.loaded {
-		t.keys = append(t.keys, keys...)
-	}
 	return nil
+}
+
+// lastPosition returns the time part of the last stored audit position, 0
+// for an empty trail.
+func lastPosition(ctx context.Context, st store.Store) (int64, error) {
+	kv, err := st.Last(ctx, auditPrefix)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("keybroker: reading the last audit position: %w", err)
+	}
+	pos := strings.TrimPrefix(kv.Key, auditPrefix)
+	if CheckCursor(pos) != nil {
+		return 0, fmt.Errorf("keybroker: corrupt audit trail: key %q is not a position <20 digits>-<16 hex>-<16 hex>", kv.Key)
+	}
+	ts, err := strconv.ParseInt(pos[:20], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("keybroker: corrupt audit trail: key %q: %w", kv.Key, err)
+	}
+	return ts, nil
 }
 
 // Audit lists the recorded releases, oldest first.
@@ -137,16 +156,21 @@ func (b *Broker) AuditPage(ctx context.Context, cursor string, limit int) ([]Rel
 	if limit <= 0 {
 		return nil, "", errors.New("keybroker: an audit page needs a positive limit")
 	}
-	keys, more, err := b.trail.page(ctx, b.st, auditPrefix+cursor, cursor != "", limit)
-	if err != nil {
-		return nil, "", err
+	after := ""
+	if cursor != "" {
+		after = auditPrefix + cursor
 	}
-	out := make([]Release, 0, len(keys))
-	for _, k := range keys {
-		kv, err := b.st.Get(ctx, k)
-		if err != nil {
-			return nil, "", fmt.Errorf("keybroker: audit %s: %w", k, err)
-		}
+	// One more than asked for tells whether more follow.
+	kvs, err := b.st.Range(ctx, auditPrefix, after, min(limit, math.MaxInt-1)+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("keybroker: audit page: %w", err)
+	}
+	more := len(kvs) > limit
+	if more {
+		kvs = kvs[:limit]
+	}
+	out := make([]Release, 0, len(kvs))
+	for _, kv := range kvs {
 		r, err := decodeAudit(kv)
 		if err != nil {
 			return nil, "", err
@@ -155,41 +179,9 @@ func (b *Broker) AuditPage(ctx context.Context, cursor string, limit int) ([]Rel
 	}
 	next := ""
 	if more {
-		next = strings.TrimPrefix(keys[len(keys)-1], auditPrefix)
+		next = strings.TrimPrefix(kvs[len(kvs)-1].Key, auditPrefix)
 	}
 	return out, next, nil
-}
-
-// page returns the keys of at most limit records after the key after
-// (from the start when !exclusive and after is the prefix), loading the
-// index on first use, and whether more follow.
-func (t *auditTrail) page(ctx context.Context, st store.Store, after string, exclusive bool, limit int) ([]string, bool, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !t.loaded {
-		kvs, err := st.List(ctx, auditPrefix)
-		if err != nil {
-			return nil, false, err
-		}
-		t.keys = make([]string, len(kvs))
-		for i, kv := range kvs {
-			t.keys[i] = kv.Key
-		}
-		t.loaded = true
-		// Positions taken from now on follow every stored one, even one
-		// a clock set back would place before.
-		if n := len(t.keys); n > 0 && len(t.keys[n-1]) >= len(auditPrefix)+20 {
-			if ts, err := strconv.ParseInt(t.keys[n-1][len(auditPrefix):len(auditPrefix)+20], 10, 64); err == nil {
-				t.last = max(t.last, ts)
-			}
-		}
-	}
-	start, found := slices.BinarySearch(t.keys, after)
-	if found && exclusive {
-		start++
-	}
-	end := min(start+limit, len(t.keys))
-	return slices.Clone(t.keys[start:end]), end < len(t.keys), nil
 }
 
 func decodeAudit(kv store.KV) (Release, error) {

@@ -1,15 +1,18 @@
 package keybroker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/trustbound/trustbound/api"
 	"github.com/trustbound/trustbound/manifest"
+	"github.com/trustbound/trustbound/store"
 )
 
 func TestReleaseAllOneContext(t *testing.T) {
@@ -32,7 +35,7 @@ func TestReleaseAllOneContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rc.Info != api.ReleaseInfo("w", "tok") || len(rc.Enc) == 0 || len(out) != 2 {
+	if rc.Info != api.ReleaseInfo("w", "tok", out) || len(rc.Enc) == 0 || len(out) != 2 {
 		t.Fatalf("context %+v, %d secrets", rc, len(out))
 	}
 	vals, err := UnwrapAll(priv, rc, out)
@@ -50,9 +53,25 @@ func TestReleaseAllOneContext(t *testing.T) {
 	}
 	// The info string binds the context to the release.
 	other := rc
-	other.Info = api.ReleaseInfo("w", "another-token")
+	other.Info = api.ReleaseInfo("w", "another-token", out)
 	if _, err := UnwrapAll(priv, other, out); err == nil {
 		t.Error("the release opened under another token's info")
+	}
+	// The info names the secrets in order: cut short or reordered, the
+	// release is refused before any message is opened, even under the
+	// info the context was made with.
+	for name, secrets := range map[string][]api.WrappedSecret{
+		"truncated": out[:1],
+		"reordered": {out[1], out[0]},
+	} {
+		if vals, err := UnwrapAll(priv, rc, secrets); !errors.Is(err, ErrReleaseMismatch) || vals != nil {
+			t.Errorf("%s: %v, %v; want ErrReleaseMismatch", name, vals, err)
+		}
+		forged := rc
+		forged.Info = api.ReleaseInfo("w", "tok", secrets)
+		if vals, err := UnwrapAll(priv, forged, secrets); err == nil || vals != nil {
+			t.Errorf("%s under an info naming them: opened %v", name, vals)
+		}
 	}
 	if audit, err := b.Audit(ctx); err != nil || len(audit) != 2 || audit[0].TokenID != "tok" {
 		t.Fatalf("audit %+v %v", audit, err)
@@ -143,9 +162,10 @@ func FuzzCheckCursor(f *testing.F) {
 }
 
 // A broker made again on a store whose last record is later than its
-// clock (set back across a restart) still records after it, once it has
-// read a page; and the records it makes are paged without a new listing.
-func TestAuditPageAfterRestart(t *testing.T) {
+// clock (set back across a restart) still records after it, whether or not
+// it has read a page first, so a reader resuming from its cursor at the
+// last record before the restart finds the new ones.
+func TestAuditAfterRestartWithClockBehind(t *testing.T) {
 	ctx := context.Background()
 	b, st := newBroker(t)
 	_, wire, _ := NewTEEKey()
@@ -157,14 +177,195 @@ func TestAuditPageAfterRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rel(b, "before-restart", t0.Add(time.Hour))
-	b2 := New(st, b.sealer)
-	if recs, next, err := b2.AuditPage(ctx, "", 10); err != nil || len(recs) != 1 || next != "" {
+	rel(b, "first", t0)
+	rel(b, "before-restart", t0.Add(time.Hour)) // "in the future" of the clock below
+	recs, next, err := b.AuditPage(ctx, "", 1)
+	if err != nil || len(recs) != 1 || next == "" {
 		t.Fatalf("first page: %+v %q %v", recs, next, err)
 	}
-	rel(b2, "after-restart", t0)
-	recs, _, err := b2.AuditPage(ctx, "", 10)
-	if err != nil || len(recs) != 2 || recs[0].TokenID != "before-restart" || recs[1].TokenID != "after-restart" {
-		t.Fatalf("pages after the restart: %+v %v", recs, err)
+	recs, _, err = b.AuditPage(ctx, next, 1)
+	if err != nil || len(recs) != 1 || recs[0].TokenID != "before-restart" {
+		t.Fatalf("second page: %+v %v", recs, err)
+	}
+	last, err := st.Last(ctx, auditPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cursor := last.Key[len(auditPrefix):] // where a reader stands after the restart
+
+	for _, firstPage := range []bool{false, true} {
+		b2 := New(st, b.sealer)
+		if firstPage {
+			if _, _, err := b2.AuditPage(ctx, "", 10); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tok := fmt.Sprint("after-restart-", firstPage)
+		rel(b2, tok, t0)
+		recs, next, err := b2.AuditPage(ctx, cursor, 10)
+		if err != nil || len(recs) != 1 || recs[0].TokenID != tok || next != "" {
+			t.Fatalf("read a page first %v: resuming from the last record before the restart gives %+v %q %v, want %s", firstPage, recs, next, err, tok)
+		}
+		last, err := st.Last(ctx, auditPrefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cursor = last.Key[len(auditPrefix):]
+	}
+}
+
+// A broker whose store holds an audit key that is not a position refuses
+// to record rather than guess where the trail ends.
+func TestAuditRefusesCorruptLastPosition(t *testing.T) {
+	ctx := context.Background()
+	b, st := newBroker(t)
+	if _, err := store.Put(ctx, st, auditPrefix+"zzz", []byte("{}"), 0); err != nil {
+		t.Fatal(err)
+	}
+	_, wire, _ := NewTEEKey()
+	req := ReleaseRequest{Record: Release{Workload: "w", TokenID: "t"},
+		Secrets: []manifest.Secret{{Name: "k", Type: manifest.Symmetric}}, To: wire, Now: t0}
+	if _, err := b.Release(ctx, req); err == nil || !strings.Contains(err.Error(), "corrupt audit trail") {
+		t.Fatalf("release over a corrupt trail: %v", err)
+	}
+}
+
+// countingStore counts the entries its reads hand out and refuses List
+// under the audit prefix: a page must be a bounded range read.
+type countingStore struct {
+	store.Store
+	read int
+}
+
+func (c *countingStore) List(ctx context.Context, prefix string) ([]store.KV, error) {
+	if strings.HasPrefix(prefix, auditPrefix) || strings.HasPrefix(auditPrefix, prefix) {
+		return nil, errors.New("test: the audit trail was listed whole")
+	}
+	kvs, err := c.Store.List(ctx, prefix)
+	c.read += len(kvs)
+	return kvs, err
+}
+
+func (c *countingStore) Range(ctx context.Context, prefix, after string, limit int) ([]store.KV, error) {
+	kvs, err := c.Store.Range(ctx, prefix, after, limit)
+	c.read += len(kvs)
+	return kvs, err
+}
+
+func (c *countingStore) Get(ctx context.Context, key string) (store.KV, error) {
+	c.read++
+	return c.Store.Get(ctx, key)
+}
+
+// A page reads its records and one more, whatever the trail's length, and
+// sees records another broker on the same store wrote after an earlier
+// page.
+func TestAuditPageIsBounded(t *testing.T) {
+	ctx := context.Background()
+	writer, st := newBroker(t)
+	_, wire, _ := NewTEEKey()
+	rel := func(b *Broker, tok string) {
+		t.Helper()
+		req := ReleaseRequest{Record: Release{Workload: "w", TokenID: tok},
+			Secrets: []manifest.Secret{{Name: "k", Type: manifest.Symmetric}}, To: wire, Now: t0}
+		if _, err := b.Release(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 40 {
+		rel(writer, fmt.Sprint("t", i))
+	}
+	cs := &countingStore{Store: st}
+	reader := New(cs, writer.sealer)
+	recs, next, err := reader.AuditPage(ctx, "", 3)
+	if err != nil || len(recs) != 3 || next == "" {
+		t.Fatalf("first page: %d records, next %q, %v", len(recs), next, err)
+	}
+	if cs.read != 4 {
+		t.Errorf("a page of 3 of 40 records read %d entries, want 4", cs.read)
+	}
+	// Past the end of the trail so far, then a record from the other broker.
+	var cursor string
+	for cursor = next; ; {
+		_, n, err := reader.AuditPage(ctx, cursor, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == "" {
+			break
+		}
+		cursor = n
+	}
+	recs, _, err = reader.AuditPage(ctx, cursor, 10)
+	if err != nil || len(recs) == 0 || recs[len(recs)-1].TokenID != "t39" {
+		t.Fatalf("last page: %+v %v", recs, err)
+	}
+	last, err := st.Last(ctx, auditPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel(writer, "late")
+	recs, next, err = reader.AuditPage(ctx, last.Key[len(auditPrefix):], 10)
+	if err != nil || len(recs) != 1 || recs[0].TokenID != "late" || next != "" {
+		t.Fatalf("a record written after the reader's first page: %+v %q %v", recs, next, err)
+	}
+}
+
+// The plaintexts a release seals are zeroed before it returns: after
+// sealing, when sealing fails, when recording fails, and when a later
+// secret has no value.
+func TestReleaseZeroesPlaintexts(t *testing.T) {
+	ctx := context.Background()
+	b, st := newBroker(t)
+	_, wire, _ := NewTEEKey()
+	pw := manifest.Secret{Name: "pw", Type: manifest.User}
+	if _, err := b.SetUser(ctx, pw, []byte("pw-value"), t0); err != nil {
+		t.Fatal(err)
+	}
+	guard, err := store.Put(ctx, st, "guard", []byte("g"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := manifest.Secret{Name: "k", Type: manifest.Symmetric}
+	for name, tc := range map[string]struct {
+		secrets    []manifest.Secret
+		sealErr    error
+		conditions []store.Op
+		wantErr    bool
+		wantSeen   int
+	}{
+		"sealed":          {secrets: []manifest.Secret{k, pw}, wantSeen: 2},
+		"sealing fails":   {secrets: []manifest.Secret{k, pw}, sealErr: errors.New("test: seal"), wantErr: true, wantSeen: 2},
+		"recording fails": {secrets: []manifest.Secret{k, pw}, conditions: []store.Op{{Key: "guard", Expect: guard + 1, Check: true}}, wantErr: true, wantSeen: 2},
+		"a secret unset":  {secrets: []manifest.Secret{k, {Name: "unset", Type: manifest.User}}, wantErr: true},
+	} {
+		var seen [][]byte
+		req := ReleaseRequest{Record: Release{Workload: "w", TokenID: "tok"}, Secrets: tc.secrets, To: wire, Now: t0, Conditions: tc.conditions}
+		_, err := b.release(ctx, req, func(out []api.WrappedSecret, values [][]byte) error {
+			for _, v := range values {
+				if len(v) == 0 || bytes.Equal(v, make([]byte, len(v))) {
+					t.Errorf("%s: seal got an empty or zero value", name)
+				}
+			}
+			seen = values
+			return tc.sealErr
+		})
+		if (err != nil) != tc.wantErr || len(seen) != tc.wantSeen {
+			t.Fatalf("%s: err %v, seal saw %d values; want error %v, %d values", name, err, len(seen), tc.wantErr, tc.wantSeen)
+		}
+		for i, v := range seen {
+			if !bytes.Equal(v, make([]byte, len(v))) {
+				t.Errorf("%s: value %d is not zeroed after release returned", name, i)
+			}
+		}
+	}
+	// The stored values are untouched: the next release opens them again.
+	priv, wire2, _ := NewTEEKey()
+	out, err := b.Release(ctx, ReleaseRequest{Record: Release{Workload: "w", TokenID: "t2"}, Secrets: []manifest.Secret{pw}, To: wire2, Now: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := Unwrap(priv, out[0]); err != nil || string(v) != "pw-value" {
+		t.Fatalf("pw after the releases: %q %v", v, err)
 	}
 }

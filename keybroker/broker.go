@@ -103,6 +103,7 @@ func (b *Broker) load(ctx context.Context, s manifest.Secret) (*secretState, int
 	if err != nil {
 		return nil, 0, err
 	}
+	defer clear(pt) // the values are decoded into st's own slices
 	var st secretState
 	if err := json.Unmarshal(pt, &st); err != nil {
 		return nil, 0, fmt.Errorf("keybroker: secret %q: %w", s.Name, err)
@@ -119,6 +120,7 @@ func (b *Broker) save(ctx context.Context, name string, s *secretState, expect i
 	if err != nil {
 		return err
 	}
+	defer clear(pt)
 	sealed, err := b.sealer.Seal(secretKey(name), pt)
 	if err != nil {
 		return err
@@ -389,15 +391,17 @@ func (b *Broker) Release(ctx context.Context, req ReleaseRequest) ([]api.Wrapped
 
 // ReleaseAll is Release with every secret sealed under one HPKE context
 // (WrapAll; api.ReleaseContext): the info string is
-// api.ReleaseInfo(workload, token id) and each secret's Info
+// api.ReleaseInfo(workload, token id, the secrets in order) and each
+// secret's Info
 // (api.SecretInfo) is its additional data. It returns the context too.
 func (b *Broker) ReleaseAll(ctx context.Context, req ReleaseRequest) ([]api.WrappedSecret, api.ReleaseContext, error) {
 	pub, err := req.recipient()
 	if err != nil {
 		return nil, api.ReleaseContext{}, err
 	}
-	rc := api.ReleaseContext{Info: api.ReleaseInfo(req.Record.Workload, req.Record.TokenID)}
+	var rc api.ReleaseContext
 	out, err := b.release(ctx, req, func(out []api.WrappedSecret, values [][]byte) error {
+		rc.Info = api.ReleaseInfo(req.Record.Workload, req.Record.TokenID, out)
 		aads := make([]string, len(out))
 		for i := range out {
 			aads[i] = out[i].Info
@@ -420,18 +424,25 @@ func (b *Broker) ReleaseAll(ctx context.Context, req ReleaseRequest) ([]api.Wrap
 
 // release reads the current version of each secret, has seal fill in the
 // Sealed of each (values[i] is out[i]'s value), and records the release.
+// The values are this call's own copies (Current reads them afresh), and
+// are overwritten with zeros before release returns, sealed or not.
 func (b *Broker) release(ctx context.Context, req ReleaseRequest, seal func(out []api.WrappedSecret, values [][]byte) error) ([]api.WrappedSecret, error) {
 	out := make([]api.WrappedSecret, 0, len(req.Secrets))
 	values := make([][]byte, 0, len(req.Secrets))
+	defer func() {
+		for _, v := range values {
+			clear(v)
+		}
+	}()
 	entries := make([][]byte, 0, len(req.Secrets))
 	for _, s := range req.Secrets {
 		v, value, err := b.Current(ctx, s, req.Certs, req.Now)
 		if err != nil {
 			return nil, err
 		}
+		values = append(values, value)
 		info := api.SecretInfo(req.Record.Workload, s.Name, v)
 		out = append(out, api.WrappedSecret{Name: s.Name, Type: string(s.Type), Version: v, Info: info})
-		values = append(values, value)
 		r := req.Record
 		r.At, r.Secret, r.Version = req.Now.UTC(), s.Name, v
 		entry, err := json.Marshal(r)

@@ -27,14 +27,17 @@ func sealedRelease(t *testing.T, names []string, values [][]byte) (hpke.PrivateK
 	for i, n := range names {
 		aads[i] = api.SecretInfo("w", n, 1)
 	}
-	info := api.ReleaseInfo("w", "tok")
+	secrets := make([]api.WrappedSecret, len(names))
+	for i, n := range names {
+		secrets[i] = api.WrappedSecret{Name: n, Type: "user", Version: 1, Info: aads[i]}
+	}
+	info := api.ReleaseInfo("w", "tok", secrets)
 	enc, sealed, err := WrapAll(pub, info, aads, values)
 	if err != nil {
 		t.Fatal(err)
 	}
-	secrets := make([]api.WrappedSecret, len(names))
-	for i, n := range names {
-		secrets[i] = api.WrappedSecret{Name: n, Type: "user", Version: 1, Info: aads[i], Sealed: sealed[i]}
+	for i := range secrets {
+		secrets[i].Sealed = sealed[i]
 	}
 	return priv, api.ReleaseContext{Enc: enc, Info: info}, secrets
 }
@@ -126,12 +129,18 @@ func TestOpenInOrderZeroesTheFailingBuffer(t *testing.T) {
 }
 
 // Messages of one context open only in the order they were sealed: the
-// same secrets given out of order fail at the first.
+// same secrets given out of order do not match the context's info, and
+// under an info naming them in that order fail at the first.
 func TestUnwrapAllOrder(t *testing.T) {
 	priv, rc, secrets := sealedRelease(t, []string{"a", "b"}, [][]byte{[]byte("1"), []byte("2")})
 	swapped := []api.WrappedSecret{secrets[1], secrets[0]}
-	if got, err := UnwrapAll(priv, rc, swapped); err == nil || !strings.Contains(err.Error(), `secret "b"`) || got != nil {
+	if got, err := UnwrapAll(priv, rc, swapped); !errors.Is(err, ErrReleaseMismatch) || got != nil {
 		t.Fatalf("UnwrapAll out of order = %q, %v", got, err)
+	}
+	forged := rc
+	forged.Info = api.ReleaseInfo("w", "tok", swapped)
+	if got, err := UnwrapAll(priv, forged, swapped); err == nil || !strings.Contains(err.Error(), `secret "b"`) || got != nil {
+		t.Fatalf("UnwrapAll out of order under a matching info = %q, %v", got, err)
 	}
 	other, _, _ := NewTEEKey()
 	if got, err := UnwrapAll(other, rc, secrets); err == nil || got != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/trustbound/trustbound/api"
 )
@@ -88,12 +89,18 @@ func WrapAll(to hpke.PublicKey, info string, aads []string, plaintexts [][]byte)
 
 // UnwrapAll opens, inside the TEE, a release whose secrets were sealed
 // under one HPKE context (api.ReleaseContext): secrets in the order given,
-// each with its Info as additional data. It returns the values in that
-// order, or an error naming the first secret that does not open; on an
-// error, the values already opened are zeroed and none is returned.
+// each with its Info as additional data. The context's info must end with
+// api.ReleaseSecrets of exactly these secrets, so a release cut short or
+// reordered is refused even where each message would open. It returns the
+// values in that order, or an error naming the first secret that does not
+// open; on an error, the values already opened are zeroed and none is
+// returned. The caller checks the rest of the info (workload, token).
 func UnwrapAll(priv hpke.PrivateKey, rc api.ReleaseContext, secrets []api.WrappedSecret) ([][]byte, error) {
 	if len(secrets) == 0 {
 		return nil, nil // a release of no secret seals nothing
+	}
+	if !strings.HasSuffix(rc.Info, ": "+api.ReleaseSecrets(secrets)) {
+		return nil, fmt.Errorf("%w: the release's HPKE context was made for other secrets than the %d given, or in another order", ErrReleaseMismatch, len(secrets))
 	}
 	r, err := hpke.NewRecipient(rc.Enc, priv, SuiteKDF, SuiteAEAD, []byte(rc.Info))
 	if err != nil {
@@ -101,6 +108,10 @@ func UnwrapAll(priv hpke.PrivateKey, rc api.ReleaseContext, secrets []api.Wrappe
 	}
 	return openInOrder(r.Open, secrets)
 }
+
+// ErrReleaseMismatch means the secrets of a release are not the ones, or
+// not in the order, its HPKE context names.
+var ErrReleaseMismatch = errors.New("keybroker: release does not match its HPKE context")
 
 // openInOrder opens secrets in order with open (an HPKE context's Open),
 // each with its Info as additional data. If one does not open, every value

@@ -160,6 +160,83 @@ func (b *Bolt) List(ctx context.Context, prefix string) ([]KV, error) {
 	return kvs, nil
 }
 
+// Range implements Store: a cursor seek to the first key after after (or
+// to prefix), then at most limit steps.
+func (b *Bolt) Range(ctx context.Context, prefix, after string, limit int) ([]KV, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: range %q after %q: %w", prefix, after, err)
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("store: range %q after %q: %w: limit %d (want > 0)", prefix, after, ErrInvalid, limit)
+	}
+	var kvs []KV
+	err := b.db.View(func(tx *bolt.Tx) error {
+		p, a := []byte(prefix), []byte(after)
+		c := tx.Bucket(bucketKV).Cursor()
+		var k, v []byte
+		if bytes.Compare(a, p) < 0 {
+			k, v = c.Seek(p)
+		} else if k, v = c.Seek(a); k != nil && bytes.Equal(k, a) {
+			k, v = c.Next()
+		}
+		for ; k != nil && bytes.HasPrefix(k, p) && len(kvs) < limit; k, v = c.Next() {
+			kv, err := decodeEntry(string(k), v)
+			if err != nil {
+				return err
+			}
+			kvs = append(kvs, kv)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: range %q after %q: %w", prefix, after, err)
+	}
+	return kvs, nil
+}
+
+// Last implements Store: a cursor seek past the prefix, then one step back.
+func (b *Bolt) Last(ctx context.Context, prefix string) (KV, error) {
+	if err := ctx.Err(); err != nil {
+		return KV{}, fmt.Errorf("store: last %q: %w", prefix, err)
+	}
+	var kv KV
+	err := b.db.View(func(tx *bolt.Tx) error {
+		p := []byte(prefix)
+		c := tx.Bucket(bucketKV).Cursor()
+		var k, v []byte
+		if end := prefixEnd(p); end == nil {
+			k, v = c.Last()
+		} else if k, _ = c.Seek(end); k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
+		if k == nil || !bytes.HasPrefix(k, p) {
+			return ErrNotFound
+		}
+		var err error
+		kv, err = decodeEntry(string(k), v)
+		return err
+	})
+	if err != nil {
+		return KV{}, fmt.Errorf("store: last %q: %w", prefix, err)
+	}
+	return kv, nil
+}
+
+// prefixEnd returns the least key greater than every key starting with p,
+// or nil when there is none (p is empty or all 0xff).
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
 // Apply implements Store. As in an etcd transaction, every compare runs
 // before any write.
 func (b *Bolt) Apply(ctx context.Context, ops ...Op) (int64, error) {

@@ -66,6 +66,14 @@ type Store interface {
 	// List returns every entry whose key starts with prefix, sorted by key
 	// (byte-wise); none is an empty result, not an error.
 	List(ctx context.Context, prefix string) ([]KV, error)
+	// Range returns, sorted by key, at most limit entries whose key starts
+	// with prefix and sorts after the key after (byte-wise; "" for the
+	// first): one bounded page of a List. limit must be positive (else
+	// ErrInvalid); none is an empty result, not an error.
+	Range(ctx context.Context, prefix, after string, limit int) ([]KV, error)
+	// Last returns the entry whose key starts with prefix and sorts last,
+	// or ErrNotFound when no key starts with prefix.
+	Last(ctx context.Context, prefix string) (KV, error)
 	// Apply performs all ops atomically if every Expect holds, and returns
 	// the new store revision, which each written entry takes. Otherwise it
 	// returns ErrConflict (or ErrNotFound for a delete of an absent key) and

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4/jwt"
 
@@ -178,16 +179,19 @@ type Runtime struct {
 	// Doc is the runtime JSON object as the workload sent it. When set it
 	// is what x-ms-runtime carries, every member kept; otherwise
 	// x-ms-runtime is {"keys": Keys, "hpke": HPKE}. After Verify it is set.
-	// Replace Doc rather than change its bytes in place: MarshalJSON
-	// checks a Doc again unless it is the very one ParseRuntime made.
+	// MarshalJSON checks a Doc again unless its bytes are still those
+	// ParseRuntime checked.
 	Doc json.RawMessage
-	// checked is the Doc ParseRuntime made (checked and compacted).
+	// checked is ParseRuntime's own copy of the Doc it made (checked and
+	// compacted), which no caller can reach to change.
 	checked json.RawMessage
 }
 
-// docChecked reports whether Doc is the document ParseRuntime checked.
+// docChecked reports whether Doc holds the bytes ParseRuntime checked:
+// compared, not trusted by identity, since a caller may change Doc's
+// bytes in place.
 func (r Runtime) docChecked() bool {
-	return len(r.Doc) > 0 && len(r.Doc) == len(r.checked) && &r.Doc[0] == &r.checked[0]
+	return len(r.Doc) > 0 && bytes.Equal(r.Doc, r.checked)
 }
 
 // ParseRuntime reads runtime JSON a workload sent (untrusted): a JSON
@@ -238,7 +242,7 @@ func ParseRuntime(doc []byte) (Runtime, error) {
 	} else {
 		rt.Doc = bytes.Clone(doc)
 	}
-	rt.checked = rt.Doc
+	rt.checked = bytes.Clone(rt.Doc)
 	return rt, nil
 }
 
@@ -269,7 +273,7 @@ func (r Runtime) isZero() bool {
 func (r Runtime) MarshalJSON() ([]byte, error) {
 	if r.Doc != nil {
 		if r.docChecked() {
-			return r.Doc, nil
+			return r.checked, nil
 		}
 		rt, err := ParseRuntime(r.Doc)
 		if err != nil {
@@ -387,6 +391,14 @@ func (c Claims) MarshalJSON() ([]byte, error) {
 	for _, name := range slices.Sorted(maps.Keys(c.Azure)) {
 		if slices.Contains(namedClaims, name) {
 			return nil, fmt.Errorf("token: claim %q is trustbound's and cannot be set through Azure claims", name)
+		}
+		// json.Marshal writes invalid UTF-8 as U+FFFD: two names (or two
+		// keys of one object) that differ there would be one name twice.
+		if !utf8.ValidString(name) {
+			return nil, fmt.Errorf("token: claim %q: the name is not valid UTF-8", name)
+		}
+		if err := checkKeysUTF8(c.Azure[name], name); err != nil {
+			return nil, fmt.Errorf("token: %w", err)
 		}
 		k, err := json.Marshal(name)
 		if err != nil {
@@ -565,9 +577,42 @@ func NewClaims(r AttestationResult) (Claims, error) {
 		if err := CheckIssuedName(name); err != nil {
 			return Claims{}, fmt.Errorf("%w: %w", ErrClaims, err)
 		}
+		if err := checkKeysUTF8(v, name); err != nil {
+			return Claims{}, fmt.Errorf("%w: issued %w", ErrClaims, err)
+		}
 		c.Azure[name] = v
 	}
 	return c, nil
+}
+
+// checkKeysUTF8 refuses a claim value (as policies issue them: JSON
+// objects, arrays and scalars) holding an object member name that is not
+// valid UTF-8; path names the value in errors.
+func checkKeysUTF8(v any, path string) error {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if !utf8.ValidString(k) {
+				return fmt.Errorf("claim %q: member %q is not valid UTF-8", path, k)
+			}
+			if err := checkKeysUTF8(e, path+"."+k); err != nil {
+				return err
+			}
+		}
+	case map[string]string:
+		for k := range v {
+			if !utf8.ValidString(k) {
+				return fmt.Errorf("claim %q: member %q is not valid UTF-8", path, k)
+			}
+		}
+	case []any:
+		for i, e := range v {
+			if err := checkKeysUTF8(e, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // CheckIssuedName refuses the name of a claim a policy issues when a
@@ -575,11 +620,15 @@ func NewClaims(r AttestationResult) (Claims, error) {
 // trustbound's: a name with "." (policies and release policies read the
 // nested member b of a as "a.b", so an issued "a.b" would shadow it) or
 // with the reserved prefixes "x-ms-" and "x-tb-". Azure's documented
-// policies issue plain names only, so no reserved name is allowed.
+// policies issue plain names only, so no reserved name is allowed. A name
+// must be valid UTF-8: JSON encoders replace invalid bytes, so two issued
+// names could become one name twice in the token.
 func CheckIssuedName(name string) error {
 	switch {
 	case name == "":
 		return errors.New("an issued claim has an empty name")
+	case !utf8.ValidString(name):
+		return fmt.Errorf("issued claim %q: the name is not valid UTF-8", name)
 	case strings.Contains(name, "."):
 		return fmt.Errorf("issued claim %q: issued names may not contain \".\"", name)
 	case strings.HasPrefix(name, "x-ms-"), strings.HasPrefix(name, "x-tb-"):

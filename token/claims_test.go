@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -279,5 +280,72 @@ func TestDiscoveryDocuments(t *testing.T) {
 	}
 	if kids := jwksKids(t, iss, t0.Add(time.Hour)); len(kids) != 2 {
 		t.Errorf("current keys are always published: %v", kids)
+	}
+}
+
+// Issued claim names, and the member names of issued objects, must be
+// valid UTF-8: encoded, "a\xff" and "a\xfe" would both become "a\uFFFD",
+// one name twice in a signed token.
+func TestIssuedNamesMustBeUTF8(t *testing.T) {
+	for _, name := range []string{"a\xff", "\xfe", "ok\xc3"} {
+		if err := CheckIssuedName(name); err == nil || !strings.Contains(err.Error(), "not valid UTF-8") {
+			t.Errorf("CheckIssuedName(%q) = %v, want a refusal", name, err)
+		}
+	}
+	if err := CheckIssuedName("größe"); err != nil {
+		t.Errorf("a valid UTF-8 name refused: %v", err)
+	}
+	for name, issued := range map[string]map[string]any{
+		"two names":           {"a\xff": 1, "a\xfe": 2},
+		"nested member names": {"c": map[string]any{"k\xff": 1, "k\xfe": 2}},
+		"in an array":         {"c": []any{"x", map[string]any{"k\xff": true}}},
+		"string map":          {"c": map[string]string{"k\xff": "v"}},
+	} {
+		r := testResult(t)
+		r.Issued = issued
+		if _, err := NewClaims(r); !errors.Is(err, ErrClaims) || !strings.Contains(err.Error(), "not valid UTF-8") {
+			t.Errorf("%s: NewClaims = %v, want ErrClaims for invalid UTF-8", name, err)
+		}
+		// Claims built by hand are refused when encoded.
+		c, err := NewClaims(testResult(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		maps.Copy(c.Azure, issued)
+		if b, err := c.MarshalJSON(); err == nil || !strings.Contains(err.Error(), "not valid UTF-8") {
+			t.Errorf("%s: MarshalJSON = %s, %v; want a refusal", name, b, err)
+		}
+	}
+	r := testResult(t)
+	r.Issued = map[string]any{"größe": map[string]any{"ключ": []any{"wert"}}}
+	if _, err := NewClaims(r); err != nil {
+		t.Errorf("valid UTF-8 issued claims refused: %v", err)
+	}
+}
+
+// A Doc changed in place after ParseRuntime is checked again when encoded:
+// its bytes, not its address, decide.
+func TestRuntimeDocChangedInPlace(t *testing.T) {
+	rt, err := ParseRuntime([]byte(`{"nonce":"n1","keys":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := rt.MarshalJSON(); err != nil || string(b) != `{"nonce":"n1","keys":[]}` {
+		t.Fatalf("MarshalJSON = %s, %v", b, err)
+	}
+	// Same length, same backing array: a member name repeated, and then
+	// not JSON at all.
+	copy(rt.Doc, `{"nonce":"n1","nonce":1}`)
+	if b, err := rt.MarshalJSON(); err == nil {
+		t.Errorf("a Doc with a repeated name changed in place was encoded: %s", b)
+	}
+	copy(rt.Doc, `{"nonce":"n1","keys":[]`+"\x00")
+	if b, err := json.Marshal(Claims{Runtime: rt}); err == nil {
+		t.Errorf("a Doc changed in place into invalid JSON was encoded: %s", b)
+	}
+	// Restored, it is the checked document again.
+	copy(rt.Doc, `{"nonce":"n1","keys":[]}`)
+	if b, err := rt.MarshalJSON(); err != nil || string(b) != `{"nonce":"n1","keys":[]}` {
+		t.Errorf("MarshalJSON after restoring = %s, %v", b, err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -56,8 +57,10 @@ type Issuer struct {
 
 	mu    sync.Mutex
 	certs map[string]*x509.Certificate // self-signed certificate per kid
-	// signers holds one JWS signer per key and token type, made on first
-	// use (a signer is a key and a fixed header).
+	// signers holds one JWS signer per current key and token type, made
+	// on first use (a signer is a key and a fixed header). When a new
+	// key's signer is made, the signers of keys the keyring no longer
+	// signs with are dropped, so a rotated-out private key is not kept.
 	signers map[signerKey]jose.Signer
 }
 
@@ -175,7 +178,8 @@ func (i *Issuer) sign(key *Key, typ jose.ContentType, claims any) (string, error
 	return raw, nil
 }
 
-// signer returns the JWS signer of key for tokens of type typ, made once.
+// signer returns the JWS signer of key for tokens of type typ, made once
+// while key is a current key of the keyring.
 func (i *Issuer) signer(key *Key, typ jose.ContentType) (jose.Signer, error) {
 	k := signerKey{key.ID, typ}
 	i.mu.Lock()
@@ -191,7 +195,19 @@ func (i *Issuer) signer(key *Key, typ jose.ContentType) (jose.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
-	i.signers[k] = s
+	// A miss: the first token of this type, or a rotation. Keep the
+	// signers of current keys only, this one included unless a rotation
+	// overtook the caller (it still signs this one token).
+	current := map[string]bool{}
+	for _, alg := range algorithms {
+		if c, ok := i.ring.Current(alg); ok {
+			current[c.ID] = true
+		}
+	}
+	maps.DeleteFunc(i.signers, func(sk signerKey, _ jose.Signer) bool { return !current[sk.kid] })
+	if current[key.ID] {
+		i.signers[k] = s
+	}
 	return s, nil
 }
 

@@ -746,3 +746,57 @@ func TestPolicyTokensAreNotAttestationTokens(t *testing.T) {
 		t.Error("a policy result set aud")
 	}
 }
+
+// The issuer keeps the JWS signers (and so the private keys) of current
+// keys only: after a rotation, the first token signed with the new key
+// drops the old key's signers, whatever their token type.
+func TestSignerCacheDropsRotatedKeys(t *testing.T) {
+	a := testKey(t, ES256, 0, t0)
+	ring, err := NewKeyring(10*time.Minute, a, testKey(t, RS256, 0, t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := NewIssuer(Config{Issuer: testIssuer, Keyring: ring, TTL: 5 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kids := func() map[string]int {
+		iss.mu.Lock()
+		defer iss.mu.Unlock()
+		out := map[string]int{}
+		for k := range iss.signers {
+			out[k.kid]++
+		}
+		return out
+	}
+	if _, err := iss.Issue(Claims{Workload: "web"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := iss.IssuePolicy(map[string]any{"x": "y"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if got := kids(); len(got) != 1 || got[a.ID] != 2 {
+		t.Fatalf("signers before the rotation: %v, want 2 of %s", got, a.ID)
+	}
+	b := testKey(t, ES256, 1, t0.Add(time.Minute))
+	if err := ring.Rotate(t0.Add(time.Minute), b); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := iss.Issue(Claims{Workload: "web"}, t0.Add(2*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := kids(); len(got) != 1 || got[b.ID] != 1 {
+		t.Fatalf("signers after the rotation: %v, want 1 of %s and none of %s", got, b.ID, a.ID)
+	}
+	if _, err := iss.Verify(raw, t0.Add(2*time.Minute)); err != nil {
+		t.Fatalf("a token of the new key: %v", err)
+	}
+	// A signer made for a key rotated out meanwhile signs, but is not kept.
+	if _, err := iss.signer(&a, "JWT"); err != nil {
+		t.Fatal(err)
+	}
+	if got := kids(); len(got) != 1 || got[b.ID] != 1 {
+		t.Fatalf("signers after signing with a rotated-out key: %v", got)
+	}
+}

@@ -35,6 +35,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MultiOpCommitsTogether", testMultiOpCommit},
 		{"MultiOpAbortsTogether", testMultiOpAbort},
 		{"ListPrefix", testList},
+		{"RangePages", testRange},
+		{"LastOfPrefix", testLast},
 		{"RevisionPlusOnePerApply", testRevisionMonotonic},
 		{"ConcurrentCAS", testConcurrentCAS},
 		{"ValuesAreCopies", testCopies},
@@ -277,6 +279,96 @@ func testList(t *testing.T, s store.Store) {
 	check("audit/10", "audit/10")
 }
 
+func testRange(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	revs := map[string]int64{}
+	keys := []string{"audit/2", "audit/10", "a", "audit", "auditx/1", "b/1", "audit/1", "aud", "audit/3", "audit/\xff"}
+	for _, k := range keys {
+		revs[k] = put(t, s, k, "v-"+k, 0)
+	}
+	check := func(prefix, after string, limit int, wantKeys ...string) {
+		t.Helper()
+		kvs, err := s.Range(ctx, prefix, after, limit)
+		if err != nil {
+			t.Fatalf("Range(%q, %q, %d): %v", prefix, after, limit, err)
+		}
+		var got []string
+		for _, kv := range kvs {
+			got = append(got, kv.Key)
+			if string(kv.Value) != "v-"+kv.Key || kv.Revision != revs[kv.Key] {
+				t.Errorf("Range(%q, %q, %d): %q = {%q, %d}, want {%q, %d}", prefix, after, limit, kv.Key, kv.Value, kv.Revision, "v-"+kv.Key, revs[kv.Key])
+			}
+		}
+		if !slices.Equal(got, wantKeys) {
+			t.Fatalf("Range(%q, %q, %d) keys = %q, want %q", prefix, after, limit, got, wantKeys)
+		}
+	}
+	check("audit/", "", 2, "audit/1", "audit/10")
+	check("audit/", "", 100, "audit/1", "audit/10", "audit/2", "audit/3", "audit/\xff")
+	// after is exclusive, whether or not it is a stored key.
+	check("audit/", "audit/10", 2, "audit/2", "audit/3")
+	check("audit/", "audit/100", 2, "audit/2", "audit/3")
+	check("audit/", "audit/3", 1, "audit/\xff")
+	check("audit/", "audit/\xff", 5)
+	// An after before the prefix starts at the prefix; one past it is empty.
+	check("audit/", "a", 1, "audit/1")
+	check("audit/", "b", 3)
+	check("audit", "audit", 10, "audit/1", "audit/10", "audit/2", "audit/3", "audit/\xff", "auditx/1")
+	check("", "aud", 2, "audit", "audit/1")
+	check("", "b/1", 2)
+	check("c", "", 1)
+	// Paging with the last key of each page reads every entry once.
+	var paged []string
+	for after := ""; ; {
+		kvs, err := s.Range(ctx, "", after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(kvs) == 0 {
+			break
+		}
+		for _, kv := range kvs {
+			paged = append(paged, kv.Key)
+		}
+		after = kvs[len(kvs)-1].Key
+	}
+	sorted := slices.Clone(keys)
+	slices.Sort(sorted)
+	if !slices.Equal(paged, sorted) {
+		t.Fatalf("paging by 3 read %q, want %q", paged, sorted)
+	}
+	for _, limit := range []int{0, -1} {
+		_, err := s.Range(ctx, "audit/", "", limit)
+		wantErr(t, fmt.Sprintf("Range with limit %d", limit), err, store.ErrInvalid)
+	}
+}
+
+func testLast(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	_, err := s.Last(ctx, "")
+	wantErr(t, "Last of an empty store", err, store.ErrNotFound)
+	revs := map[string]int64{}
+	for _, k := range []string{"audit/2", "audit/10", "a", "audit", "auditx/1", "b/1", "audit/1", "aud", "\xff\xff", "\xff\xff\xff"} {
+		revs[k] = put(t, s, k, "v-"+k, 0)
+	}
+	for prefix, wantKey := range map[string]string{
+		"audit/": "audit/2", "audit": "auditx/1", "aud": "auditx/1", "a": "auditx/1", "b": "b/1", "b/1": "b/1",
+		"": "\xff\xff\xff", "\xff": "\xff\xff\xff", "\xff\xff\xff": "\xff\xff\xff",
+	} {
+		kv, err := s.Last(ctx, prefix)
+		if err != nil {
+			t.Fatalf("Last(%q): %v", prefix, err)
+		}
+		if kv.Key != wantKey || string(kv.Value) != "v-"+wantKey || kv.Revision != revs[wantKey] {
+			t.Errorf("Last(%q) = {%q, %q, %d}, want {%q, %q, %d}", prefix, kv.Key, kv.Value, kv.Revision, wantKey, "v-"+wantKey, revs[wantKey])
+		}
+	}
+	for _, prefix := range []string{"c", "audit/3", "auditx/2", "0", "\xff\xff\xff\xff"} {
+		_, err := s.Last(ctx, prefix)
+		wantErr(t, fmt.Sprintf("Last(%q)", prefix), err, store.ErrNotFound)
+	}
+}
+
 func testRevisionMonotonic(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	last := put(t, s, "k0", "", 0)
@@ -432,6 +524,10 @@ func testCanceled(t *testing.T, s store.Store) {
 	wantErr(t, "Get", err, context.Canceled)
 	_, err = s.List(ctx, "")
 	wantErr(t, "List", err, context.Canceled)
+	_, err = s.Range(ctx, "", "", 1)
+	wantErr(t, "Range", err, context.Canceled)
+	_, err = s.Last(ctx, "")
+	wantErr(t, "Last", err, context.Canceled)
 	_, err = s.Apply(ctx, store.Op{Key: "a", Value: []byte("v")})
 	wantErr(t, "Apply", err, context.Canceled)
 	wantMissing(t, s, "a")
