@@ -4,7 +4,10 @@
 // call, cold against warm, attest-and-release round trips over loopback
 // HTTPS against the verification inside them, and the coordinator's memory
 // with a large manifest and audit trail — and reports ratios, so that the
-// numbers mean something on a loaded or slow machine too.
+// numbers mean something on a loaded or slow machine too. The coordinator
+// under measurement can run in a child process (Options.Coordinator,
+// ServeCoordinator), so that its CPU per round trip and its memory are
+// measured alone rather than estimated.
 package bench
 
 import (
@@ -35,6 +38,13 @@ type Options struct {
 	TempDir string
 	// Progress, if set, receives one line per finished section.
 	Progress io.Writer
+	// Coordinator is the command line of a child process that runs
+	// ServeCoordinator (Run adds ChildEnv=1 to its environment), e.g. the
+	// trustbound binary with its hidden "bench __coordinator" command.
+	// With it, the round-trip and memory sections run the coordinator in
+	// that child and measure its CPU and memory alone; without it, they
+	// run it in this process, and its CPU per round trip is an estimate.
+	Coordinator []string
 }
 
 // Machine describes where the figures were measured.
@@ -104,7 +114,7 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 		return nil, err
 	}
 	progress("memory: %d workloads, %d releases…", sz.workloads, sz.releases)
-	if res.Memory, err = runMemory(ctx, mdir, sz.workloads, sz.releases, sz.attested); err != nil {
+	if res.Memory, err = runMemory(ctx, mdir, sz.workloads, sz.releases, sz.attested, o.Coordinator); err != nil {
 		return nil, fmt.Errorf("bench: memory: %w", err)
 	}
 	progress("verification per format…")
@@ -116,7 +126,7 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 		return nil, err
 	}
 	progress("round trips at concurrency %v…", sz.levels)
-	if res.RoundTrips, err = runRoundTrips(ctx, rdir, sz.timing, sz.levels, sz.perLevel, sz.minOps); err != nil {
+	if res.RoundTrips, err = runRoundTrips(ctx, rdir, sz.timing, sz.levels, sz.perLevel, sz.minOps, o.Coordinator); err != nil {
 		return nil, fmt.Errorf("bench: round trips: %w", err)
 	}
 	res.Seconds = time.Since(res.Started).Seconds()
@@ -159,7 +169,8 @@ func targets(r *Results) []Target {
 		for _, l := range rt.Levels {
 			if l.Concurrency == 16 {
 				out = append(out, Target{"c=16 throughput vs what verification alone allows (clients on the same cores)", "≥ 70%", fmt.Sprintf("%.0f%%", l.PctOfVerifyBound), l.PctOfVerifyBound >= 70})
-				out = append(out, Target{"c=16 coordinator CPU: verification ÷ coordinator CPU per round trip", "≥ 70%", fmt.Sprintf("%.0f%%", l.CoordinatorPctOfVerifyBound), l.CoordinatorPctOfVerifyBound >= 70})
+				how := map[bool]string{true: "measured in a child process", false: "estimated"}[rt.CoordinatorCPUExact]
+				out = append(out, Target{"c=16 coordinator CPU: verification ÷ coordinator CPU per round trip (" + how + ")", "≥ 70%", fmt.Sprintf("%.0f%%", l.CoordinatorPctOfVerifyBound), l.CoordinatorPctOfVerifyBound >= 70})
 			}
 		}
 		errs := 0
@@ -170,7 +181,8 @@ func targets(r *Results) []Target {
 	}
 	if m := r.Memory; m != nil {
 		peak := max(m.RSSMiB, m.PeakRSSMiB)
-		out = append(out, Target{fmt.Sprintf("process RSS at %d workloads / %d releases (peak)", m.Workloads, m.Releases), "< 200 MiB", fmt.Sprintf("%.0f MiB", peak), peak < 200})
+		who := map[bool]string{true: "coordinator process", false: "process"}[m.Process == memChild]
+		out = append(out, Target{fmt.Sprintf("%s RSS at %d workloads / %d releases (peak)", who, m.Workloads, m.Releases), "< 200 MiB", fmt.Sprintf("%.0f MiB", peak), peak < 200})
 		out = append(out, Target{fmt.Sprintf("a manifest of %d workloads accepted", m.WorkloadsAsked), "accepted", fmt.Sprintf("%d fit in %d MiB", m.Workloads, manifest.MaxSize>>20), m.Workloads >= m.WorkloadsAsked})
 	}
 	return out
@@ -220,15 +232,25 @@ func (r *Results) WriteText(w io.Writer) error {
 			{"combined route (POST /v1/attest-release: one request, secrets under one HPKE context)", rt.ClientCPUMs, rt.Levels},
 			{"separate requests (POST /v1/attest, then /v1/release with the token; agent.Client today)", rt.SeparateClientCPUMs, rt.SeparateLevels},
 		}
+		fmt.Fprintf(&b, "coordinator CPU per round trip %s\n", rt.CoordinatorCPUMethod)
+		est := map[bool]string{true: "coordinator", false: "coordinator, est."}[rt.CoordinatorCPUExact]
 		for _, t := range tables {
 			if len(t.levels) == 0 {
 				continue
 			}
-			fmt.Fprintf(&b, "%s; clients' own crypto per round trip: %.3f ms\n", t.title, t.clientCPU)
+			fmt.Fprintf(&b, "%s; clients' own crypto per round trip, measured alone: %.3f ms\n", t.title, t.clientCPU)
 			tw := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "concurrency\tops\terrors\tops/s\tp50\tp99\tCPU/op (all)\tCPU/op (server est.)\tserver CPU/verify\t% of verify bound\t% (coordinator alone)")
+			cols := "concurrency\tops\terrors\tops/s\tp50\tp99\tCPU/op (all)\t"
+			if rt.CoordinatorCPUExact {
+				cols += "CPU/op (clients)\t"
+			}
+			fmt.Fprintf(tw, "%sCPU/op (%s)\tcoordinator CPU/verify\t%% of verify bound\t%% (coordinator alone)\n", cols, est)
 			for _, l := range t.levels {
-				fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.2f ms\t%.2f ms\t%.2f ms\t%.2f ms\t%.1f×\t%.0f%%\t%.0f%%\n", l.Concurrency, l.Ops, l.Errors, l.OpsPerSec, l.P50Ms, l.P99Ms, l.CPUPerOpMs, l.ServerCPUPerOpMs, l.CPUOverVerify, l.PctOfVerifyBound, l.CoordinatorPctOfVerifyBound)
+				clients := ""
+				if rt.CoordinatorCPUExact {
+					clients = fmt.Sprintf("%.2f ms\t", l.ClientCPUPerOpMs)
+				}
+				fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.2f ms\t%.2f ms\t%.2f ms\t%s%.2f ms\t%.1f×\t%.0f%%\t%.0f%%\n", l.Concurrency, l.Ops, l.Errors, l.OpsPerSec, l.P50Ms, l.P99Ms, l.CPUPerOpMs, clients, l.ServerCPUPerOpMs, l.CPUOverVerify, l.PctOfVerifyBound, l.CoordinatorPctOfVerifyBound)
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -236,7 +258,11 @@ func (r *Results) WriteText(w io.Writer) error {
 		}
 	}
 	if mm := r.Memory; mm != nil {
-		fmt.Fprintf(&b, "\nMemory (this process: coordinator + loopback server + clients; after GC)\n")
+		proc := mm.Process
+		if proc == "" {
+			proc = memProcess
+		}
+		fmt.Fprintf(&b, "\nMemory (%s; after GC)\n", proc)
 		if mm.Workloads < mm.WorkloadsAsked {
 			fmt.Fprintf(&b, "NOTE: %d workloads asked, but only %d fit in a manifest (manifest.MaxSize, %d MiB; %d bytes)\n", mm.WorkloadsAsked, mm.Workloads, manifest.MaxSize>>20, mm.ManifestBytes)
 		}

@@ -5,19 +5,39 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// TestRunQuick runs the whole harness at its smallest and checks that every
-// section measured what it says, without a failed round trip.
+// TestMain makes this test binary the child coordinator when Run starts
+// it (Options.Coordinator is the test binary, with ChildEnv=1).
+func TestMain(m *testing.M) {
+	if os.Getenv(ChildEnv) == "1" {
+		if err := ServeCoordinator(context.Background(), os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestRunQuick runs the whole harness at its smallest, the coordinator in
+// a child process, and checks that every section measured what it says,
+// without a failed round trip.
 func TestRunQuick(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the harness")
 	}
-	r, err := Run(context.Background(), Options{Quick: true, TempDir: t.TempDir()})
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(context.Background(), Options{Quick: true, TempDir: t.TempDir(), Coordinator: []string{exe}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,12 +62,26 @@ func TestRunQuick(t *testing.T) {
 	if rt == nil || len(rt.Levels) != 3 || len(rt.SeparateLevels) != 3 || rt.VerifyMs <= 0 || rt.ClientCPUMs <= 0 || rt.SeparateClientCPUMs <= 0 {
 		t.Fatalf("round trips: %+v", rt)
 	}
+	if !rt.CoordinatorCPUExact || rt.CoordinatorCPUMethod != methodChild {
+		t.Errorf("coordinator CPU: exact %v, %q", rt.CoordinatorCPUExact, rt.CoordinatorCPUMethod)
+	}
 	for _, l := range append(rt.Levels, rt.SeparateLevels...) {
 		if l.Errors != 0 || l.Ops < 16 || l.OpsPerSec <= 0 || l.P99Ms < l.P50Ms || l.CPUPerOpMs <= 0 {
 			t.Errorf("c=%d: %+v", l.Concurrency, l)
 		}
+		// Measured in the child: both shares present, adding up to the whole.
+		if (l.ServerCPUSource != "schedstat" && l.ServerCPUSource != "stat") || l.ClientCPUPerOpMs <= 0 ||
+			math.Abs(l.ClientCPUPerOpMs+l.ServerCPUPerOpMs-l.CPUPerOpMs) > 1e-9 {
+			t.Errorf("c=%d: coordinator CPU %v ms (%q), clients %v ms, all %v ms", l.Concurrency, l.ServerCPUPerOpMs, l.ServerCPUSource, l.ClientCPUPerOpMs, l.CPUPerOpMs)
+		}
+		if l.ServerCPUSource == "schedstat" && (l.ServerCPUPerOpMs <= 0 || l.CoordinatorPctOfVerifyBound <= 0) {
+			t.Errorf("c=%d: coordinator CPU %v ms, %v%%", l.Concurrency, l.ServerCPUPerOpMs, l.CoordinatorPctOfVerifyBound)
+		}
 	}
 	m := r.Memory
+	if m != nil && m.Process != memChild {
+		t.Errorf("memory measured in %q, want the child", m.Process)
+	}
 	// 1008 audit records: two pages of at most api.MaxAuditLimit.
 	if m == nil || m.Workloads != 200 || m.Releases != 1000 || m.AuditRecords != 1000+m.Attested || m.AuditPages != 2 || m.AuditReadError != "" || m.RSSMiB <= 0 || m.StoreMiB <= 0 {
 		t.Fatalf("memory: %+v", m)

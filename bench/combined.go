@@ -139,7 +139,7 @@ func roundTripCombined(ctx context.Context, tb *testbed, id *agent.Identity, sim
 	if err != nil {
 		return nil, err
 	}
-	ar, err := attestRelease(ctx, tb.hc, tb.srv.URL, &api.AttestReleaseRequest{Workload: req.Workload, Evidence: req.Evidence})
+	ar, err := attestRelease(ctx, tb.hc, tb.url, &api.AttestReleaseRequest{Workload: req.Workload, Evidence: req.Evidence})
 	if err != nil {
 		return nil, fmt.Errorf("attest-release: %w", err)
 	}

@@ -29,10 +29,14 @@ import (
 )
 
 // MemoryResult is the coordinator's memory with a large manifest and
-// audit trail. Sizes are of this whole process (it holds the coordinator,
-// its loopback server and the clients), after runtime.GC and
-// debug.FreeOSMemory, from /proc/self/status.
+// audit trail. Sizes are after runtime.GC and debug.FreeOSMemory, from
+// /proc/self/status of the process that holds the coordinator: a child
+// process holding only the coordinator and its loopback server when
+// Options.Coordinator is set, else this whole process (coordinator,
+// loopback server, clients and harness).
 type MemoryResult struct {
+	// Process says which process was measured.
+	Process string `json:"process"`
 	// WorkloadsAsked is the manifest size asked for; Workloads how many
 	// fit in manifest.MaxSize (1 MiB) and were measured; ManifestBytes
 	// the manifest's size.
@@ -186,7 +190,13 @@ func bigManifest(n int, pub string) (*manifest.Manifest, []byte, error) {
 	}
 }
 
-func runMemory(ctx context.Context, dir string, workloads, releases, attested int) (*MemoryResult, error) {
+// What MemoryResult.Process says.
+const (
+	memChild   = "child process: the coordinator and its loopback HTTPS server alone"
+	memProcess = "this process: coordinator, loopback HTTPS server, clients and harness"
+)
+
+func runMemory(ctx context.Context, dir string, workloads, releases, attested int, childArgv []string) (*MemoryResult, error) {
 	res := &MemoryResult{WorkloadsAsked: workloads, Releases: releases, Attested: attested}
 	populated := time.Now()
 	key := make([]byte, keybroker.DataKeySize)
@@ -205,12 +215,38 @@ func runMemory(ctx context.Context, dir string, workloads, releases, attested in
 	}
 	res.PopulateSeconds = time.Since(populated).Seconds()
 
-	settle()
-	res.BaselineRSSMiB, _ = procStatus()
-	peakOK := resetPeak()
-	tb, err := openTestbed(ctx, dir, key, 16)
-	if err != nil {
-		return nil, err
+	// mem is the coordinator's process's memory (after GC if settled).
+	var mem func(settled bool) (childMemory, error)
+	var tb *testbed
+	peakOK := false
+	if childArgv == nil {
+		res.Process = memProcess
+		settle()
+		res.BaselineRSSMiB, _ = procStatus()
+		peakOK = resetPeak()
+		if tb, err = openTestbed(ctx, dir, key, 16, nil); err != nil {
+			return nil, err
+		}
+		mem = func(settled bool) (childMemory, error) {
+			if settled {
+				settle()
+			}
+			var m childMemory
+			m.RSSMiB, m.HWMMiB = procStatus()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			m.HeapMiB = float64(ms.HeapInuse) / (1 << 20)
+			return m, nil
+		}
+	} else {
+		// The child measures its baseline and resets its peak before it
+		// opens the coordinator.
+		res.Process = memChild
+		if tb, err = openTestbed(ctx, dir, key, 16, childArgv); err != nil {
+			return nil, err
+		}
+		res.BaselineRSSMiB, peakOK = tb.child.hello.BaselineRSSMiB, tb.child.hello.PeakReset
+		mem = tb.child.memory
 	}
 	defer tb.close()
 	tb.owner = agent.Owner{Name: m.Owners[0].Name, Key: k}
@@ -225,11 +261,11 @@ func runMemory(ctx context.Context, dir string, workloads, releases, attested in
 		return nil, fmt.Errorf("bench: status lists %d workloads, want %d", len(st.Workloads), res.Workloads)
 	}
 	st = nil
-	settle()
-	res.RSSMiB, _ = procStatus()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	res.HeapMiB = float64(ms.HeapInuse) / (1 << 20)
+	settled, err := mem(true)
+	if err != nil {
+		return nil, err
+	}
+	res.RSSMiB, res.HeapMiB = settled.RSSMiB, settled.HeapMiB
 	t0 := time.Now()
 	// The trail is read in pages, as `trustbound audit` reads it.
 	n, pages, err := auditAll(ctx, tb)
@@ -239,7 +275,11 @@ func runMemory(ctx context.Context, dir string, workloads, releases, attested in
 	}
 	res.AuditRecords, res.AuditPages = n, pages
 	if peakOK {
-		_, res.PeakRSSMiB = procStatus()
+		after, err := mem(false)
+		if err != nil {
+			return nil, err
+		}
+		res.PeakRSSMiB = after.HWMMiB
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "store.db")); err == nil {
 		res.StoreMiB = float64(fi.Size()) / (1 << 20)
@@ -263,7 +303,7 @@ func auditAll(ctx context.Context, tb *testbed) (records, pages int, err error) 
 		if err != nil {
 			return records, pages, err
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, tb.srv.URL+target, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, tb.url+target, nil)
 		if err != nil {
 			return records, pages, err
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -35,12 +36,13 @@ import (
 const bootstrap = "trustbound-bench-bootstrap-token"
 
 // testbed is a real coordinator (bbolt store on disk, fsync per write, the
-// real verifiers of attest/formats) behind a loopback HTTPS server, and an
-// owner-authorised client whose keep-alive pool fits conns workers.
+// real verifiers of attest/formats) behind a loopback HTTPS server, in this
+// process or in a child process, and an owner-authorised client whose
+// keep-alive pool fits conns workers.
 type testbed struct {
-	st     *store.Bolt
-	coord  *coordinator.Coordinator
-	srv    *httptest.Server
+	local  *coordServer      // the coordinator in this process, or nil
+	child  *childCoordinator // the coordinator in a child process, or nil
+	url    string
 	client *agent.Client
 	hc     *http.Client // client's, for the routes agent.Client lacks
 	tr     *http.Transport
@@ -49,14 +51,29 @@ type testbed struct {
 
 func (tb *testbed) close() {
 	tb.tr.CloseIdleConnections()
-	tb.srv.Close()
-	_ = tb.st.Close()
+	if tb.local != nil {
+		tb.local.close()
+	}
+	if tb.child != nil {
+		tb.child.close()
+	}
 }
 
-// openTestbed opens (or creates) the store in dir and serves a coordinator
-// on it. The challenge rate limit is lifted: every worker shares one
-// address.
-func openTestbed(ctx context.Context, dir string, dataKey []byte, conns int) (*testbed, error) {
+// coordServer is the bench coordinator and its loopback HTTPS server.
+type coordServer struct {
+	st  *store.Bolt
+	srv *httptest.Server
+}
+
+func (s *coordServer) close() {
+	s.srv.Close()
+	_ = s.st.Close()
+}
+
+// startCoordinator opens (or creates) the store in dir and serves a
+// coordinator on it over loopback HTTPS. The challenge rate limit is
+// lifted: every worker shares one address.
+func startCoordinator(ctx context.Context, dir string, dataKey []byte) (*coordServer, error) {
 	st, err := store.OpenBolt(filepath.Join(dir, "store.db"), store.BoltOptions{})
 	if err != nil {
 		return nil, err
@@ -80,10 +97,40 @@ func openTestbed(ctx context.Context, dir string, dataKey []byte, conns int) (*t
 	}
 	srv := httptest.NewUnstartedServer(c.Handler())
 	srv.StartTLS()
-	tr := srv.Client().Transport.(*http.Transport).Clone()
-	tr.MaxIdleConns, tr.MaxIdleConnsPerHost, tr.IdleConnTimeout = 2*conns+4, 2*conns+4, time.Minute
-	hc := &http.Client{Transport: tr, Timeout: time.Minute}
-	return &testbed{st: st, coord: c, srv: srv, tr: tr, hc: hc, client: agent.NewClient(srv.URL, hc)}, nil
+	return &coordServer{st: st, srv: srv}, nil
+}
+
+// openTestbed serves a coordinator on the store in dir — in a child
+// process running childArgv when that is set, else in this process — and
+// connects a client to it.
+func openTestbed(ctx context.Context, dir string, dataKey []byte, conns int, childArgv []string) (*testbed, error) {
+	tb := &testbed{}
+	var roots *x509.CertPool
+	if childArgv != nil {
+		c, err := startChild(ctx, childArgv, dir, dataKey)
+		if err != nil {
+			return nil, err
+		}
+		if roots, err = c.roots(); err != nil {
+			c.close()
+			return nil, err
+		}
+		tb.child, tb.url = c, c.hello.URL
+	} else {
+		s, err := startCoordinator(ctx, dir, dataKey)
+		if err != nil {
+			return nil, err
+		}
+		roots = x509.NewCertPool()
+		roots.AddCert(s.srv.Certificate())
+		tb.local, tb.url = s, s.srv.URL
+	}
+	// As httptest.Server.Client: HTTP/1.1 over TLS, trusting the server.
+	tb.tr = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots},
+		MaxIdleConns: 2*conns + 4, MaxIdleConnsPerHost: 2*conns + 4, IdleConnTimeout: time.Minute}
+	tb.hc = &http.Client{Transport: tb.tr, Timeout: time.Minute}
+	tb.client = agent.NewClient(tb.url, tb.hc)
+	return tb, nil
 }
 
 // ownerKey makes an owner key and its PEM public key.
@@ -102,10 +149,10 @@ func ownerKey() (*ecdsa.PrivateKey, string, error) {
 // sampleTestbed is a fresh testbed with the sample manifest and its user
 // secret set; it returns the ledger-vm workload (simulated SEV-SNP, two
 // secrets and a certificate per release).
-func sampleTestbed(ctx context.Context, dir string, conns int) (*testbed, *manifest.Workload, error) {
+func sampleTestbed(ctx context.Context, dir string, conns int, childArgv []string) (*testbed, *manifest.Workload, error) {
 	key := make([]byte, keybroker.DataKeySize)
 	_, _ = rand.Read(key)
-	tb, err := openTestbed(ctx, dir, key, conns)
+	tb, err := openTestbed(ctx, dir, key, conns, childArgv)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -171,12 +218,27 @@ type RoundTripResult struct {
 	OpsPerSec   float64 `json:"opsPerSec"`
 	P50Ms       float64 `json:"p50Ms"`
 	P99Ms       float64 `json:"p99Ms"`
-	// CPUPerOpMs is the process's user+sys CPU (getrusage) per round trip:
-	// coordinator and clients together, as both run in this process.
+	// CPUPerOpMs is the user+sys CPU of coordinator and clients together
+	// per round trip: both processes' with a child coordinator, this
+	// process's (getrusage) when they share it.
 	CPUPerOpMs float64 `json:"cpuPerOpMs"`
-	// ServerCPUPerOpMs is CPUPerOpMs less the clients' own crypto
-	// (RoundTrips.ClientCPUMs): an estimate of the coordinator's share.
+	// ClientCPUPerOpMs is this process's CPU (getrusage) per round trip
+	// with a child coordinator: the clients and the harness, measured. 0
+	// when the coordinator runs in this process.
+	ClientCPUPerOpMs float64 `json:"clientCpuPerOpMs,omitempty"`
+	// ServerCPUPerOpMs is the coordinator's CPU per round trip. With a
+	// child coordinator it is measured (RoundTrips.CoordinatorCPUExact):
+	// the child's CPU time from /proc over the level ÷ round trips; in
+	// this process it is estimated as CPUPerOpMs less the clients' own
+	// crypto measured alone (RoundTrips.ClientCPUMs), which leaves the
+	// clients' HTTP and JSON work and their garbage collection on the
+	// coordinator's bill.
 	ServerCPUPerOpMs float64 `json:"serverCpuPerOpMs"`
+	// ServerCPUSource is where the child's CPU time was read:
+	// "schedstat" (/proc/<pid>/task/*/schedstat, ns), "stat"
+	// (/proc/<pid>/stat utime+stime, 1/100 s: a thread ended during the
+	// level), or "estimate" (no child).
+	ServerCPUSource string `json:"serverCpuSource"`
 	// CPUOverVerify is ServerCPUPerOpMs over the verification alone.
 	CPUOverVerify float64 `json:"cpuOverVerify"`
 	// PctOfVerifyBound is OpsPerSec ÷ (cores ÷ verification cost): the
@@ -197,9 +259,14 @@ type RoundTrips struct {
 	// ClientCPUMs is what each client does besides HTTP per round trip
 	// on the combined route (POST /v1/attest-release): mint the simulated
 	// report (one ECDSA P-384 signature) and open the release (one HPKE
-	// context for both secrets, certificate chain check).
+	// context for both secrets, certificate chain check), measured alone.
 	ClientCPUMs float64 `json:"clientCpuMs"`
 	Cores       int     `json:"cores"`
+	// CoordinatorCPUExact says the coordinator ran in a child process
+	// and its CPU per round trip was measured, not estimated;
+	// CoordinatorCPUMethod says how, in words.
+	CoordinatorCPUExact  bool   `json:"coordinatorCpuExact"`
+	CoordinatorCPUMethod string `json:"coordinatorCpuMethod"`
 	// Levels are round trips on the combined route: challenge, then
 	// attest and release in one request.
 	Levels []RoundTripResult `json:"levels"`
@@ -210,6 +277,12 @@ type RoundTrips struct {
 	SeparateLevels      []RoundTripResult `json:"separateLevels"`
 }
 
+// Ways the coordinator's CPU is known.
+const (
+	methodChild    = "measured: the coordinator runs in a child process; its CPU time is read from /proc/<pid>/task/*/schedstat (ns) or /proc/<pid>/stat (utime+stime) before and after each level"
+	methodEstimate = "estimated: the coordinator shares this process with the clients; its CPU is the process's (getrusage) less the clients' own crypto measured alone, so the clients' HTTP/JSON work and GC count as the coordinator's"
+)
+
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
@@ -218,14 +291,17 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func runRoundTrips(ctx context.Context, dir string, t timing, levels []int, perLevel time.Duration, minOps int) (*RoundTrips, error) {
-	out := &RoundTrips{Cores: runtime.GOMAXPROCS(0)}
+func runRoundTrips(ctx context.Context, dir string, t timing, levels []int, perLevel time.Duration, minOps int, childArgv []string) (*RoundTrips, error) {
+	out := &RoundTrips{Cores: runtime.GOMAXPROCS(0), CoordinatorCPUMethod: methodEstimate}
 	maxConns := slices.Max(levels)
-	tb, w, err := sampleTestbed(ctx, dir, maxConns)
+	tb, w, err := sampleTestbed(ctx, dir, maxConns, childArgv)
 	if err != nil {
 		return nil, err
 	}
 	defer tb.close()
+	if tb.child != nil {
+		out.CoordinatorCPUExact, out.CoordinatorCPUMethod = true, methodChild
+	}
 	sim, err := agent.SimulatedFor(*w)
 	if err != nil {
 		return nil, err
@@ -281,11 +357,13 @@ func runRoundTrips(ctx context.Context, dir string, t timing, levels []int, perL
 	}
 	for _, m := range modes {
 		for _, conc := range levels {
-			r, err := roundTripLevel(ctx, m.trip, conc, perLevel, minOps)
+			r, err := roundTripLevel(ctx, m.trip, conc, perLevel, minOps, tb.child)
 			if err != nil {
 				return nil, err
 			}
-			r.ServerCPUPerOpMs = max(0, r.CPUPerOpMs-m.clientCPU)
+			if tb.child == nil {
+				r.ServerCPUPerOpMs, r.ServerCPUSource = max(0, r.CPUPerOpMs-m.clientCPU), "estimate"
+			}
 			r.CPUOverVerify = r.ServerCPUPerOpMs / out.VerifyMs
 			r.PctOfVerifyBound = 100 * r.OpsPerSec / (float64(out.Cores) / (out.VerifyMs / 1e3))
 			if r.ServerCPUPerOpMs > 0 {
@@ -323,8 +401,9 @@ func verifyOnly(ctx context.Context, t timing, sim attest.Attester, workload str
 }
 
 // roundTripLevel runs conc workers, each one workload identity, until at
-// least perLevel has passed and minOps round trips were made.
-func roundTripLevel(ctx context.Context, trip func(context.Context, *agent.Identity) error, conc int, perLevel time.Duration, minOps int) (RoundTripResult, error) {
+// least perLevel has passed and minOps round trips were made. With a child
+// coordinator, its CPU time over the level is read from /proc.
+func roundTripLevel(ctx context.Context, trip func(context.Context, *agent.Identity) error, conc int, perLevel time.Duration, minOps int, child *childCoordinator) (RoundTripResult, error) {
 	ids := make([]*agent.Identity, conc)
 	for i := range conc {
 		id, err := agent.NewIdentity()
@@ -351,6 +430,13 @@ func roundTripLevel(ctx context.Context, trip func(context.Context, *agent.Ident
 	lat := make([][]time.Duration, conc)
 	var done, errs atomic.Int64
 	var firstErr atomic.Pointer[error]
+	var child0 cpuSample
+	if child != nil {
+		var err error
+		if child0, err = readCPU(child.cmd.Process.Pid); err != nil {
+			return RoundTripResult{}, fmt.Errorf("bench: the child coordinator's CPU time: %w", err)
+		}
+	}
 	deadline := time.Now().Add(perLevel)
 	cpu0, start := cpuTime(), time.Now()
 	for i := range conc {
@@ -375,6 +461,15 @@ func roundTripLevel(ctx context.Context, trip func(context.Context, *agent.Ident
 	}
 	wg.Wait()
 	elapsed, cpu := time.Since(start), cpuTime()-cpu0
+	var childCPU time.Duration
+	var source string
+	if child != nil {
+		child1, err := readCPU(child.cmd.Process.Pid)
+		if err != nil {
+			return RoundTripResult{}, fmt.Errorf("bench: the child coordinator's CPU time: %w", err)
+		}
+		childCPU, source = cpuBetween(child0, child1)
+	}
 	if err := ctx.Err(); err != nil {
 		return RoundTripResult{}, err
 	}
@@ -391,7 +486,11 @@ func roundTripLevel(ctx context.Context, trip func(context.Context, *agent.Ident
 	pct := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))]) / 1e6 }
 	r.OpsPerSec = float64(len(all)) / elapsed.Seconds()
 	r.P50Ms, r.P99Ms = pct(0.50), pct(0.99)
-	r.CPUPerOpMs = float64(cpu) / 1e6 / float64(len(all))
+	perOp := func(d time.Duration) float64 { return float64(d) / 1e6 / float64(len(all)) }
+	r.CPUPerOpMs = perOp(cpu + childCPU)
+	if child != nil {
+		r.ClientCPUPerOpMs, r.ServerCPUPerOpMs, r.ServerCPUSource = perOp(cpu), perOp(childCPU), source
+	}
 	if e := firstErr.Load(); e != nil {
 		slog.Default().Warn("bench: round trip failed", "concurrency", conc, "err", *e)
 	}

@@ -8,7 +8,19 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/trustbound/trustbound/bench"
 )
+
+// TestMain makes this test binary the bench's child coordinator when the
+// harness starts it: cmdBench runs os.Executable (this binary) with
+// bench.ChildEnv=1, and the test flags are not parsed then.
+func TestMain(m *testing.M) {
+	if os.Getenv(bench.ChildEnv) == "1" {
+		os.Exit(run(context.Background(), []string{"bench", benchChildArg}, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
 
 func TestBenchQuick(t *testing.T) {
 	if testing.Short() {
@@ -33,9 +45,19 @@ func TestBenchQuick(t *testing.T) {
 		Verify []struct {
 			Format string `json:"format"`
 		} `json:"verify"`
+		RoundTrips struct {
+			Exact bool `json:"coordinatorCpuExact"`
+		} `json:"roundTrips"`
+		Memory struct {
+			Process string `json:"process"`
+		} `json:"memory"`
 	}
 	if err := json.Unmarshal(b, &r); err != nil || !r.Quick || len(r.Verify) != 5 {
 		t.Fatalf("results.json: quick %v, %d formats (%v)", r.Quick, len(r.Verify), err)
+	}
+	// The coordinator ran in a child process (this test binary again).
+	if !r.RoundTrips.Exact || !strings.HasPrefix(r.Memory.Process, "child process") {
+		t.Errorf("results.json: coordinator CPU exact %v, memory of %q", r.RoundTrips.Exact, r.Memory.Process)
 	}
 	for _, f := range []string{"throughput.svg", "latency.svg", "results.txt"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
