@@ -315,6 +315,9 @@ func openContext(rel *api.ReleaseResponse, tokenID string, unwrapAll func([]api.
 	if rel.Context.Info != api.ReleaseInfo(rel.Workload, tokenID, rel.Secrets) {
 		return nil, errors.New("release: the secrets' HPKE context carries unexpected info (another workload, another token, or other secrets than those released)")
 	}
+	if len(rel.Secrets) == 0 {
+		return map[string][]byte{}, nil // nothing sealed, nothing to open
+	}
 	values, err := unwrapAll(rel.Secrets)
 	if err == nil && len(values) != len(rel.Secrets) {
 		err = fmt.Errorf("%d values opened of %d secrets", len(values), len(rel.Secrets))

@@ -247,3 +247,31 @@ func TestOpenContextZeroesOnError(t *testing.T) {
 		t.Errorf("openContext of a forged release: %v, unwrapped %v", err, called)
 	}
 }
+
+// A release of no secrets (a workload granted none) has a context info and
+// no encapsulation: it opens to no secrets when its info says "0 secrets"
+// for this token, and is refused when the info names secrets (a cut list)
+// or another token.
+func TestOpenOneContextNoSecrets(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	ca, err := identity.NewCA("example.org", now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := NewIdentity()
+	rel := release(t, ca, id, now)
+	rel.Secrets = nil
+	rel.Context = &api.ReleaseContext{Info: api.ReleaseInfo(rel.Workload, "token-1", nil)}
+	res, err := id.open(rel, "token-1", now)
+	if err != nil || len(res.Secrets) != 0 {
+		t.Fatalf("no secrets: %v, %d secrets", err, len(res.Secrets))
+	}
+	if _, err := id.open(rel, "token-2", now); err == nil || !strings.Contains(err.Error(), "unexpected info") {
+		t.Fatalf("another token: %v", err)
+	}
+	cut := api.ReleaseInfo(rel.Workload, "token-1", []api.WrappedSecret{{Name: "s", Version: 1}})
+	rel.Context = &api.ReleaseContext{Info: cut}
+	if _, err := id.open(rel, "token-1", now); err == nil || !strings.Contains(err.Error(), "unexpected info") {
+		t.Fatalf("a list cut to nothing: %v", err)
+	}
+}

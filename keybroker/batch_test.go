@@ -369,3 +369,20 @@ func TestReleaseZeroesPlaintexts(t *testing.T) {
 		t.Fatalf("pw after the releases: %q %v", v, err)
 	}
 }
+
+// A release of no secrets still names its token and says "0 secrets", with
+// nothing encapsulated.
+func TestReleaseAllNoSecrets(t *testing.T) {
+	b, _ := newBroker(t)
+	_, wire, err := NewTEEKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, rc, err := b.ReleaseAll(context.Background(), ReleaseRequest{Record: Release{Workload: "w", TokenID: "tok"}, To: wire, Now: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 0 || len(rc.Enc) != 0 || rc.Info != api.ReleaseInfo("w", "tok", nil) || !strings.Contains(rc.Info, " 0 secrets") {
+		t.Fatalf("%d secrets, context %+v", len(out), rc)
+	}
+}

@@ -419,6 +419,12 @@ func (b *Broker) ReleaseAll(ctx context.Context, req ReleaseRequest) ([]api.Wrap
 	if err != nil {
 		return nil, api.ReleaseContext{}, err
 	}
+	if len(out) == 0 {
+		// Nothing sealed (a workload granted no secrets): the info still
+		// names the token and says "0 secrets", and there is no
+		// encapsulation.
+		rc.Info = api.ReleaseInfo(req.Record.Workload, req.Record.TokenID, out)
+	}
 	return out, rc, nil
 }
 
