@@ -12,20 +12,16 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/trustbound/trustbound/agent"
 	"github.com/trustbound/trustbound/attest"
-	"github.com/trustbound/trustbound/attest/formats"
 	"github.com/trustbound/trustbound/coordinator"
 	"github.com/trustbound/trustbound/identity"
-	"github.com/trustbound/trustbound/keybroker"
+	"github.com/trustbound/trustbound/internal/coordtest"
 	"github.com/trustbound/trustbound/manifest"
-	"github.com/trustbound/trustbound/store"
 )
 
 type clock struct {
@@ -71,49 +67,22 @@ func newEnv(t *testing.T, certTTL time.Duration) *env {
 // newEnvWith is newEnv with options.
 func newEnvWith(t *testing.T, o envOptions) *env {
 	t.Helper()
-	certTTL := o.certTTL
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "store.db"), store.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	key := make([]byte, keybroker.DataKeySize)
-	rand.Read(key)
-	sealer, err := keybroker.NewSealer(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := formats.Registry(formats.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	clk := &clock{t: time.Now().UTC()}
-	c, err := coordinator.New(context.Background(), coordinator.Config{Store: st, Sealer: sealer, Verifiers: reg, Now: clk.now,
-		BootstrapToken: []byte(bootstrap), CertTTL: certTTL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := c.Handler()
-	if o.wrap != nil {
-		h = o.wrap(h)
-	}
-	srv := httptest.NewTLSServer(h)
-	t.Cleanup(srv.Close)
-	ok, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, _ := x509.MarshalPKIXPublicKey(&ok.PublicKey)
-	m, err := manifest.Parse(manifest.SampleWith(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))))
+	ok, pub := coordtest.OwnerKey(t)
+	m, err := manifest.Parse(manifest.SampleWith(pub))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if o.edit != nil {
 		o.edit(m)
 	}
-	e := &env{clk: clk, client: agent.NewClient(srv.URL, srv.Client()), owner: agent.Owner{Name: m.Owners[0].Name, Key: ok}, m: m,
-		url: srv.URL, hc: srv.Client()}
+	owner := agent.Owner{Name: m.Owners[0].Name, Key: ok}
 	raw, _ := json.Marshal(m)
-	if _, err := e.client.SetManifest(context.Background(), e.owner, raw, []byte(bootstrap)); err != nil {
-		t.Fatal(err)
-	}
+	cs := coordtest.Start(t, coordtest.Options{
+		Config: coordinator.Config{Now: clk.now, BootstrapToken: []byte(bootstrap), CertTTL: o.certTTL},
+		TLS:    true, Wrap: o.wrap, Manifest: raw, Owner: owner,
+	})
+	e := &env{clk: clk, client: cs.Client, owner: owner, m: m, url: cs.Server.URL, hc: cs.Server.Client()}
 	for _, s := range m.Secrets {
 		if s.Type == manifest.User {
 			if _, err := e.client.SetSecret(context.Background(), e.owner, s.Name, []byte("value-of-"+s.Name)); err != nil {

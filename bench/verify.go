@@ -200,6 +200,21 @@ func boolErr(ok bool, what string) error {
 	return nil
 }
 
+// snpVendor is a loopback fake KDS serving vcekDER at vcekURL and a
+// simulated CRL valid around now.
+func snpVendor(now time.Time, vcekURL string, vcekDER []byte) (*fakeVendor, error) {
+	crl, err := simtee.SNPRevocationList(nil, now.Add(-time.Hour), now.Add(24*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	fv := newFakeVendor()
+	if err := fv.serveSNP(vcekURL, vcekDER, crl); err != nil {
+		fv.close()
+		return nil, err
+	}
+	return fv, nil
+}
+
 func snpCase(ctx context.Context) (*vcase, error) {
 	now := time.Now()
 	ev, err := simtee.SNP{}.Attest(ctx, [64]byte{1})
@@ -216,14 +231,8 @@ func snpCase(ctx context.Context) (*vcase, error) {
 	if err != nil {
 		return nil, err
 	}
-	crl, err := simtee.SNPRevocationList(nil, now.Add(-time.Hour), now.Add(24*time.Hour))
+	fv, err := snpVendor(now, kds.VCEKCertURL(simtee.SNPProductLine, report.GetChipId(), kds.TCBVersion(report.GetReportedTcb())), ev.Certs[0])
 	if err != nil {
-		return nil, err
-	}
-	fv := newFakeVendor()
-	vcekURL := kds.VCEKCertURL(simtee.SNPProductLine, report.GetChipId(), kds.TCBVersion(report.GetReportedTcb()))
-	if err := fv.serveSNP(vcekURL, ev.Certs[0], crl); err != nil {
-		fv.close()
 		return nil, err
 	}
 	bare := &attest.Evidence{Format: ev.Format, Data: ev.Data} // no certificates: the VCEK is fetched
@@ -275,13 +284,8 @@ func azureSNPCase(ctx context.Context) (*vcase, error) {
 	if err != nil {
 		return nil, err
 	}
-	crl, err := simtee.SNPRevocationList(nil, now.Add(-time.Hour), now.Add(24*time.Hour))
+	fv, err := snpVendor(now, "https://kdsintf.amd.com/vcek/v1/Milan/unused", e.VCEK)
 	if err != nil {
-		return nil, err
-	}
-	fv := newFakeVendor()
-	if err := fv.serveSNP("https://kdsintf.amd.com/vcek/v1/Milan/unused", e.VCEK, crl); err != nil {
-		fv.close()
 		return nil, err
 	}
 	return &vcase{
@@ -334,100 +338,119 @@ func qvlCollateral(name string) (*dcap.Collateral, error) {
 	return dcap.ParseQVLCollateral(b)
 }
 
-func tdxCase(ctx context.Context) (*vcase, error) {
-	raw, err := readVector("tdx_quote.dat")
-	if err != nil {
-		return nil, err
-	}
-	col, err := qvlCollateral("tdx_collateral.json")
-	if err != nil {
-		return nil, err
-	}
-	q, err := tdx.ParseQuote(raw)
-	if err != nil {
-		return nil, err
-	}
-	s := &q.Signature
-	check, err := dcapBare(q.PCKChain[0], s.AttestationKey, q.SignedByPCK, s.QEReportSignature, q.SignedByAttestationKey, s.QuoteSignature)
-	if err != nil {
-		return nil, err
-	}
-	ev := &attest.Evidence{Format: attest.FormatTDXQuote, Data: raw}
-	opts := attest.Options{Now: qvlAt}
-	v := tdx.NewVerifier(tdx.Config{Collateral: dcap.NewStaticSource(col)})
-	fv := newFakeVendor()
-	fv.serveIntel(dcap.TDX, tdxFMSPC, dcap.PlatformCA, col)
-	roots := x509.NewCertPool()
-	roots.AddCert(dcap.IntelSGXRoot())
-	return &vcase{
-		format: string(attest.FormatTDXQuote), vector: "real TDX quote v4 (dcap-qvl sample) with its real Intel collateral, at 2025-07-04",
-		warm:     func() error { _, err := v.Verify(ctx, ev, opts); return err },
-		bare:     func() error { return boolErr(check(), "QE report or quote signature") },
-		bareWhat: "2× ECDSA P-256",
-		plain: func() error {
-			pq, err := tdxabi.QuoteToProto(raw)
-			if err != nil {
-				return err
-			}
-			return tdxverify.TdxQuote(pq, &tdxverify.Options{
-				TrustedRoots: roots, GetCollateral: true, CheckRevocations: true, Getter: tdxGetter{fv},
-				Now: &tdxverify.TimeSet{PckCertChain: qvlAt, TcbInfo: qvlAt, QeIdentity: qvlAt, PckCrl: qvlAt, RootCaCrl: qvlAt},
-			})
-		},
-		plainWhat: "go-tdx-guest verify.TdxQuote, collateral from a loopback fake PCS, no cache",
-		cold: func() error {
-			f, err := fv.fetcher(func() time.Time { return qvlAt })
-			if err != nil {
-				return err
-			}
-			_, err = tdx.NewVerifier(tdx.Config{Collateral: f}).Verify(ctx, ev, opts)
-			return err
-		},
-		coldWhat: "new verifier and empty collateral.Fetcher: TCB info, QE identity, PCK and root CRLs from a loopback fake PCS",
-		cleanup:  fv.close,
-	}, nil
+// intelSpec is one dcap-qvl sample quote, verified at qvlAt with its real
+// Intel collateral.
+type intelSpec struct {
+	format                attest.Format
+	vector                string
+	quoteFile, collateral string // under testdata/
+	// kind, fmspc and ca say where the fake PCS serves the collateral.
+	kind  dcap.Kind
+	fmspc [6]byte
+	ca    dcap.CA
+	// bare parses the quote into its two P-256 checks (dcapBare).
+	bare func(raw []byte) (func() bool, error)
+	// verifier is the format's verifier over a collateral source.
+	verifier func(dcap.Source) attest.Verifier
+	// plain is the plain library call (nil: none; plainWhat says why).
+	plain     func(raw []byte, fv *fakeVendor) func() error
+	plainWhat string
 }
 
-func sgxCase(ctx context.Context) (*vcase, error) {
-	raw, err := readVector("sgx_quote.dat")
+// intelCase measures a DCAP quote: warm against its static collateral,
+// cold against a new verifier fetching it from a loopback fake PCS.
+func intelCase(ctx context.Context, sp intelSpec) (*vcase, error) {
+	raw, err := readVector(sp.quoteFile)
 	if err != nil {
 		return nil, err
 	}
-	col, err := qvlCollateral("sgx_collateral.json")
+	col, err := qvlCollateral(sp.collateral)
 	if err != nil {
 		return nil, err
 	}
-	q, err := sgx.ParseQuote(raw)
+	check, err := sp.bare(raw)
 	if err != nil {
 		return nil, err
 	}
-	s := &q.Signature
-	check, err := dcapBare(q.PCKChain[0], s.AttestationKey, q.SignedByPCK, s.QEReportSignature, q.SignedByAttestationKey, s.ISVSignature)
-	if err != nil {
-		return nil, err
-	}
-	ev := &attest.Evidence{Format: attest.FormatSGXQuoteV3, Data: raw}
+	ev := &attest.Evidence{Format: sp.format, Data: raw}
 	opts := attest.Options{Now: qvlAt}
-	v := sgx.NewVerifier(sgx.Config{Collateral: dcap.NewStaticSource(col)})
+	v := sp.verifier(dcap.NewStaticSource(col))
 	fv := newFakeVendor()
-	fv.serveIntel(dcap.SGX, sgxFMSPC, dcap.ProcessorCA, col)
-	return &vcase{
-		format: string(attest.FormatSGXQuoteV3), vector: "real SGX quote v3 (dcap-qvl sample) with its real Intel collateral, at 2025-07-04",
+	fv.serveIntel(sp.kind, sp.fmspc, sp.ca, col)
+	c := &vcase{
+		format: string(sp.format), vector: sp.vector,
 		warm:      func() error { _, err := v.Verify(ctx, ev, opts); return err },
 		bare:      func() error { return boolErr(check(), "QE report or quote signature") },
 		bareWhat:  "2× ECDSA P-256",
-		plainWhat: "n/a: no plain Go library verifies SGX DCAP quotes with collateral (Intel's QVL is C++, dcap-qvl Rust)",
+		plainWhat: sp.plainWhat,
 		cold: func() error {
 			f, err := fv.fetcher(func() time.Time { return qvlAt })
 			if err != nil {
 				return err
 			}
-			_, err = sgx.NewVerifier(sgx.Config{Collateral: f}).Verify(ctx, ev, opts)
+			_, err = sp.verifier(f).Verify(ctx, ev, opts)
 			return err
 		},
 		coldWhat: "new verifier and empty collateral.Fetcher: TCB info, QE identity, PCK and root CRLs from a loopback fake PCS",
 		cleanup:  fv.close,
-	}, nil
+	}
+	if sp.plain != nil {
+		c.plain = sp.plain(raw, fv)
+	}
+	return c, nil
+}
+
+// tdxBare is the two P-256 checks of a TDX quote.
+func tdxBare(quote []byte) (func() bool, error) {
+	q, err := tdx.ParseQuote(quote)
+	if err != nil {
+		return nil, err
+	}
+	s := &q.Signature
+	return dcapBare(q.PCKChain[0], s.AttestationKey, q.SignedByPCK, s.QEReportSignature, q.SignedByAttestationKey, s.QuoteSignature)
+}
+
+func tdxCase(ctx context.Context) (*vcase, error) {
+	roots := x509.NewCertPool()
+	roots.AddCert(dcap.IntelSGXRoot())
+	return intelCase(ctx, intelSpec{
+		format: attest.FormatTDXQuote, vector: "real TDX quote v4 (dcap-qvl sample) with its real Intel collateral, at 2025-07-04",
+		quoteFile: "tdx_quote.dat", collateral: "tdx_collateral.json",
+		kind: dcap.TDX, fmspc: tdxFMSPC, ca: dcap.PlatformCA,
+		bare:     tdxBare,
+		verifier: func(s dcap.Source) attest.Verifier { return tdx.NewVerifier(tdx.Config{Collateral: s}) },
+		plain: func(raw []byte, fv *fakeVendor) func() error {
+			return func() error {
+				pq, err := tdxabi.QuoteToProto(raw)
+				if err != nil {
+					return err
+				}
+				return tdxverify.TdxQuote(pq, &tdxverify.Options{
+					TrustedRoots: roots, GetCollateral: true, CheckRevocations: true, Getter: tdxGetter{fv},
+					Now: &tdxverify.TimeSet{PckCertChain: qvlAt, TcbInfo: qvlAt, QeIdentity: qvlAt, PckCrl: qvlAt, RootCaCrl: qvlAt},
+				})
+			}
+		},
+		plainWhat: "go-tdx-guest verify.TdxQuote, collateral from a loopback fake PCS, no cache",
+	})
+}
+
+func sgxCase(ctx context.Context) (*vcase, error) {
+	return intelCase(ctx, intelSpec{
+		format: attest.FormatSGXQuoteV3, vector: "real SGX quote v3 (dcap-qvl sample) with its real Intel collateral, at 2025-07-04",
+		quoteFile: "sgx_quote.dat", collateral: "sgx_collateral.json",
+		kind: dcap.SGX, fmspc: sgxFMSPC, ca: dcap.ProcessorCA,
+		bare: func(raw []byte) (func() bool, error) {
+			q, err := sgx.ParseQuote(raw)
+			if err != nil {
+				return nil, err
+			}
+			s := &q.Signature
+			return dcapBare(q.PCKChain[0], s.AttestationKey, q.SignedByPCK, s.QEReportSignature, q.SignedByAttestationKey, s.ISVSignature)
+		},
+		verifier:  func(s dcap.Source) attest.Verifier { return sgx.NewVerifier(sgx.Config{Collateral: s}) },
+		plainWhat: "n/a: no plain Go library verifies SGX DCAP quotes with collateral (Intel's QVL is C++, dcap-qvl Rust)",
+	})
 }
 
 func azureTDXCase(ctx context.Context) (*vcase, error) {
@@ -443,12 +466,7 @@ func azureTDXCase(ctx context.Context) (*vcase, error) {
 	if err != nil {
 		return nil, err
 	}
-	q, err := tdx.ParseQuote(e.TDQuote)
-	if err != nil {
-		return nil, err
-	}
-	s := &q.Signature
-	check, err := dcapBare(q.PCKChain[0], s.AttestationKey, q.SignedByPCK, s.QEReportSignature, q.SignedByAttestationKey, s.QuoteSignature)
+	check, err := tdxBare(e.TDQuote)
 	if err != nil {
 		return nil, err
 	}

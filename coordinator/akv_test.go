@@ -28,6 +28,7 @@ import (
 	"github.com/trustbound/trustbound/api"
 	"github.com/trustbound/trustbound/attest"
 	"github.com/trustbound/trustbound/coordinator"
+	"github.com/trustbound/trustbound/internal/coordtest"
 	"github.com/trustbound/trustbound/keybroker"
 	"github.com/trustbound/trustbound/manifest"
 )
@@ -50,7 +51,7 @@ type akvHarness struct {
 
 func newAKVHarness(t *testing.T) *akvHarness {
 	t.Helper()
-	st, sealer, reg := newTestState(t)
+	st, sealer, reg := coordtest.State(t)
 	clk := &clock{t: time.Now().UTC()}
 	c, err := coordinator.New(context.Background(), coordinator.Config{Store: st, Sealer: sealer, Verifiers: reg, Now: clk.now,
 		Issuer: "https://coordinator.test", BootstrapToken: []byte(testBootstrap), KeyReleaseBearer: []byte(akvBearer)})

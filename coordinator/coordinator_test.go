@@ -23,6 +23,7 @@ import (
 	"github.com/trustbound/trustbound/attest/formats"
 	"github.com/trustbound/trustbound/attest/simtee"
 	"github.com/trustbound/trustbound/coordinator"
+	"github.com/trustbound/trustbound/internal/coordtest"
 	"github.com/trustbound/trustbound/keybroker"
 	"github.com/trustbound/trustbound/manifest"
 	"github.com/trustbound/trustbound/store"
@@ -51,51 +52,23 @@ type harness struct {
 	st     store.Store
 }
 
-// newTestState opens what a coordinator is built on in tests: a real
-// bbolt store in a temp dir, a sealer with a fresh data key, and the real
-// verifiers.
-func newTestState(tb testing.TB) (store.Store, *keybroker.Sealer, *attest.Registry) {
-	tb.Helper()
-	st, err := store.OpenBolt(filepath.Join(tb.TempDir(), "store.db"), store.BoltOptions{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	key := make([]byte, keybroker.DataKeySize)
-	rand.Read(key)
-	sealer, err := keybroker.NewSealer(key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	reg, err := formats.Registry(formats.Config{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return st, sealer, reg
-}
-
 // newHarness runs a real coordinator (bbolt store, real verifiers) behind
 // an HTTP test server, and sets the sample manifest, edited by edit.
 func newHarness(t *testing.T, edit func(*manifest.Manifest)) *harness {
 	t.Helper()
-	st, sealer, reg := newTestState(t)
 	// The agent checks certificates at the real time, so the coordinator starts there.
 	clk := &clock{t: time.Now().UTC()}
-	c, err := coordinator.New(context.Background(), coordinator.Config{Store: st, Sealer: sealer, Verifiers: reg, Now: clk.now, Issuer: "https://coordinator.test", BootstrapToken: []byte(testBootstrap)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(c.Handler())
-	t.Cleanup(srv.Close)
-	h := &harness{t: t, clock: clk, coord: c, client: agent.NewClient(srv.URL, srv.Client()), st: st}
+	h := &harness{t: t, clock: clk}
 	h.owner, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	h.m = sampleManifest(t, &h.owner.PublicKey)
 	if edit != nil {
 		edit(h.m)
 	}
-	if _, err := h.client.SetManifest(context.Background(), h.ownerOf(), rawManifest(t, h.m), []byte(testBootstrap)); err != nil {
-		t.Fatalf("setting manifest: %v", err)
-	}
+	cs := coordtest.Start(t, coordtest.Options{
+		Config:   coordinator.Config{Now: clk.now, Issuer: "https://coordinator.test", BootstrapToken: []byte(testBootstrap)},
+		Manifest: rawManifest(t, h.m), Owner: h.ownerOf(),
+	})
+	h.coord, h.client, h.st = cs.Coordinator, cs.Client, cs.Store
 	return h
 }
 

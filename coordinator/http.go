@@ -189,33 +189,51 @@ func (c *Coordinator) handleChallenge(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Coordinator) handleAttest(w http.ResponseWriter, r *http.Request) {
+	var req api.AttestRequest
+	if !c.decodeBody(w, r, &req) {
+		return
+	}
+	if _, _, at, ok := c.attestWorkload(w, r, &req); ok {
+		writeJSON(w, at.resp)
+	}
+}
+
+// decodeBody reads the request body (readBody) and decodes it strictly
+// into v; on failure it writes the problem and returns false.
+func (c *Coordinator) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	body, ok := c.readBody(w, r)
 	if !ok {
-		return
+		return false
 	}
-	var req api.AttestRequest
-	if err := api.DecodeStrict(body, &req); err != nil {
+	if err := api.DecodeStrict(body, v); err != nil {
 		c.problem(w, r, http.StatusBadRequest, "Malformed request", err)
-		return
+		return false
 	}
+	return true
+}
+
+// attestWorkload attests req under the manifest in force and the
+// workload it names, and records the verdict in the status. On refusal
+// it writes the problem and returns false.
+func (c *Coordinator) attestWorkload(w http.ResponseWriter, r *http.Request, req *api.AttestRequest) (*manifestState, *manifest.Workload, *attested, bool) {
 	ms := c.manifestInForce()
 	if ms == nil {
 		c.problem(w, r, http.StatusConflict, "No manifest", errors.New("no manifest is set; an owner must set one first"))
-		return
+		return nil, nil, nil, false
 	}
 	wl, ok := ms.parsed.Workload(req.Workload)
 	if !ok {
 		c.problem(w, r, http.StatusNotFound, "Unknown workload", fmt.Errorf("workload %q is not in the manifest", req.Workload))
-		return
+		return nil, nil, nil, false
 	}
-	at, status, title, err := c.attest(r, ms, wl, &req)
+	at, status, title, err := c.attest(r, ms, wl, req)
 	if err != nil {
 		c.record(wl.Name, func(rec *workloadRecord) { rec.refused++; rec.lastVerdict = "refused: " + title })
 		c.problem(w, r, status, title, err)
-		return
+		return nil, nil, nil, false
 	}
 	c.recordAttested(wl.Name, at.resp)
-	writeJSON(w, at.resp)
+	return ms, wl, at, true
 }
 
 // recordAttested notes a successful attestation in the status.
@@ -235,34 +253,16 @@ func (c *Coordinator) recordAttested(workload string, resp *api.AttestResponse) 
 // manifest state, so the token is neither re-read nor re-verified. The
 // secrets are sealed under one HPKE context (api.ReleaseContext).
 func (c *Coordinator) handleAttestRelease(w http.ResponseWriter, r *http.Request) {
-	body, ok := c.readBody(w, r)
-	if !ok {
-		return
-	}
 	var req api.AttestReleaseRequest
-	if err := api.DecodeStrict(body, &req); err != nil {
-		c.problem(w, r, http.StatusBadRequest, "Malformed request", err)
-		return
-	}
-	ms := c.manifestInForce()
-	if ms == nil {
-		c.problem(w, r, http.StatusConflict, "No manifest", errors.New("no manifest is set; an owner must set one first"))
-		return
-	}
-	wl, ok := ms.parsed.Workload(req.Workload)
-	if !ok {
-		c.problem(w, r, http.StatusNotFound, "Unknown workload", fmt.Errorf("workload %q is not in the manifest", req.Workload))
+	if !c.decodeBody(w, r, &req) {
 		return
 	}
 	// The secrets asked for are checked by release, only once the evidence
 	// attested: an unattested caller learns nothing of a workload's grants.
-	at, status, title, err := c.attest(r, ms, wl, &api.AttestRequest{Workload: req.Workload, Evidence: req.Evidence})
-	if err != nil {
-		c.record(wl.Name, func(rec *workloadRecord) { rec.refused++; rec.lastVerdict = "refused: " + title })
-		c.problem(w, r, status, title, err)
+	ms, wl, at, ok := c.attestWorkload(w, r, &api.AttestRequest{Workload: req.Workload, Evidence: req.Evidence})
+	if !ok {
 		return
 	}
-	c.recordAttested(wl.Name, at.resp)
 	rel, status, title, err := c.release(r, ms, wl, at.claims, at.to, req.Secrets, true)
 	if err != nil {
 		c.problem(w, r, status, title, err)
@@ -349,13 +349,8 @@ func (c *Coordinator) attest(r *http.Request, ms *manifestState, wl *manifest.Wo
 }
 
 func (c *Coordinator) handleRelease(w http.ResponseWriter, r *http.Request) {
-	body, ok := c.readBody(w, r)
-	if !ok {
-		return
-	}
 	var req api.ReleaseRequest
-	if err := api.DecodeStrict(body, &req); err != nil {
-		c.problem(w, r, http.StatusBadRequest, "Malformed request", err)
+	if !c.decodeBody(w, r, &req) {
 		return
 	}
 	tc, err := c.issuer(token.ES256).Verify(req.Token, c.now())

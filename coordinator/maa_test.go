@@ -20,7 +20,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +35,7 @@ import (
 	"github.com/trustbound/trustbound/attest/simtee"
 	"github.com/trustbound/trustbound/collateral"
 	"github.com/trustbound/trustbound/coordinator"
-	"github.com/trustbound/trustbound/keybroker"
+	"github.com/trustbound/trustbound/internal/coordtest"
 	"github.com/trustbound/trustbound/manifest"
 	"github.com/trustbound/trustbound/policy"
 	"github.com/trustbound/trustbound/store"
@@ -76,36 +75,17 @@ func newMAAHarness(t *testing.T, now time.Time, intel dcap.Source, edit ...func(
 // edit.
 func newMAAHarnessWith(t *testing.T, now time.Time, conf func(*coordinator.Config), edit ...func(*manifest.Manifest)) *maaHarness {
 	t.Helper()
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "store.db"), store.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	key := make([]byte, keybroker.DataKeySize)
-	rand.Read(key)
-	sealer, err := keybroker.NewSealer(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	clk := &clock{t: now}
-	cfg := coordinator.Config{Store: st, Sealer: sealer, Now: clk.now, Issuer: maaIssuer, BootstrapToken: []byte(testBootstrap)}
+	cfg := coordinator.Config{Now: clk.now, Issuer: maaIssuer, BootstrapToken: []byte(testBootstrap)}
 	conf(&cfg)
-	c, err := coordinator.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(c.Handler())
-	t.Cleanup(srv.Close)
-	h := &maaHarness{t: t, clock: clk, srv: srv, st: st}
+	h := &maaHarness{t: t, clock: clk}
 	h.owner, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	h.m = sampleManifest(t, &h.owner.PublicKey)
 	for _, e := range edit {
 		e(h.m)
 	}
-	client := agent.NewClient(srv.URL, srv.Client())
-	if _, err := client.SetManifest(context.Background(), agent.Owner{Name: h.m.Owners[0].Name, Key: h.owner}, rawManifest(t, h.m), []byte(testBootstrap)); err != nil {
-		t.Fatalf("setting manifest: %v", err)
-	}
+	cs := coordtest.Start(t, coordtest.Options{Config: cfg, Manifest: rawManifest(t, h.m), Owner: agent.Owner{Name: h.m.Owners[0].Name, Key: h.owner}})
+	h.srv, h.st = cs.Server, cs.Store
 	return h
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/trustbound/trustbound/attest"
 	"github.com/trustbound/trustbound/attest/simtee"
 	"github.com/trustbound/trustbound/coordinator"
+	"github.com/trustbound/trustbound/internal/coordtest"
 	"github.com/trustbound/trustbound/keybroker"
 	"github.com/trustbound/trustbound/manifest"
 	"github.com/trustbound/trustbound/policy"
@@ -43,7 +44,7 @@ type urlHarness struct {
 
 func newURLHarness(t *testing.T, edit func(*manifest.Manifest)) *urlHarness {
 	t.Helper()
-	st, sealer, reg := newTestState(t)
+	st, sealer, reg := coordtest.State(t)
 	var handler http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)

@@ -1,7 +1,6 @@
 package coordinator_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,7 +9,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -25,25 +23,20 @@ import (
 	"github.com/trustbound/trustbound/attest"
 	"github.com/trustbound/trustbound/attest/formats"
 	"github.com/trustbound/trustbound/coordinator"
+	"github.com/trustbound/trustbound/internal/coordtest"
 	"github.com/trustbound/trustbound/keybroker"
 	"github.com/trustbound/trustbound/manifest"
 )
 
 // benchCoordinator runs a real coordinator (bbolt on a temp dir, fsync
-// per write, real verifiers) behind a loopback HTTP server with the
-// sample manifest and its user secret set, and returns a client whose
-// keep-alive pool holds enough connections for conns workers. The
-// challenge rate limit is lifted: every worker shares one address.
-func benchCoordinator(b *testing.B, conns int) (*agent.Client, manifest.Workload) {
-	client, _, _, w := benchCoordinatorHTTP(b, conns)
-	return client, w
-}
-
-// benchCoordinatorHTTP is benchCoordinator that also returns the HTTP
-// client and the base URL, for the routes agent.Client lacks.
-func benchCoordinatorHTTP(b *testing.B, conns int) (*agent.Client, *http.Client, string, manifest.Workload) {
+// per write, real verifiers) behind a loopback server with the sample
+// manifest and its user secret set, and returns a client whose keep-alive
+// pool holds enough connections for conns workers. serve starts the
+// server (nil: plain HTTP). The challenge rate limit is lifted: every
+// worker shares one address.
+func benchCoordinator(b *testing.B, conns int, serve func(*httptest.Server)) (*agent.Client, manifest.Workload) {
 	b.Helper()
-	st, sealer, reg := newTestState(b)
+	st, sealer, reg := coordtest.State(b)
 	ctx := context.Background()
 	c, err := coordinator.New(ctx, coordinator.Config{Store: st, Sealer: sealer, Verifiers: reg,
 		Issuer: "https://coordinator.test", BootstrapToken: []byte(testBootstrap),
@@ -51,12 +44,17 @@ func benchCoordinatorHTTP(b *testing.B, conns int) (*agent.Client, *http.Client,
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := httptest.NewServer(c.Handler())
+	srv := httptest.NewUnstartedServer(c.Handler())
+	if serve == nil {
+		srv.Start()
+	} else {
+		serve(srv)
+	}
 	b.Cleanup(srv.Close)
-	tr := &http.Transport{MaxIdleConns: 2 * conns, MaxIdleConnsPerHost: 2 * conns, IdleConnTimeout: time.Minute}
+	tr := srv.Client().Transport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost, tr.IdleConnTimeout = 2*conns, 2*conns, time.Minute
 	b.Cleanup(tr.CloseIdleConnections)
-	hc := &http.Client{Transport: tr}
-	client := agent.NewClient(srv.URL, hc)
+	client := agent.NewClient(srv.URL, &http.Client{Transport: tr})
 	ownerKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	m, raw := benchManifest(b, &ownerKey.PublicKey)
 	owner := agent.Owner{Name: m.Owners[0].Name, Key: ownerKey}
@@ -67,7 +65,58 @@ func benchCoordinatorHTTP(b *testing.B, conns int) (*agent.Client, *http.Client,
 		b.Fatal(err)
 	}
 	w, _ := m.Workload(manifest.SampleLedgerName)
-	return client, hc, srv.URL, *w
+	return client, *w
+}
+
+// roundTripFunc is one workload's round trip by one identity.
+type roundTripFunc func(ctx context.Context, client *agent.Client, id *agent.Identity, sim attest.Attester, w string) error
+
+// benchRoundTrips runs b.N round trips of w by conc workers, each with its
+// own identity and simulated TEE and warmed by one trip (which opens its
+// connection), reports ops/s, and returns every trip's latency, sorted.
+func benchRoundTrips(b *testing.B, client *agent.Client, w manifest.Workload, conc int, trip roundTripFunc) []time.Duration {
+	b.Helper()
+	ctx := context.Background()
+	ids := make([]*agent.Identity, conc)
+	sims := make([]attest.Attester, conc)
+	for i := range conc {
+		id, err := agent.NewIdentity()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i], sims[i] = id, tee(w)
+		if err := trip(ctx, client, ids[i], sims[i], w.Name); err != nil {
+			b.Fatal(err)
+		}
+	}
+	lat := make([][]time.Duration, conc)
+	var next atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for i := range conc {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				t0 := time.Now()
+				if err := trip(ctx, client, ids[i], sims[i], w.Name); err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+				lat[i] = append(lat[i], time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "ops/s")
+	return all
 }
 
 // benchManifest is the sample manifest owned by pub, parsed and raw.
@@ -120,53 +169,11 @@ func roundTrip(ctx context.Context, client *agent.Client, id *agent.Identity, si
 func BenchmarkAttestRelease(b *testing.B) {
 	for _, conc := range []int{1, 16, 128} {
 		b.Run(fmt.Sprintf("c=%d", conc), func(b *testing.B) {
-			client, w := benchCoordinator(b, conc)
-			ctx := context.Background()
-			ids := make([]*agent.Identity, conc)
-			sims := make([]attest.Attester, conc)
-			for i := range conc {
-				id, err := agent.NewIdentity()
-				if err != nil {
-					b.Fatal(err)
-				}
-				ids[i], sims[i] = id, tee(w)
-				// Warm: one round trip per worker opens its connection.
-				if err := roundTrip(ctx, client, ids[i], sims[i], w.Name); err != nil {
-					b.Fatal(err)
-				}
-			}
-			lat := make([][]time.Duration, conc)
-			var next atomic.Int64
-			var failed atomic.Pointer[error]
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			start := time.Now()
-			for i := range conc {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for next.Add(1) <= int64(b.N) {
-						t0 := time.Now()
-						if err := roundTrip(ctx, client, ids[i], sims[i], w.Name); err != nil {
-							failed.CompareAndSwap(nil, &err)
-							return
-						}
-						lat[i] = append(lat[i], time.Since(t0))
-					}
-				}()
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			if err := failed.Load(); err != nil {
-				b.Fatal(*err)
-			}
-			all := slices.Concat(lat...)
-			slices.Sort(all)
+			client, w := benchCoordinator(b, conc, nil)
+			all := benchRoundTrips(b, client, w, conc, roundTrip)
 			pct := func(p float64) float64 {
 				return float64(all[int(p*float64(len(all)-1))].Nanoseconds()) / 1e3
 			}
-			b.ReportMetric(float64(len(all))/elapsed.Seconds(), "ops/s")
 			b.ReportMetric(pct(0.50), "p50-µs")
 			b.ReportMetric(pct(0.99), "p99-µs")
 		})
@@ -175,14 +182,14 @@ func BenchmarkAttestRelease(b *testing.B) {
 
 // roundTripCombined is roundTrip over POST /v1/attest-release: challenge,
 // evidence, one request, then the secrets opened under one HPKE context.
-func roundTripCombined(ctx context.Context, client *agent.Client, hc *http.Client, base string, id *agent.Identity, sim attest.Attester, w string) error {
+func roundTripCombined(ctx context.Context, client *agent.Client, id *agent.Identity, sim attest.Attester, w string) error {
 	req, err := id.Evidence(ctx, client, sim, w)
 	if err != nil {
 		return err
 	}
-	var out api.AttestReleaseResponse
-	if err := postJSON(ctx, hc, base+api.PathAttestRelease, &api.AttestReleaseRequest{Workload: w, Evidence: req.Evidence}, &out); err != nil {
-		return err
+	out, err := client.AttestRelease(ctx, &api.AttestReleaseRequest{Workload: w, Evidence: req.Evidence})
+	if err != nil {
+		return fmt.Errorf("attest-release: %w", err)
 	}
 	if out.Release.Context == nil || len(out.Release.Secrets) != 2 {
 		return fmt.Errorf("release without a context or with %d secrets", len(out.Release.Secrets))
@@ -195,42 +202,8 @@ func roundTripCombined(ctx context.Context, client *agent.Client, hc *http.Clien
 // combined route (POST /v1/attest-release).
 func BenchmarkAttestReleaseCombined(b *testing.B) {
 	const conc = 16
-	client, hc, base, w := benchCoordinatorHTTP(b, conc)
-	ctx := context.Background()
-	ids := make([]*agent.Identity, conc)
-	for i := range conc {
-		id, err := agent.NewIdentity()
-		if err != nil {
-			b.Fatal(err)
-		}
-		ids[i] = id
-		if err := roundTripCombined(ctx, client, hc, base, id, tee(w), w.Name); err != nil {
-			b.Fatal(err)
-		}
-	}
-	var next atomic.Int64
-	var failed atomic.Pointer[error]
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	start := time.Now()
-	for i := range conc {
-		wg.Go(func() {
-			sim := tee(w)
-			for next.Add(1) <= int64(b.N) {
-				if err := roundTripCombined(ctx, client, hc, base, ids[i], sim, w.Name); err != nil {
-					failed.CompareAndSwap(nil, &err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	if err := failed.Load(); err != nil {
-		b.Fatal(*err)
-	}
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
+	client, w := benchCoordinator(b, conc, nil)
+	benchRoundTrips(b, client, w, conc, roundTripCombined)
 }
 
 // BenchmarkVerifyOnly is the verification of the same simulated SEV-SNP
@@ -267,30 +240,4 @@ func BenchmarkVerifyOnly(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-}
-
-// postJSON posts in as JSON to url and decodes a 200 answer into out.
-func postJSON(ctx context.Context, hc *http.Client, url string, in, out any) error {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("POST %s: HTTP %d: %s", url, resp.StatusCode, b)
-	}
-	return json.Unmarshal(b, out)
 }

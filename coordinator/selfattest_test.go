@@ -13,11 +13,12 @@ import (
 	"github.com/trustbound/trustbound/attest"
 	"github.com/trustbound/trustbound/attest/simtee"
 	"github.com/trustbound/trustbound/coordinator"
+	"github.com/trustbound/trustbound/internal/coordtest"
 )
 
 func newSelfAttestingCoordinator(t *testing.T, tee attest.Attester) (*coordinator.Coordinator, *attest.Registry) {
 	t.Helper()
-	st, sealer, reg := newTestState(t)
+	st, sealer, reg := coordtest.State(t)
 	c, err := coordinator.New(context.Background(), coordinator.Config{Store: st, Sealer: sealer, Verifiers: reg,
 		Issuer: "https://coordinator.test", BootstrapToken: []byte("0123456789abcdef0123"), SelfAttester: tee})
 	if err != nil {

@@ -4,29 +4,21 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
-	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/trustbound/trustbound/agent"
 	"github.com/trustbound/trustbound/attest"
-	"github.com/trustbound/trustbound/attest/formats"
 	"github.com/trustbound/trustbound/attest/simtee"
 	"github.com/trustbound/trustbound/coordinator"
 	"github.com/trustbound/trustbound/deploy"
 	"github.com/trustbound/trustbound/initdata"
-	"github.com/trustbound/trustbound/keybroker"
+	"github.com/trustbound/trustbound/internal/coordtest"
 	"github.com/trustbound/trustbound/manifest"
-	"github.com/trustbound/trustbound/store"
 )
 
 const bootstrap = "bootstrap-token-of-the-deploy-test"
@@ -35,46 +27,29 @@ const bootstrap = "bootstrap-token-of-the-deploy-test"
 // behind an HTTP test server and sets raw as its manifest.
 func startCoordinator(t *testing.T, raw []byte, owner *ecdsa.PrivateKey) *agent.Client {
 	t.Helper()
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "store.db"), store.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	key := make([]byte, keybroker.DataKeySize)
-	rand.Read(key)
-	sealer, err := keybroker.NewSealer(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := formats.Registry(formats.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := coordinator.New(context.Background(), coordinator.Config{Store: st, Sealer: sealer, Verifiers: reg, Now: time.Now, BootstrapToken: []byte(bootstrap)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(c.Handler())
-	t.Cleanup(srv.Close)
-	client := agent.NewClient(srv.URL, srv.Client())
-	if _, err := client.SetManifest(context.Background(), agent.Owner{Name: manifest.SampleOwner, Key: owner}, raw, []byte(bootstrap)); err != nil {
-		t.Fatal(err)
-	}
-	return client
+	return coordtest.Start(t, coordtest.Options{
+		Config:   coordinator.Config{Now: time.Now, BootstrapToken: []byte(bootstrap)},
+		Manifest: raw, Owner: agent.Owner{Name: manifest.SampleOwner, Key: owner},
+	}).Client
 }
 
-// ownerManifest returns a fresh owner key and its public key (PEM).
-func ownerManifest(t *testing.T) (*ecdsa.PrivateKey, string) {
+// pinHostData pins workload's host data of res into the manifest raw
+// (deploy.PinHostData) and returns the pinned manifest, which must
+// validate, parsed and raw.
+func pinHostData(t *testing.T, raw []byte, workload string, res *deploy.Result) (*manifest.Manifest, []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pinnedRaw, err := deploy.PinHostData(raw, workload, res.HostData)
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	pinned, err := manifest.Parse(pinnedRaw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return key, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	if err := pinned.Validate(); err != nil {
+		t.Fatalf("the pinned manifest is invalid: %v", err)
+	}
+	return pinned, pinnedRaw
 }
 
 // boundValue is what the generated pod asks its TEE to bind, read back
@@ -111,7 +86,7 @@ func boundValue(t *testing.T, res *deploy.Result, tee attest.TEE) []byte {
 // policy's SHA-256 (what AKS would bind) is refused.
 func TestPinnedHostDataAttestsEndToEnd(t *testing.T) {
 	ctx := context.Background()
-	ownerKey, ownerPEM := ownerManifest(t)
+	ownerKey, ownerPEM := coordtest.OwnerKey(t)
 	raw := manifest.SampleWith(ownerPEM)
 	m, err := manifest.Parse(raw)
 	if err != nil {
@@ -134,17 +109,7 @@ func TestPinnedHostDataAttestsEndToEnd(t *testing.T) {
 		t.Fatal("hostData is the bare policy's SHA-256, not the init-data digest")
 	}
 	bound := boundValue(t, res, attest.SEVSNP)
-	pinnedRaw, err := deploy.PinHostData(raw, manifest.SampleWebName, res.HostData)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pinned, err := manifest.Parse(pinnedRaw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pinned.Validate(); err != nil {
-		t.Fatalf("the pinned manifest is invalid: %v", err)
-	}
+	pinned, pinnedRaw := pinHostData(t, raw, manifest.SampleWebName, res)
 	web, _ := pinned.Workload(manifest.SampleWebName)
 	if !bytes.Equal(web.Reference.HostData, bound) || !bytes.Equal(web.Reference.HostData, res.HostData) {
 		t.Fatalf("manifest hostData %s, bound by the annotation %x, generated %s", web.Reference.HostData, bound, res.HostData)
@@ -211,7 +176,7 @@ func tdxManifest(ownerPEM string, mrtd [48]byte) []byte {
 // reference.
 func TestPinnedInitDataAttestsOnTDX(t *testing.T) {
 	ctx := context.Background()
-	ownerKey, ownerPEM := ownerManifest(t)
+	ownerKey, ownerPEM := coordtest.OwnerKey(t)
 	mrtd := [48]byte(bytes.Repeat([]byte{0x66}, 48))
 	raw := tdxManifest(ownerPEM, mrtd)
 	m, err := manifest.Parse(raw)
@@ -228,17 +193,7 @@ func TestPinnedInitDataAttestsOnTDX(t *testing.T) {
 	if len(bound) != 48 || !bytes.Equal(bound, res.HostData) {
 		t.Fatalf("bound %x, generated %s: want the 48-byte SHA-384 of the init-data", bound, res.HostData)
 	}
-	pinnedRaw, err := deploy.PinHostData(raw, "api-td", res.HostData)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pinned, err := manifest.Parse(pinnedRaw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pinned.Validate(); err != nil {
-		t.Fatalf("the pinned manifest is invalid: %v", err)
-	}
+	pinned, pinnedRaw := pinHostData(t, raw, "api-td", res)
 	w, _ := pinned.Workload("api-td")
 	td := simtee.TDX{MRTD: mrtd}
 	copy(td.MRConfigID[:], w.Reference.HostData)

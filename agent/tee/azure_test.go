@@ -49,7 +49,7 @@ func provisionSNP(t *testing.T, s *swtpm, userData [64]byte) []byte {
 		if err != nil {
 			t.Fatal(err)
 		}
-		writeNV(t, tpm, nvHCLReport, hclReport(uint32(azure.ReportTypeSNP), snpEv.Data, varData))
+		writeNV(t, tpm, nvHCLReport, simtee.AzureHCLReport(uint32(azure.ReportTypeSNP), snpEv.Data, varData))
 		extendPCR(t, tpm, 0, "firmware")
 		extendPCR(t, tpm, 23, "application")
 		vcek = snpEv.Certs[0]
@@ -201,7 +201,7 @@ func TestAzureVTPMTDXOnSWTPM(t *testing.T) {
 	s.with(t, func(tpm TPM) {
 		ak := provisionAK(t, tpm, 3)
 		varData := runtimeClaims(t, ak, rd)
-		writeNV(t, tpm, nvHCLReport, hclReport(uint32(azure.ReportTypeTDX), td.Report(varDataReportData(varData)), varData))
+		writeNV(t, tpm, nvHCLReport, simtee.AzureHCLReport(uint32(azure.ReportTypeTDX), td.Report(varDataReportData(varData)), varData))
 	})
 	var quoted []byte
 	a, err := NewAzureVTPM(ctx, s.open, AzureConfig{

@@ -118,7 +118,7 @@ func (p *paravisor) renew(userData [64]byte) error {
 	if err != nil {
 		return err
 	}
-	if err := defineNV(p.tpm, nvHCLReport, hclReport(uint32(azure.ReportTypeSNP), ev.Data, varData)); err != nil {
+	if err := defineNV(p.tpm, nvHCLReport, simtee.AzureHCLReport(uint32(azure.ReportTypeSNP), ev.Data, varData)); err != nil {
 		return err
 	}
 	p.renewals++

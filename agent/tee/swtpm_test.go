@@ -5,7 +5,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -21,6 +20,8 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
+
+	"github.com/trustbound/trustbound/attest/simtee"
 )
 
 // swtpm is a software TPM started for one test: its raw command port is
@@ -128,36 +129,15 @@ func (s *swtpm) with(t *testing.T, f func(tpm TPM)) {
 	f(c)
 }
 
-// akTemplate is the Azure vTPM AK: restricted RSA-2048 signing,
-// RSASSA with SHA-256.
-var akTemplate = tpm2.TPMTPublic{
-	Type:    tpm2.TPMAlgRSA,
-	NameAlg: tpm2.TPMAlgSHA256,
-	ObjectAttributes: tpm2.TPMAObject{
-		FixedTPM: true, FixedParent: true, SensitiveDataOrigin: true,
-		UserWithAuth: true, NoDA: true, Restricted: true, SignEncrypt: true,
-	},
-	Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgRSA, &tpm2.TPMSRSAParms{
-		Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
-		Scheme: tpm2.TPMTRSAScheme{
-			Scheme:  tpm2.TPMAlgRSASSA,
-			Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgRSASSA, &tpm2.TPMSSigSchemeRSASSA{HashAlg: tpm2.TPMAlgSHA256}),
-		},
-		KeyBits: 2048,
-	}),
-	Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgRSA, &tpm2.TPM2BPublicKeyRSA{Buffer: make([]byte, 256)}),
-}
-
 // provisionAK makes the AK and persists it at 0x81000003, as Azure
 // provisions the vTPM, and returns its public key. It uses a fresh key
 // per call (the unique field is random).
 func provisionAK(t *testing.T, tpm transport.TPM, unique byte) *rsa.PublicKey {
 	t.Helper()
-	tmpl := akTemplate
-	tmpl.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgRSA, &tpm2.TPM2BPublicKeyRSA{Buffer: append([]byte{unique}, make([]byte, 255)...)})
+	tmpl := simtee.AzureAKPublic(append([]byte{unique}, make([]byte, 255)...))
 	cp, err := tpm2.CreatePrimary{
 		PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)},
-		InPublic:      tpm2.New2B(tmpl),
+		InPublic:      tpm2.New2B(*tmpl),
 	}.Execute(tpm)
 	if err != nil {
 		t.Fatalf("creating the AK: %v", err)
@@ -185,28 +165,6 @@ func provisionAK(t *testing.T, tpm transport.TPM, unique byte) *rsa.PublicKey {
 		t.Fatal(err)
 	}
 	return k
-}
-
-// hclReport lays out an HCL report (header, hardware report, request
-// data, var data) of exactly its report size, not padded to the 2600
-// bytes of Azure's NV index: swtpm's NV indices hold at most 2048 bytes.
-func hclReport(reportType uint32, hw, varData []byte) []byte {
-	const fixed = 32 + 1184 + 20
-	size := fixed + len(varData)
-	b := make([]byte, size)
-	le := binary.LittleEndian
-	copy(b, "HCLA")
-	le.PutUint32(b[4:], 2)
-	le.PutUint32(b[8:], uint32(size))
-	le.PutUint32(b[12:], 2) // AK certificate request
-	copy(b[32:], hw)
-	le.PutUint32(b[1216:], uint32(20+len(varData)))
-	le.PutUint32(b[1220:], 1)
-	le.PutUint32(b[1224:], reportType)
-	le.PutUint32(b[1228:], 1) // SHA-256
-	le.PutUint32(b[1232:], uint32(len(varData)))
-	copy(b[fixed:], varData)
-	return b
 }
 
 // runtimeClaims is the var data the paravisor would write: only the AK

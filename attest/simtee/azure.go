@@ -91,10 +91,10 @@ func (a AzureSNP) Attest(ctx context.Context, reportData [64]byte) (*attest.Evid
 	if err != nil {
 		return nil, err
 	}
-	hcl := azureHCLReport(snpEv.Data, varData)
+	hcl := azureNVReport(snpEv.Data, varData)
 
 	// The vTPM: a quote over PCRs 0..23 with the AK.
-	akName, err := tpm2.ObjectName(azureAKPublic(&ak.PublicKey))
+	akName, err := tpm2.ObjectName(AzureAKPublic(ak.PublicKey.N.Bytes()))
 	if err != nil {
 		return nil, fmt.Errorf("simtee: AK name: %w", err)
 	}
@@ -140,30 +140,45 @@ func (a AzureSNP) Attest(ctx context.Context, reportData [64]byte) (*attest.Evid
 	return &attest.Evidence{Format: attest.FormatAzureSNPVTPM, Data: data}, nil
 }
 
-// azureHCLReport lays out the HCL report as the paravisor writes it to NV
-// index 0x01400001: header, SNP report, IGVM request data, var data, zeros.
-func azureHCLReport(snpReport, varData []byte) []byte {
+// AzureHCLReport lays out an HCL report as Azure's paravisor writes it:
+// header, hardware report hw of reportType (2: SEV-SNP, 4: TDX, as
+// azure.ReportType), IGVM request data, var data; of exactly its report
+// size. The vTPM's NV index 0x01400001 holds it zero padded to 2600 bytes
+// (what AzureSNP quotes); a test TPM whose NV indices are smaller can take
+// it unpadded.
+func AzureHCLReport(reportType uint32, hw, varData []byte) []byte {
 	const fixed = 32 + 1184 + 20
 	size := fixed + len(varData)
-	b := make([]byte, max(size, azureNVReportSize))
+	b := make([]byte, size)
 	le := binary.LittleEndian
 	copy(b, "HCLA")
 	le.PutUint32(b[4:], 2)            // version
 	le.PutUint32(b[8:], uint32(size)) // report size
 	le.PutUint32(b[12:], 2)           // request type: AK certificate
-	copy(b[32:], snpReport)
+	copy(b[32:], hw)
 	le.PutUint32(b[1216:], uint32(20+len(varData))) // data size
 	le.PutUint32(b[1220:], 1)                       // request data version
-	le.PutUint32(b[1224:], 2)                       // report type: SNP
-	le.PutUint32(b[1228:], 1)                       // hash type: SHA-256
+	le.PutUint32(b[1224:], reportType)
+	le.PutUint32(b[1228:], 1) // hash type: SHA-256
 	le.PutUint32(b[1232:], uint32(len(varData)))
 	copy(b[fixed:], varData)
 	return b
 }
 
-// azureAKPublic is the vTPM AK's public area: a restricted RSA-2048
-// RSASSA-SHA256 signing key.
-func azureAKPublic(k *rsa.PublicKey) *tpm2.TPMTPublic {
+// azureNVReport is the content of NV index 0x01400001: the HCL report of
+// an SNP report, zero padded to the index's size.
+func azureNVReport(snpReport, varData []byte) []byte {
+	b := AzureHCLReport(azureReportTypeSNP, snpReport, varData)
+	return append(b, make([]byte, max(0, azureNVReportSize-len(b)))...)
+}
+
+// azureReportTypeSNP is the HCL report type of an SNP report.
+const azureReportTypeSNP = 2
+
+// AzureAKPublic is the public area of an Azure vTPM attestation key: a
+// restricted RSA-2048 RSASSA-SHA256 signing key with modulus n (as a
+// creation template: n is the unique field, 256 bytes).
+func AzureAKPublic(n []byte) *tpm2.TPMTPublic {
 	return &tpm2.TPMTPublic{
 		Type:    tpm2.TPMAlgRSA,
 		NameAlg: tpm2.TPMAlgSHA256,
@@ -179,7 +194,7 @@ func azureAKPublic(k *rsa.PublicKey) *tpm2.TPMTPublic {
 			},
 			KeyBits: 2048,
 		}),
-		Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgRSA, &tpm2.TPM2BPublicKeyRSA{Buffer: k.N.Bytes()}),
+		Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgRSA, &tpm2.TPM2BPublicKeyRSA{Buffer: n}),
 	}
 }
 

@@ -121,3 +121,20 @@ func TestAzureSNPCancelled(t *testing.T) {
 		t.Errorf("cancelled: %v", err)
 	}
 }
+
+// AzureHCLReport lays out a report attest/azure parses back, unpadded.
+func TestAzureHCLReportParses(t *testing.T) {
+	hw := bytes.Repeat([]byte{0xA5}, 1184)
+	varData := []byte(`{"keys":[]}`)
+	b := simtee.AzureHCLReport(uint32(azure.ReportTypeSNP), hw, varData)
+	if want := 32 + 1184 + 20 + len(varData); len(b) != want {
+		t.Fatalf("report is %d bytes, want %d (unpadded)", len(b), want)
+	}
+	r, err := azure.ParseHCLReport(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ReportType != azure.ReportTypeSNP || r.RequestType != azure.RequestTypeAKCert || !bytes.Equal(r.HardwareReport, hw) || !bytes.Equal(r.VarData, varData) {
+		t.Fatalf("parsed back as type %v request %d, hardware report equal %v, var data %q", r.ReportType, r.RequestType, bytes.Equal(r.HardwareReport, hw), r.VarData)
+	}
+}
