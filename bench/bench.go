@@ -230,7 +230,7 @@ func (r *Results) WriteText(w io.Writer) error {
 			levels    []RoundTripResult
 		}{
 			{"combined route (POST /v1/attest-release: one request, secrets under one HPKE context)", rt.ClientCPUMs, rt.Levels},
-			{"separate requests (POST /v1/attest, then /v1/release with the token; agent.Client today)", rt.SeparateClientCPUMs, rt.SeparateLevels},
+			{"separate requests (POST /v1/attest, then /v1/release with the token; the agent's fallback for an older coordinator)", rt.SeparateClientCPUMs, rt.SeparateLevels},
 		}
 		fmt.Fprintf(&b, "coordinator CPU per round trip %s\n", rt.CoordinatorCPUMethod)
 		est := map[bool]string{true: "coordinator", false: "coordinator, est."}[rt.CoordinatorCPUExact]

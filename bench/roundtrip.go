@@ -294,8 +294,8 @@ type RoundTrips struct {
 	// attest and release in one request.
 	Levels []RoundTripResult `json:"levels"`
 	// SeparateClientCPUMs and SeparateLevels are the same for the two
-	// requests agent.Client makes today (attest, then release with the
-	// token; each secret sealed on its own).
+	// requests the agent falls back to against an older coordinator
+	// (attest, then release with the token; each secret sealed on its own).
 	SeparateClientCPUMs float64           `json:"separateClientCpuMs"`
 	SeparateLevels      []RoundTripResult `json:"separateLevels"`
 }
@@ -351,7 +351,7 @@ func runRoundTrips(ctx context.Context, dir string, t timing, levels []int, perL
 	}
 	clientCPU := func(open func() error) (float64, error) {
 		ns, err := t.measure(func() error {
-			if _, err := sim.Attest(ctx, attest.ReportDataFor(rd)); err != nil {
+			if _, err := sim.Attest(ctx, attest.NativeReportData(rd)); err != nil {
 				return err
 			}
 			return open()

@@ -1,7 +1,9 @@
-// Package deploy knows the deployment models: who is inside and outside each
+// Package deploy knows the deployment models — who is inside and outside each
 // trust boundary, on which TEEs each model runs, and what its vendor's
-// trusted computing base is. It reads the manifest's types and never talks
-// to a TEE.
+// trusted computing base is — and writes what deploys each one: cloud-init
+// and systemd (CVM), an ARM template (Azure CVM), a Kata pod whose agent
+// policy travels in init-data pinned as hostData, an SGX pod. It reads the
+// manifest's types and never talks to a TEE.
 package deploy
 
 import (
@@ -109,7 +111,7 @@ var (
 
 	caveatVMRoot = "Root in the guest and every application in the VM can read the workload's data and every secret released to the VM."
 	caveatIO     = "The host still schedules the guest and carries its I/O: the TEE protects confidentiality and integrity, not availability; encrypt and authenticate disk and network traffic inside the boundary."
-	caveatPolicy = "The agent policy is inside the boundary: whatever it allows (exec, reading logs, which images and environment) the cluster administrator can do, which is why its hash is pinned as hostData."
+	caveatPolicy = "The agent policy is inside the boundary: whatever it allows (exec, reading logs, which images and environment) the cluster administrator can do, which is why the digest of the init-data that holds it is pinned as hostData."
 	caveatImages = "Unless the policy pins the images (by digest, or their layers' dm-verity hashes), whoever controls the registry or the node chooses the code."
 )
 
@@ -166,7 +168,7 @@ var boundaries = []Boundary{
 		Outside: outsidePod,
 		TCB:     tcbSNP,
 		Caveats: []string{
-			caveatPolicy + " On SNP that is HOST_DATA (SHA-256 of the policy).",
+			caveatPolicy + " On SNP that is HOST_DATA: the SHA-256 of the init-data document that holds the policy.",
 			caveatImages,
 			"The pod VM's kernel and Kata agent come from the platform, not from the workload's owner; pin them with the launch measurement.",
 		},

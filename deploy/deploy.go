@@ -72,7 +72,7 @@ type Options struct {
 	// AKSRuntimeClass).
 	RuntimeClass string
 	// AllowExec lets the host exec into the Kata pod: a debug escape hatch
-	// that the policy states visibly and the hash pins.
+	// that the policy states visibly and the pinned init-data digest covers.
 	AllowExec bool
 	// AllowLogs lets the host read the pod's stdout and stderr.
 	AllowLogs bool

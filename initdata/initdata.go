@@ -14,9 +14,8 @@
 // io.katacontainers.config.hypervisor.cc_init_data as base64 of the
 // gzip-compressed TOML (Annotation).
 //
-// coordinator/kbs_initdata.go computes the same digest and padding with
-// its own unexported helpers; Digest and Regularize are the exported form
-// it can call.
+// coordinator/kbs_initdata.go checks init-data with Digest and
+// Regularize.
 package initdata
 
 import (

@@ -41,7 +41,7 @@ type Broker struct {
 	st     store.Store
 	sealer *Sealer
 
-	// trail orders the audit trail and indexes it for pages (audit.go).
+	// trail orders the positions of audit records (audit.go).
 	trail auditTrail
 }
 

@@ -83,7 +83,9 @@ type Reference struct {
 	// MinSVN is the lowest accepted SGX ISVSVN or SNP GUEST_SVN.
 	MinSVN *uint32 `json:"minSVN,omitempty"`
 	// HostData is the expected SNP HOST_DATA / TDX MRCONFIGID / SGX
-	// CONFIGID: for a confidential container, the SHA-256 of its pod policy.
+	// CONFIGID: for a confidential container, the digest of the init-data
+	// document holding its agent policy (SNP: SHA-256; TDX: SHA-384), or on
+	// Azure's confidential containers the SHA-256 of the policy itself.
 	HostData attest.Hex `json:"hostData,omitempty"`
 	// Debug allows a debuggable TEE. Default false: debug TEEs are refused.
 	Debug bool `json:"debug,omitempty"`

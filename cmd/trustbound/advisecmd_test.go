@@ -125,7 +125,7 @@ func TestAdviseTextAndSVG(t *testing.T) {
 		"1. confidential VM node pool [cvm-node-pool]  score 7",
 		"2. confidential container pod (pod TEE) [confidential-pod]  score 6",
 		"   excluded: an SGX enclave cannot take a GPU into its boundary; data handed to the GPU leaves the enclave",
-		"     - hostData: SHA-256 of the pod's agent policy",
+		"     - hostData: The digest of the init-data document holding the pod's agent policy",
 	} {
 		if !strings.Contains(text, s) {
 			t.Errorf("text lacks %q:\n%s", s, text)

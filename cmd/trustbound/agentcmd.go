@@ -31,7 +31,7 @@ func (s *simFlags) register(fs interface {
 }) {
 	fs.StringVar(&s.tee, "simulate", "", "use a SIMULATED TEE: snp or sgx (the manifest must allow simulation)")
 	fs.StringVar(&s.measurement, "sim-measurement", "", "simulated launch measurement, hex (SNP 48 bytes, SGX MRENCLAVE 32 bytes)")
-	fs.StringVar(&s.hostData, "sim-host-data", "", "simulated SNP HOST_DATA (32 bytes hex), e.g. the SHA-256 of a pod policy")
+	fs.StringVar(&s.hostData, "sim-host-data", "", "simulated SNP HOST_DATA (32 bytes hex), e.g. the init-data digest trustbound deploy pins")
 	fs.StringVar(&s.signer, "sim-signer", "", "simulated SGX MRSIGNER (32 bytes hex)")
 	fs.StringVar(&s.config, "sim-config-id", "", "simulated SGX CONFIGID (64 bytes hex)")
 	fs.UintVar(&s.productID, "sim-product-id", 0, "simulated SGX ISVPRODID")
