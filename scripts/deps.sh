@@ -13,7 +13,7 @@ if [ ${#need[@]} -gt 0 ]; then
   else sudo apt-get update -qq && sudo apt-get install -y -qq "${need[@]}"; fi
 fi
 # jose 6 (the interop tests' JWT/JWE library) needs Node.js 20 or later.
-if ! node -e 'process.exit(+process.versions.node.split(".")[0] < 20)'; then
+if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
   echo "Node.js >= 20 is required by the interop tests (found $(node --version)); Debian 13 has it, or use NodeSource" >&2
   exit 1
 fi
