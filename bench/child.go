@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/trustbound/trustbound/coordinator"
 )
 
 // The coordinator under measurement can run in a child process, so that
@@ -83,6 +85,8 @@ func ServeCoordinator(ctx context.Context, in io.Reader, out io.Writer) error {
 	if cfg.Dir == "" {
 		return errors.New("bench coordinator: configuration line: dir is empty")
 	}
+	// The garbage collector as `trustbound serve` sets it.
+	coordinator.TuneGC(coordinator.DefaultGCPercent, coordinator.DefaultMemoryLimit)
 	settle()
 	hello := childHello{}
 	hello.BaselineRSSMiB, _ = procStatus()

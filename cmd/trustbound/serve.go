@@ -230,6 +230,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rotation := fs.Duration("token-key-rotation", 0, "rotate the token signing keys (ES256 and RS256) this often, e.g. 720h; rotated-out keys stay published until their tokens expire (0: never)")
 	regoTimeout := fs.Duration("rego-timeout", 0, "time budget of one Rego policy evaluation (default 100ms)")
 	azureAllowSim := fs.Bool("azure-allow-simulated", false, "let the Azure-compatible surface (/attest/*) accept simulated evidence when the manifest allows simulation (its tokens never claim x-ms-compliance-status); for demos only: relying parties written for Azure do not read x-tb-simulated")
+	gcPercent := fs.Int("gc-percent", coordinator.DefaultGCPercent, "garbage collector target percentage (GOGC), unless the GOGC environment variable is set")
+	memLimit := fs.Int64("memory-limit", coordinator.DefaultMemoryLimit>>20, "soft memory limit in MiB (GOMEMLIMIT) near which the collector runs harder, unless GOMEMLIMIT is set (0: none)")
 	keyReleaseBearerFile := fs.String("key-release-bearer-file", "", "file holding the bearer access token that callers of the Key Vault style release surface (POST /keys/{name}/release) must present in place of Key Vault's Entra ID token (empty: that surface refuses every call)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -250,6 +252,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *regoTimeout < 0 {
 		return usageErr("--rego-timeout must not be negative")
 	}
+	if *gcPercent < 0 || *memLimit < 0 {
+		return usageErr("--gc-percent and --memory-limit must not be negative")
+	}
+	coordinator.TuneGC(*gcPercent, *memLimit<<20)
 	logger, err := newLogger(stderr, *logLevel)
 	if err != nil {
 		return err
