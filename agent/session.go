@@ -86,7 +86,7 @@ func Start(ctx context.Context, cfg Config) (*Session, error) {
 		}
 		hc = &http.Client{
 			Timeout:   30 * time.Second,
-			Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cfg.Roots, MinVersion: tls.VersionTLS13}},
+			Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cfg.Roots, MinVersion: tls.VersionTLS13}, IdleConnTimeout: 90 * time.Second},
 		}
 	}
 	now := time.Now
@@ -126,8 +126,11 @@ func (s *Session) Identity() *Identity {
 // Client is the session's coordinator client.
 func (s *Session) Client() *Client { return s.client }
 
-// Close zeroes every secret buffer and drops the session's keys. It is
-// safe to call more than once.
+// Close zeroes every secret buffer, drops the session's keys (Go cannot
+// overwrite a private key's internal copies: they are left to the garbage
+// collector) and closes idle connections to the coordinator. It is safe
+// to call more than once, but not while the caller is still reading
+// Secrets, Certificate or Token: those fields are the caller's, unlocked.
 func (s *Session) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -139,6 +142,9 @@ func (s *Session) Close() error {
 	s.Token = ""
 	s.Certificate = tls.Certificate{}
 	s.identity = nil
+	if s.client != nil && s.client.http != nil {
+		s.client.http.CloseIdleConnections()
+	}
 	return nil
 }
 

@@ -157,22 +157,30 @@ func loopbackHost(h string) bool {
 	return loopbackName(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"))
 }
 
-// Serve answers the API on ln until ctx is done.
+// Serve answers the API on ln until ctx is done. Requests run under ctx
+// (they are cancelled with it), and Serve returns only once the requests
+// in progress have ended or been given up after a grace period.
 func (s *Sidecar) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+		WriteTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	done := make(chan struct{})
-	defer close(done)
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		select {
 		case <-ctx.Done():
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_ = srv.Shutdown(sctx)
+			if srv.Shutdown(sctx) != nil {
+				_ = srv.Close()
+			}
 		case <-done:
 		}
 	}()
 	err := srv.Serve(ln)
+	close(done)
+	<-stopped
 	if errors.Is(err, http.ErrServerClosed) {
 		return ctx.Err()
 	}

@@ -568,3 +568,60 @@ func TestSidecarRefusesBrowserRequests(t *testing.T) {
 		}
 	}
 }
+
+// Serve runs requests under its context: when it is cancelled, a request
+// in progress is cancelled too, and Serve returns only after that request
+// has ended.
+func TestSidecarServeEndsRequestsBeforeReturning(t *testing.T) {
+	coord, err := startCoordinator(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(coord.close)
+	w, _ := coord.simulated(manifest.SampleWebName)
+	sim, err := agent.SimulatedFor(*w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := agent.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tee := &endingTEE{blockingTEE: blockingTEE{Attester: sim, entered: make(chan struct{}, 1), release: make(chan struct{})}, ended: make(chan struct{})}
+	sc := &agent.Sidecar{Client: coord.client(), TEE: tee, Workload: w.Name, Identity: id}
+	ln, err := agent.ListenSidecar("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- sc.Serve(ctx, ln) }()
+	body := jsonBody(t, map[string]string{"runtime_data": base64.StdEncoding.EncodeToString([]byte("x"))})
+	go func() {
+		resp, err := http.Post("http://"+ln.Addr().String()+"/attest/raw", "application/json", strings.NewReader(body))
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-tee.entered // the request is inside the TEE
+	cancel()
+	if err := <-served; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Serve: %v", err)
+	}
+	select {
+	case <-tee.ended:
+	default:
+		t.Fatal("Serve returned while a request was still inside the TEE")
+	}
+}
+
+// endingTEE is a blockingTEE that says when its Attest has returned.
+type endingTEE struct {
+	blockingTEE
+	ended chan struct{}
+}
+
+func (e *endingTEE) Attest(ctx context.Context, rd [64]byte) (*attest.Evidence, error) {
+	defer close(e.ended)
+	return e.blockingTEE.Attest(ctx, rd)
+}

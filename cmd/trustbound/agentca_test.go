@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -119,5 +120,26 @@ func TestAgentCommandRefusesUnpinnedCA(t *testing.T) {
 	code = run(context.Background(), []string{"agent", "--simulate", "snp", "--ca", ca, "--ca-sha256", "nothex", "--workload", "web"}, &stdout, &stderr)
 	if code != exitUsage {
 		t.Errorf("--ca-sha256 nothex: exit %d, want %d", code, exitUsage)
+	}
+}
+
+// Every command that talks to a coordinator refuses a URL that is not
+// https: over plain HTTP the CA (and --ca-sha256) would check nothing.
+func TestCoordinatorURLMustBeHTTPS(t *testing.T) {
+	ca, sum := testCAFile(t)
+	for _, u := range []string{"http://127.0.0.1:1", "127.0.0.1:8443", "https://", "ftp://coordinator.test"} {
+		cf := coordinatorFlags{url: u, caFile: ca}
+		if _, err := cf.client(); err == nil || !strings.Contains(err.Error(), "https://") {
+			t.Errorf("client() with %q: %v", u, err)
+		}
+		if _, err := agentClient(&cf, sum); err == nil || !strings.Contains(err.Error(), "https://") {
+			t.Errorf("agentClient with %q: %v", u, err)
+		}
+	}
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"agent", "--coordinator", "http://127.0.0.1:1", "--ca", ca, "--ca-sha256", sum,
+		"--simulate", "snp", "--workload", "w", "--serve", "127.0.0.1:0"}, io.Discard, &stderr)
+	if code != exitUsage || !strings.Contains(stderr.String(), "https://") {
+		t.Fatalf("agent --serve with an http coordinator: exit %d, %s", code, stderr.String())
 	}
 }

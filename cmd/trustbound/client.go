@@ -55,12 +55,19 @@ func (c *coordinatorFlags) httpClient() (*http.Client, error) {
 	return httpClientWithCA(caPEM)
 }
 
-func clientWithCA(url string, caPEM []byte) (*agent.Client, error) {
+// clientWithCA is a client of the coordinator at base, over HTTPS to a
+// certificate that chains to caPEM. base must be an https URL: over plain
+// HTTP the CA (and --ca-sha256) would check nothing, and owner requests,
+// bearer tokens and secrets would cross the network in clear.
+func clientWithCA(base string, caPEM []byte) (*agent.Client, error) {
+	if u, err := url.Parse(base); err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, usageErr("--coordinator must be an https:// URL with a host (got %q): the coordinator is only reached over TLS to the CA given with --ca", base)
+	}
 	hc, err := httpClientWithCA(caPEM)
 	if err != nil {
 		return nil, err
 	}
-	return agent.NewClient(url, hc), nil
+	return agent.NewClient(base, hc), nil
 }
 
 func httpClientWithCA(caPEM []byte) (*http.Client, error) {
