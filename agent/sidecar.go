@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -512,7 +513,50 @@ func (s *Sidecar) handleRelease(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer clear(jwk)
-	writeSidecarJSON(w, http.StatusOK, map[string]string{"key": string(jwk)})
+	writeSidecarKey(w, jwk)
+}
+
+// writeSidecarKey answers {"key": "<jwk as a JSON string>"}, as the sidecar
+// does, from a body it builds and zeroes itself, so that no copy of the key
+// is left in a string or an encoder's buffer.
+func writeSidecarKey(w http.ResponseWriter, jwk []byte) {
+	const hexDigits = "0123456789abcdef"
+	body := make([]byte, 0, len(jwk)+len(jwk)/4+16)
+	defer func() { clear(body) }()
+	body = append(body, `{"key":"`...)
+	for _, c := range jwk {
+		switch {
+		case c == '"' || c == '\\':
+			body = append(body, '\\', c)
+		case c < 0x20:
+			body = append(body, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		default:
+			body = append(body, c)
+		}
+	}
+	body = append(body, "\"}\n"...)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// zeroKey overwrites the private scalars of an RSA or ECDSA key this
+// package holds. Go keeps further internal copies (precomputed values)
+// that it cannot reach; those are left to the garbage collector.
+func zeroKey(k any) {
+	switch k := k.(type) {
+	case *rsa.PrivateKey:
+		if k.D != nil {
+			clear(k.D.Bits())
+		}
+		for _, p := range k.Primes {
+			clear(p.Bits())
+		}
+	case *ecdsa.PrivateKey:
+		if k.D != nil {
+			clear(k.D.Bits())
+		}
+	}
 }
 
 // release runs the secure key release of kid and returns the key as JWK
@@ -522,6 +566,7 @@ func (s *Sidecar) release(ctx context.Context, kid, bearer string) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
+	defer zeroKey(wrapKey)
 	pub, err := api.NewJWK(sidecarWrapKeyID, "enc", &wrapKey.PublicKey)
 	if err != nil {
 		return nil, err
@@ -690,6 +735,7 @@ func openReleasePayload(payload []byte, kid string, wrapKey *rsa.PrivateKey) ([]
 		if err != nil {
 			return nil, fmt.Errorf("released %s key: %w", kty, err)
 		}
+		defer zeroKey(k)
 		jwk.Key = k
 	default:
 		return nil, fmt.Errorf("released key type %q not supported", kty)
