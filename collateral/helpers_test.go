@@ -73,23 +73,21 @@ type server struct {
 
 func newServer(t *testing.T, h http.HandlerFunc) *server {
 	t.Helper()
-	s := &server{hits: map[string]int{}}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		s.hits[r.URL.Path]++
-		s.reqs = append(s.reqs, r)
-		s.mu.Unlock()
-		h(w, r)
-	}))
-	t.Cleanup(s.Close)
-	return s
+	return startServer(t, h, httptest.NewServer)
 }
 
 // newTLSServer is newServer over https (a PCCS is https only).
 func newTLSServer(t *testing.T, h http.HandlerFunc) *server {
 	t.Helper()
+	return startServer(t, h, httptest.NewTLSServer)
+}
+
+// startServer starts h with start (httptest.NewServer or NewTLSServer),
+// counting and recording the requests, and closes it when t ends.
+func startServer(t *testing.T, h http.HandlerFunc, start func(http.Handler) *httptest.Server) *server {
+	t.Helper()
 	s := &server{hits: map[string]int{}}
-	s.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.Server = start(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.hits[r.URL.Path]++
 		s.reqs = append(s.reqs, r)

@@ -112,35 +112,11 @@ func (b build) evidence(t testing.TB) *attest.Evidence {
 	if hashType == 0 {
 		hashType = 1
 	}
-	var rd [64]byte
-	switch hashType {
-	case 2:
-		s := sha512.Sum384(varData)
-		copy(rd[:], s[:])
-	case 3:
-		s := sha512.Sum512(varData)
-		copy(rd[:], s[:])
-	default:
-		s := sha256.Sum256(varData)
-		copy(rd[:], s[:])
-	}
-	snpEv, err := simtee.SNP{}.Attest(context.Background(), rd)
+	snpEv, err := simtee.SNP{}.Attest(context.Background(), hclBinding(hashType, varData))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hcl := make([]byte, 2600)
-	le := binary.LittleEndian
-	copy(hcl, "HCLA")
-	le.PutUint32(hcl[4:], 2)
-	le.PutUint32(hcl[8:], uint32(1236+len(varData)))
-	le.PutUint32(hcl[12:], 2)
-	copy(hcl[32:], snpEv.Data)
-	le.PutUint32(hcl[1216:], uint32(20+len(varData)))
-	le.PutUint32(hcl[1220:], 1)
-	le.PutUint32(hcl[1224:], 2)
-	le.PutUint32(hcl[1228:], hashType)
-	le.PutUint32(hcl[1232:], uint32(len(varData)))
-	copy(hcl[1236:], varData)
+	hcl := hclReport(2600, snpEv.Data, 2, hashType, varData)
 
 	sel := b.selection
 	if sel == nil {
@@ -184,6 +160,45 @@ func (b build) evidence(t testing.TB) *attest.Evidence {
 		pcrs = selected
 	}
 	return &attest.Evidence{Format: attest.FormatAzureSNPVTPM, Data: encode(t, b.version, hcl, snpEv.Certs[0], msg, sig, pcrs)}
+}
+
+// hclBinding is the report data by which an HCL report of hashType (1
+// SHA-256, 2 SHA-384, 3 SHA-512) binds its var data, computed here
+// independently of the package.
+func hclBinding(hashType uint32, varData []byte) [64]byte {
+	var rd [64]byte
+	switch hashType {
+	case 2:
+		s := sha512.Sum384(varData)
+		copy(rd[:], s[:])
+	case 3:
+		s := sha512.Sum512(varData)
+		copy(rd[:], s[:])
+	default:
+		s := sha256.Sum256(varData)
+		copy(rd[:], s[:])
+	}
+	return rd
+}
+
+// hclReport lays out an HCL report of size bytes: header, the hardware
+// report, then the IGVM request data (report type 2 for SNP, 4 for TDX;
+// hashType; varData).
+func hclReport(size int, report []byte, reportType, hashType uint32, varData []byte) []byte {
+	hcl := make([]byte, size)
+	le := binary.LittleEndian
+	copy(hcl, "HCLA")
+	le.PutUint32(hcl[4:], 2)
+	le.PutUint32(hcl[8:], uint32(1236+len(varData)))
+	le.PutUint32(hcl[12:], 2)
+	copy(hcl[32:], report)
+	le.PutUint32(hcl[1216:], uint32(20+len(varData)))
+	le.PutUint32(hcl[1220:], 1)
+	le.PutUint32(hcl[1224:], reportType)
+	le.PutUint32(hcl[1228:], hashType)
+	le.PutUint32(hcl[1232:], uint32(len(varData)))
+	copy(hcl[1236:], varData)
+	return hcl
 }
 
 // encode writes az-snp-vtpm JSON of the given schema.

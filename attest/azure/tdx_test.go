@@ -10,7 +10,6 @@ import (
 	"crypto/sha512"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -295,15 +294,7 @@ func simTDXEvidence(t testing.TB, s simTDX) []byte {
 	if hashType == 0 {
 		hashType = 1
 	}
-	var rd [64]byte
-	switch hashType {
-	case 2:
-		h := sha512.Sum384(varData)
-		copy(rd[:], h[:])
-	default:
-		h := sha256.Sum256(varData)
-		copy(rd[:], h[:])
-	}
+	rd := hclBinding(hashType, varData)
 	report := simTD.Report(rd)
 	quoted := simTD
 	if s.quotedTD != nil {
@@ -313,19 +304,7 @@ func simTDXEvidence(t testing.TB, s simTDX) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hcl := make([]byte, azure.NVReportSize)
-	le := binary.LittleEndian
-	copy(hcl, "HCLA")
-	le.PutUint32(hcl[4:], 2)
-	le.PutUint32(hcl[8:], uint32(1236+len(varData)))
-	le.PutUint32(hcl[12:], 2)
-	copy(hcl[32:], report)
-	le.PutUint32(hcl[1216:], uint32(20+len(varData)))
-	le.PutUint32(hcl[1220:], 1)
-	le.PutUint32(hcl[1224:], 4)
-	le.PutUint32(hcl[1228:], hashType)
-	le.PutUint32(hcl[1232:], uint32(len(varData)))
-	copy(hcl[1236:], varData)
+	hcl := hclReport(azure.NVReportSize, report, 4, hashType, varData)
 
 	var pcrs [][]byte
 	digest := sha256.New()

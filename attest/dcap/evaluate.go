@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -71,6 +72,26 @@ type Result struct {
 	// RevocationChecked is true: the PCK leaf and its CA were checked
 	// against the fresh, Intel-signed PCK CRL and root CA CRL.
 	RevocationChecked bool
+}
+
+// Record writes the verdict into c, the claims of the quote evaluated:
+// TCB (Evaluated, Status, a copy of Advisories), RevocationChecked, and the
+// Platform entries platform_tcb_status, qe_tcb_status,
+// tdx_module_tcb_status (only when the module identity applied),
+// tcb_date (RFC 3339, UTC) and tcb_evaluation_data_number. c.Platform must
+// not be nil.
+func (r *Result) Record(c *attest.Claims) {
+	c.TCB.Evaluated = true
+	c.TCB.Status = string(r.Status)
+	c.TCB.Advisories = slices.Clone(r.Advisories)
+	c.RevocationChecked = r.RevocationChecked
+	c.Platform["platform_tcb_status"] = string(r.PlatformStatus)
+	c.Platform["qe_tcb_status"] = string(r.QEStatus)
+	if r.TDXModuleStatus != "" {
+		c.Platform["tdx_module_tcb_status"] = string(r.TDXModuleStatus)
+	}
+	c.Platform["tcb_date"] = r.TCBLevel.TCBDate.UTC().Format(time.RFC3339)
+	c.Platform["tcb_evaluation_data_number"] = strconv.FormatUint(uint64(r.TCBInfo.TCBEvaluationDataNumber), 10)
 }
 
 // ErrNoMatchingTCBLevel is wrapped when the platform's TCB is below every

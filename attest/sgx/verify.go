@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -157,14 +156,7 @@ func (v *Verifier) evaluate(ctx context.Context, c *attest.Claims, q *Quote, p *
 		dcap.InvalidateRejected(src, err, dcap.SGX, ext.FMSPC, p.CA)
 		return fmt.Errorf("sgx: %w", err)
 	}
-	c.TCB.Evaluated = true
-	c.TCB.Status = string(res.Status)
-	c.TCB.Advisories = slices.Clone(res.Advisories)
-	c.RevocationChecked = res.RevocationChecked
-	c.Platform["platform_tcb_status"] = string(res.PlatformStatus)
-	c.Platform["qe_tcb_status"] = string(res.QEStatus)
-	c.Platform["tcb_date"] = res.TCBLevel.TCBDate.UTC().Format(time.RFC3339)
-	c.Platform["tcb_evaluation_data_number"] = strconv.FormatUint(uint64(res.TCBInfo.TCBEvaluationDataNumber), 10)
+	res.Record(c)
 	return nil
 }
 

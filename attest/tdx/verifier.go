@@ -6,8 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"slices"
-	"strconv"
 	"time"
 
 	"github.com/trustbound/trustbound/attest"
@@ -15,8 +13,8 @@ import (
 	"github.com/trustbound/trustbound/attest/internal/boundedcache"
 )
 
-// Config configures a Verifier. The Verifier keeps the slices: do not
-// change them after.
+// Config configures a Verifier. NewVerifier copies the roots into pools:
+// changing the slices after has no effect (the certificates are shared).
 type Config struct {
 	// Roots are the trusted roots of PCK certificate chains. Nil means the
 	// Intel SGX Root CA embedded by attest/dcap; an empty non-nil slice
@@ -178,16 +176,6 @@ func (v *Verifier) evaluate(ctx context.Context, c *attest.Claims, q *Quote, p *
 		dcap.InvalidateRejected(src, err, dcap.TDX, p.Ext.FMSPC, p.CA)
 		return fmt.Errorf("tdx: TCB evaluation for FMSPC %x: %w", p.Ext.FMSPC, err)
 	}
-	c.TCB.Evaluated = true
-	c.TCB.Status = string(res.Status)
-	c.TCB.Advisories = slices.Clone(res.Advisories)
-	c.RevocationChecked = res.RevocationChecked
-	c.Platform["platform_tcb_status"] = string(res.PlatformStatus)
-	c.Platform["qe_tcb_status"] = string(res.QEStatus)
-	if res.TDXModuleStatus != "" {
-		c.Platform["tdx_module_tcb_status"] = string(res.TDXModuleStatus)
-	}
-	c.Platform["tcb_date"] = res.TCBLevel.TCBDate.UTC().Format(time.RFC3339)
-	c.Platform["tcb_evaluation_data_number"] = strconv.FormatUint(uint64(res.TCBInfo.TCBEvaluationDataNumber), 10)
+	res.Record(c)
 	return nil
 }
