@@ -116,16 +116,9 @@ func NewCA(trustDomain string, now time.Time) (*CA, error) {
 // certificate that is not a self-signed CA for exactly one trust domain
 // (URI SAN spiffe://<trust domain>) and a key that does not match it.
 func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
-	certDER, err := onePEM(certPEM, "CERTIFICATE")
+	root, err := parseCACert(certPEM)
 	if err != nil {
 		return nil, fmt.Errorf("identity: load CA: %w: %w", ErrInvalidCA, err)
-	}
-	root, err := x509.ParseCertificate(certDER)
-	if err != nil {
-		return nil, fmt.Errorf("identity: load CA: %w: %w", ErrInvalidCA, err)
-	}
-	if !root.BasicConstraintsValid || !root.IsCA || root.KeyUsage&x509.KeyUsageCertSign == 0 {
-		return nil, fmt.Errorf("identity: load CA: %w: certificate is not a CA (basic constraints and keyCertSign required)", ErrInvalidCA)
 	}
 	if err := root.CheckSignatureFrom(root); err != nil {
 		return nil, fmt.Errorf("identity: load CA: %w: certificate is not self-signed: %w", ErrInvalidCA, err)
@@ -137,24 +130,52 @@ func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
 	if _, err := keyUsageFor(root.PublicKey); err != nil {
 		return nil, fmt.Errorf("identity: load CA: %w: root key: %w", ErrInvalidCA, err)
 	}
-
-	keyDER, err := onePEM(keyPEM, "PRIVATE KEY")
+	key, err := parseCAKey(keyPEM, root)
 	if err != nil {
-		return nil, fmt.Errorf("identity: load CA: %w: key: %w", ErrInvalidCA, err)
+		return nil, fmt.Errorf("identity: load CA: %w: %w", ErrInvalidCA, err)
 	}
-	parsed, err := x509.ParsePKCS8PrivateKey(keyDER)
+	return &CA{trustDomain: td, root: root, cert: root, key: key}, nil
+}
+
+// parseCACert reads a CA certificate (root or intermediate) from exactly
+// one PEM block: it must have basic constraints, be a CA and have
+// keyCertSign.
+func parseCACert(certPEM []byte) (*x509.Certificate, error) {
+	der, err := onePEM(certPEM, "CERTIFICATE")
 	if err != nil {
-		return nil, fmt.Errorf("identity: load CA: %w: key: %w", ErrInvalidCA, err)
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	if !cert.BasicConstraintsValid || !cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return nil, errors.New("certificate is not a CA (basic constraints and keyCertSign required)")
+	}
+	return cert, nil
+}
+
+// parseCAKey reads the PKCS#8 key of cert from exactly one PEM block,
+// refusing a key that cannot sign or does not match cert. Its errors
+// never carry key bytes.
+func parseCAKey(keyPEM []byte, cert *x509.Certificate) (crypto.Signer, error) {
+	der, err := onePEM(keyPEM, "PRIVATE KEY")
+	if err != nil {
+		return nil, fmt.Errorf("key: %w", err)
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("key: %w", err)
 	}
 	key, ok := parsed.(crypto.Signer)
 	if !ok {
-		return nil, fmt.Errorf("identity: load CA: %w: key of type %T cannot sign", ErrInvalidCA, parsed)
+		return nil, fmt.Errorf("key of type %T cannot sign", parsed)
 	}
 	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(root.PublicKey) {
-		return nil, fmt.Errorf("identity: load CA: %w: key does not match the certificate", ErrInvalidCA)
+	if !ok || !pub.Equal(cert.PublicKey) {
+		return nil, errors.New("key does not match the certificate")
 	}
-	return &CA{trustDomain: td, root: root, cert: root, key: key}, nil
+	return key, nil
 }
 
 // rootTrustDomain returns the trust domain named by the root's one URI SAN.

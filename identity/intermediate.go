@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -80,16 +79,9 @@ func LoadIntermediate(root *x509.Certificate, certPEM, keyPEM []byte) (*CA, erro
 	if err != nil {
 		return nil, fmt.Errorf("identity: load intermediate: %w: root: %w", ErrInvalidCA, err)
 	}
-	certDER, err := onePEM(certPEM, "CERTIFICATE")
+	cert, err := parseCACert(certPEM)
 	if err != nil {
 		return nil, fmt.Errorf("identity: load intermediate: %w: %w", ErrInvalidCA, err)
-	}
-	cert, err := x509.ParseCertificate(certDER)
-	if err != nil {
-		return nil, fmt.Errorf("identity: load intermediate: %w: %w", ErrInvalidCA, err)
-	}
-	if !cert.BasicConstraintsValid || !cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign == 0 {
-		return nil, fmt.Errorf("identity: load intermediate: %w: certificate is not a CA (basic constraints and keyCertSign required)", ErrInvalidCA)
 	}
 	if cert.MaxPathLen != 0 || !cert.MaxPathLenZero {
 		return nil, fmt.Errorf("identity: load intermediate: %w: MaxPathLen must be 0 (an intermediate signs leaves only)", ErrInvalidCA)
@@ -104,21 +96,9 @@ func LoadIntermediate(root *x509.Certificate, certPEM, keyPEM []byte) (*CA, erro
 	if td != rootTD {
 		return nil, fmt.Errorf("identity: load intermediate: %w: trust domain %q, root serves %q", ErrInvalidCA, td, rootTD)
 	}
-	keyDER, err := onePEM(keyPEM, "PRIVATE KEY")
+	key, err := parseCAKey(keyPEM, cert)
 	if err != nil {
-		return nil, fmt.Errorf("identity: load intermediate: %w: key: %w", ErrInvalidCA, err)
-	}
-	parsed, err := x509.ParsePKCS8PrivateKey(keyDER)
-	if err != nil {
-		return nil, fmt.Errorf("identity: load intermediate: %w: key: %w", ErrInvalidCA, err)
-	}
-	key, ok := parsed.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("identity: load intermediate: %w: key of type %T cannot sign", ErrInvalidCA, parsed)
-	}
-	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(cert.PublicKey) {
-		return nil, fmt.Errorf("identity: load intermediate: %w: key does not match the certificate", ErrInvalidCA)
+		return nil, fmt.Errorf("identity: load intermediate: %w: %w", ErrInvalidCA, err)
 	}
 	return &CA{trustDomain: td, root: root, cert: cert, key: key}, nil
 }

@@ -360,8 +360,8 @@ func (req *ReleaseRequest) recipient() (hpke.PublicKey, error) {
 	if req.ToKey == nil {
 		return RecipientKey(req.To)
 	}
-	if req.To.KDF != SuiteKDF.ID() || req.To.AEAD != SuiteAEAD.ID() {
-		return nil, fmt.Errorf("%w: kdf 0x%04x aead 0x%04x", ErrSuite, req.To.KDF, req.To.AEAD)
+	if err := checkKDFAEAD(req.To); err != nil {
+		return nil, err
 	}
 	if req.ToKey.KEM().ID() != req.To.KEM || !bytes.Equal(req.ToKey.Bytes(), req.To.PublicKey) {
 		return nil, errors.New("keybroker: the parsed TEE HPKE key is not the one the release names")

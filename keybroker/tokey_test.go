@@ -2,8 +2,10 @@ package keybroker
 
 import (
 	"context"
+	"errors"
 	"testing"
 
+	"github.com/trustbound/trustbound/api"
 	"github.com/trustbound/trustbound/manifest"
 )
 
@@ -50,5 +52,50 @@ func TestReleaseToKeyMustBeTo(t *testing.T) {
 	vals, err := UnwrapAll(priv, rc, out)
 	if err != nil || len(vals) != 1 || len(vals[0]) != 32 {
 		t.Fatalf("opened %d values: %v", len(vals), err)
+	}
+}
+
+// A TEE key naming another KDF, AEAD or KEM than trustbound's is refused
+// with ErrSuite, whether the release parses To or is given ToKey.
+func TestReleaseRefusesOtherSuites(t *testing.T) {
+	ctx := context.Background()
+	b, _ := newBroker(t)
+	_, wire, err := NewTEEKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := RecipientKey(wire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, change := range map[string]func(k *api.HPKEKey){
+		"kdf":  func(k *api.HPKEKey) { k.KDF++ },
+		"aead": func(k *api.HPKEKey) { k.AEAD++ },
+		"kem":  func(k *api.HPKEKey) { k.KEM = 0xffff },
+	} {
+		t.Run(name, func(t *testing.T) {
+			bad := wire
+			change(&bad)
+			if _, err := RecipientKey(bad); !errors.Is(err, ErrSuite) {
+				t.Errorf("RecipientKey: %v, want ErrSuite", err)
+			}
+			req := ReleaseRequest{
+				Record:  Release{Workload: "w", TokenID: "tok"},
+				Secrets: []manifest.Secret{{Name: "k", Type: manifest.Symmetric}},
+				To:      bad, Now: t0,
+			}
+			if _, err := b.Release(ctx, req); !errors.Is(err, ErrSuite) {
+				t.Errorf("Release parsing To: %v, want ErrSuite", err)
+			}
+			req.ToKey = parsed
+			if _, _, err := b.ReleaseAll(ctx, req); err == nil {
+				t.Error("ReleaseAll sealed with a ToKey whose To names another suite")
+			} else if name != "kem" && !errors.Is(err, ErrSuite) {
+				t.Errorf("ReleaseAll with ToKey: %v, want ErrSuite", err)
+			}
+		})
+	}
+	if audit, err := b.Audit(ctx); err != nil || len(audit) != 0 {
+		t.Fatalf("refused releases recorded: %+v %v", audit, err)
 	}
 }

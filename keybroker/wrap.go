@@ -26,8 +26,8 @@ var ErrSuite = errors.New("keybroker: unsupported HPKE suite")
 
 // RecipientKey parses a TEE's HPKE key, checking its suite.
 func RecipientKey(k api.HPKEKey) (hpke.PublicKey, error) {
-	if k.KDF != SuiteKDF.ID() || k.AEAD != SuiteAEAD.ID() {
-		return nil, fmt.Errorf("%w: kdf 0x%04x aead 0x%04x", ErrSuite, k.KDF, k.AEAD)
+	if err := checkKDFAEAD(k); err != nil {
+		return nil, err
 	}
 	i := slices.IndexFunc(KEMs, func(m hpke.KEM) bool { return m.ID() == k.KEM })
 	if i < 0 {
@@ -38,6 +38,14 @@ func RecipientKey(k api.HPKEKey) (hpke.PublicKey, error) {
 		return nil, fmt.Errorf("keybroker: TEE HPKE key: %w", err)
 	}
 	return pub, nil
+}
+
+// checkKDFAEAD checks that k names trustbound's fixed KDF and AEAD.
+func checkKDFAEAD(k api.HPKEKey) error {
+	if k.KDF != SuiteKDF.ID() || k.AEAD != SuiteAEAD.ID() {
+		return fmt.Errorf("%w: kdf 0x%04x aead 0x%04x", ErrSuite, k.KDF, k.AEAD)
+	}
+	return nil
 }
 
 // Wrap seals plaintext to the TEE's HPKE key with info as context.

@@ -665,6 +665,12 @@ func (ps *maaParser) keyword(t maaTok) string {
 	return strings.ToLower(t.text)
 }
 
+// prop reads t as a claim property keyword (type, value, issuer).
+func (ps *maaParser) prop(t maaTok) (maaProp, bool) {
+	i := slices.Index(maaPropNames[:], ps.keyword(t))
+	return maaProp(i), i >= 0
+}
+
 func (ps *maaParser) policy() (*AttestationPolicy, error) {
 	t := ps.next()
 	if ps.keyword(t) != "version" {
@@ -825,16 +831,11 @@ func (ps *maaParser) cond() (maaCond, error) {
 func (ps *maaParser) test() (maaTest, error) {
 	var t maaTest
 	pt := ps.next()
-	switch ps.keyword(pt) {
-	case "type":
-		t.prop = maaType
-	case "value":
-		t.prop = maaValue
-	case "issuer":
-		t.prop = maaIssuer
-	default:
+	prop, ok := ps.prop(pt)
+	if !ok {
 		return t, ps.errAt(pt, "expected type, value or issuer in a condition, found %s", pt.show())
 	}
+	t.prop = prop
 	ot := ps.next()
 	switch {
 	case ot.kind == maaPunct && ot.text == "=":
@@ -902,16 +903,11 @@ func (ps *maaParser) operand() (maaOperand, error) {
 			return o, err
 		}
 		pt := ps.next()
-		switch ps.keyword(pt) {
-		case "type":
-			o.refProp = maaType
-		case "value":
-			o.refProp = maaValue
-		case "issuer":
-			o.refProp = maaIssuer
-		default:
+		prop, ok := ps.prop(pt)
+		if !ok {
 			return o, ps.errAt(pt, "a claim's properties are type, value and issuer, found %s", pt.show())
 		}
+		o.refProp = prop
 		o.ref, o.refName = idx, t.text
 		return o, nil
 	}

@@ -15,8 +15,9 @@ const DefaultRegoCacheSize = 256
 
 // RegoCache keeps compiled Rego policies by name and the SHA-256 of their
 // text, so that each version of a policy is compiled once however often it
-// is evaluated, and a policy's deny reasons always carry its own name. It holds at most its size, evicting the least recently used.
-// It is safe for concurrent use; failed compilations are not kept.
+// is evaluated, and a policy's deny reasons always carry its own name. It
+// holds at most its size, evicting the least recently used. It is safe for
+// concurrent use; failed compilations are not kept.
 type RegoCache struct {
 	size    int
 	timeout time.Duration

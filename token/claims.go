@@ -252,7 +252,7 @@ func (r Runtime) JWKs() ([]JWK, error) {
 	if r.Doc == nil {
 		out := make([]JWK, 0, len(r.Keys))
 		for _, k := range r.Keys {
-			out = append(out, JWK{Kid: k.Kid, Kty: k.Kty, Use: k.Use, Crv: k.Crv, X: k.X, Y: k.Y})
+			out = append(out, JWK{Kid: k.Kid, Kty: k.Kty, Use: k.Use, KeyOps: k.KeyOps, Crv: k.Crv, X: k.X, Y: k.Y, N: k.N, E: k.E})
 		}
 		return out, nil
 	}

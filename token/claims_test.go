@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustbound/trustbound/api"
 	"github.com/trustbound/trustbound/attest"
 )
 
@@ -190,6 +191,20 @@ func TestRuntimeKeepsWorkloadJSON(t *testing.T) {
 	jwks, _ := rt.JWKs()
 	if len(jwks) != 1 || jwks[0].KeyOps[0] != "encrypt" || rt.Keys[0].Kid != "TpmEphemeralEncryptionKey" {
 		t.Errorf("keys %+v %+v", jwks, rt.Keys)
+	}
+}
+
+// Without a Doc, JWKs converts the typed keys whole: key_ops and an RSA
+// key's n and e included.
+func TestRuntimeJWKsWithoutDoc(t *testing.T) {
+	k := api.JWK{Kid: "wrap", Kty: "RSA", Use: "enc", KeyOps: []string{"encrypt"}, N: "AQAB", E: "AQAB"}
+	jwks, err := Runtime{Keys: []api.JWK{k}}.JWKs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := JWK{Kid: k.Kid, Kty: k.Kty, Use: k.Use, KeyOps: k.KeyOps, N: k.N, E: k.E}
+	if len(jwks) != 1 || !reflect.DeepEqual(jwks[0], want) {
+		t.Errorf("JWKs() = %+v, want [%+v]", jwks, want)
 	}
 }
 

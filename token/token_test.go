@@ -122,25 +122,24 @@ func testResult(t *testing.T) AttestationResult {
 // payload decodes a token's payload without verifying it.
 func payload(t *testing.T, raw string) map[string]any {
 	t.Helper()
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a compact JWS: %q", raw)
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return jwsPart(t, raw, 1)
 }
 
 // header decodes a token's protected header.
 func header(t *testing.T, raw string) map[string]any {
 	t.Helper()
-	b, err := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[0])
+	return jwsPart(t, raw, 0)
+}
+
+// jwsPart decodes part i (0 header, 1 payload) of a compact JWS as a JSON
+// object.
+func jwsPart(t *testing.T, raw string, i int) map[string]any {
+	t.Helper()
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a compact JWS: %q", raw)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[i])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -715,10 +714,8 @@ func TestPolicyTokensAreNotAttestationTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hdr, _ := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[0])
-	var h map[string]any
-	if err := json.Unmarshal(hdr, &h); err != nil || h["typ"] != PolicyTokenType {
-		t.Errorf("header %s", hdr)
+	if h := header(t, raw); h["typ"] != PolicyTokenType {
+		t.Errorf("header %v", h)
 	}
 	p := payload(t, raw)
 	if p["aud"] != PolicyAudience || p["x-ms-policy-result"] != "Updated" || p["iss"] == nil || p["exp"] == nil {
