@@ -131,7 +131,7 @@ func TestAuditEachSmallPages(t *testing.T) {
 	}
 	rt.counts()
 	var got []api.AuditRecord
-	if err := agent.AuditEachLimit(ctx, e.client, e.owner, 2, func(r api.AuditRecord) error {
+	if err := e.client.AuditEachLimit(ctx, e.owner, 2, func(r api.AuditRecord) error {
 		got = append(got, r)
 		return nil
 	}); err != nil {

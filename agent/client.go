@@ -55,13 +55,37 @@ func problemError(_ int, b []byte) error {
 // is nil); a refusal becomes the error decodeErr makes of it, or "HTTP
 // status" when it makes none. Responses are bounded to maxResponse.
 func (c *Client) doWith(ctx context.Context, method, path string, body []byte, hdr http.Header, out any, decodeErr errorDecoder) error {
+	status, b, err := c.send(ctx, method, path, body, hdr)
+	if err != nil {
+		return err
+	}
+	if status/100 != 2 {
+		if decodeErr != nil {
+			if err := decodeErr(status, b); err != nil {
+				return err
+			}
+		}
+		return &statusError{method: method, path: path, status: status}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("%s %s: the response: %w", method, path, err)
+	}
+	return nil
+}
+
+// send sends one request (a body is JSON unless hdr says otherwise) and
+// reads its answer, bounded to maxResponse.
+func (c *Client) send(ctx context.Context, method, path string, body []byte, hdr http.Header) (status int, _ []byte, _ error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	for k, v := range hdr {
 		req.Header[k] = v
@@ -71,31 +95,17 @@ func (c *Client) doWith(ctx context.Context, method, path string, body []byte, h
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	if len(b) > maxResponse {
-		return fmt.Errorf("%s %s: response larger than %d bytes", method, path, maxResponse)
+		return 0, nil, fmt.Errorf("%s %s: response larger than %d bytes", method, path, maxResponse)
 	}
-	if resp.StatusCode/100 != 2 {
-		if decodeErr != nil {
-			if err := decodeErr(resp.StatusCode, b); err != nil {
-				return err
-			}
-		}
-		return &statusError{method: method, path: path, status: resp.StatusCode}
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("%s %s: the response: %w", method, path, err)
-	}
-	return nil
+	return resp.StatusCode, b, nil
 }
 
 // statusError is a refusal that carries no error document the client
@@ -209,11 +219,12 @@ func (c *Client) Audit(ctx context.Context, o Owner) ([]api.AuditRecord, error) 
 // so that no more than one page is held at a time. An error from each
 // stops the reading and is returned as is.
 func (c *Client) AuditEach(ctx context.Context, o Owner, each func(api.AuditRecord) error) error {
-	return c.auditEach(ctx, o, api.MaxAuditLimit, each)
+	return c.AuditEachLimit(ctx, o, api.MaxAuditLimit, each)
 }
 
-// auditEach is AuditEach with pages of limit records.
-func (c *Client) auditEach(ctx context.Context, o Owner, limit int, each func(api.AuditRecord) error) error {
+// AuditEachLimit is AuditEach with pages of limit records (1 to
+// api.MaxAuditLimit; the coordinator refuses others).
+func (c *Client) AuditEachLimit(ctx context.Context, o Owner, limit int, each func(api.AuditRecord) error) error {
 	cursor := ""
 	for {
 		q := url.Values{"after": {cursor}, "limit": {strconv.Itoa(limit)}}
@@ -368,24 +379,12 @@ func (c *Client) BaseURL() string { return c.base }
 // /v1/trust-bundle): what peers verify each other's X.509-SVIDs against.
 // Fetch it over a connection that already trusts the coordinator.
 func (c *Client) TrustBundle(ctx context.Context) (*x509.CertPool, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+api.PathTrustBundle, nil)
+	status, b, err := c.send(ctx, http.MethodGet, api.PathTrustBundle, nil, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: HTTP %d", api.PathTrustBundle, resp.StatusCode)
-	}
-	if len(b) > maxResponse {
-		return nil, fmt.Errorf("GET %s: response larger than %d bytes", api.PathTrustBundle, maxResponse)
+	if status != http.StatusOK {
+		return nil, &statusError{method: http.MethodGet, path: api.PathTrustBundle, status: status}
 	}
 	certs, err := parseChainPEM(string(b))
 	if err != nil {

@@ -441,6 +441,31 @@ func TestSidecarRawReportCannotBindNativeRuntimeData(t *testing.T) {
 	}
 }
 
+// simulatedSidecar starts a coordinator with the sample manifest and
+// returns a Sidecar (not yet serving) for its web workload, with a fresh
+// identity and the workload's simulated TEE.
+func simulatedSidecar(t *testing.T) *agent.Sidecar {
+	t.Helper()
+	coord, err := startCoordinator(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(coord.close)
+	w, err := coord.simulated(manifest.SampleWebName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim, err := agent.SimulatedFor(*w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := agent.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &agent.Sidecar{Client: coord.client(), TEE: sim, Workload: w.Name, Identity: id}
+}
+
 // blockingTEE is an SNP TEE whose Attest waits for release, so that
 // requests stay in flight; entered hears of each call.
 type blockingTEE struct {
@@ -463,22 +488,9 @@ func (b *blockingTEE) Attest(ctx context.Context, rd [64]byte) (*attest.Evidence
 // 503 with Retry-After and never reaches the TEE; /status is not counted;
 // once a request ends its slot is free again.
 func TestSidecarBoundsRequestsInFlight(t *testing.T) {
-	coord, err := startCoordinator(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(coord.close)
-	w, _ := coord.simulated(manifest.SampleWebName)
-	sim, err := agent.SimulatedFor(*w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := agent.NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tee := &blockingTEE{Attester: sim, entered: make(chan struct{}, 8), release: make(chan struct{})}
-	sc := &agent.Sidecar{Client: coord.client(), TEE: tee, Workload: w.Name, Identity: id, MaxInFlight: 2}
+	sc := simulatedSidecar(t)
+	tee := &blockingTEE{Attester: sc.TEE, entered: make(chan struct{}, 8), release: make(chan struct{})}
+	sc.TEE, sc.MaxInFlight = tee, 2
 	srv := httptest.NewServer(sc.Handler())
 	t.Cleanup(srv.Close)
 	h := &sidecarHarness{t: t, url: srv.URL}
@@ -573,22 +585,9 @@ func TestSidecarRefusesBrowserRequests(t *testing.T) {
 // in progress is cancelled too, and Serve returns only after that request
 // has ended.
 func TestSidecarServeEndsRequestsBeforeReturning(t *testing.T) {
-	coord, err := startCoordinator(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(coord.close)
-	w, _ := coord.simulated(manifest.SampleWebName)
-	sim, err := agent.SimulatedFor(*w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := agent.NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tee := &endingTEE{blockingTEE: blockingTEE{Attester: sim, entered: make(chan struct{}, 1), release: make(chan struct{})}, ended: make(chan struct{})}
-	sc := &agent.Sidecar{Client: coord.client(), TEE: tee, Workload: w.Name, Identity: id}
+	sc := simulatedSidecar(t)
+	tee := &endingTEE{blockingTEE: blockingTEE{Attester: sc.TEE, entered: make(chan struct{}, 1), release: make(chan struct{})}, ended: make(chan struct{})}
+	sc.TEE = tee
 	ln, err := agent.ListenSidecar("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

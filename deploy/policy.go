@@ -171,9 +171,6 @@ var (
 		{"/etc/hosts", "bind", sfPrefix + "hosts$", []string{"rbind"}, bindAllow},
 		{"/etc/resolv.conf", "bind", sfPrefix + "resolv\\.conf$", []string{"rbind"}, bindAllow},
 	}
-	// kubernetesEnv is the API server's address, which the kubelet always
-	// injects (service links are off, so nothing else is): host-chosen
-	// values, held to their shape.
 	// defaultMaskedPaths and defaultReadonlyPaths are what containerd's
 	// default spec masks and makes read-only in every unprivileged
 	// container, in the versions that Kata CoCo runs with (newer
@@ -186,6 +183,9 @@ var (
 	defaultReadonlyPaths = sortedCopy([]string{
 		"/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 	})
+	// kubernetesEnv is the API server's address, which the kubelet always
+	// injects (service links are off, so nothing else is): host-chosen
+	// values, held to their shape.
 	kubernetesEnv = func() []string {
 		ip := `(([0-9]{1,3}\.){3}[0-9]{1,3}|[0-9a-fA-F:]{2,39})`
 		url := `tcp://(([0-9]{1,3}\.){3}[0-9]{1,3}|\[[0-9a-fA-F:]{2,39}\]):[0-9]{1,5}`

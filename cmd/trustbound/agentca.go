@@ -9,9 +9,6 @@ import (
 	"github.com/trustbound/trustbound/agent"
 )
 
-// maxAgentCA bounds the --ca file the agent reads.
-const maxAgentCA = 64 << 10
-
 // agentClient is cf.client() for `trustbound agent`: with want (the hex of
 // --ca-sha256) set, the agent trusts the --ca file only if the SHA-256 of
 // its bytes is want. The file comes from the host (a ConfigMap, cloud-init
@@ -26,12 +23,9 @@ func agentClient(cf *coordinatorFlags, want string) (*agent.Client, error) {
 	if err != nil || len(wantSum) != sha256.Size {
 		return nil, usageErr("--ca-sha256 must be the SHA-256 of the --ca file, 64 hex digits")
 	}
-	if cf.caFile == "" {
-		return nil, usageErr("--ca is required: trustbound only talks to a coordinator whose CA it was given")
-	}
-	caPEM, err := readBounded(cf.caFile, maxAgentCA)
+	caPEM, err := cf.readCA()
 	if err != nil {
-		return nil, fmt.Errorf("--ca: %w", err)
+		return nil, err
 	}
 	got := sha256.Sum256(caPEM)
 	if !bytes.Equal(got[:], wantSum) {

@@ -143,7 +143,7 @@ func cmdAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var bearer []byte
 	if *serve != "" {
 		if *bearerFile != "" {
-			b, err := readBounded(*bearerFile, 4096)
+			b, err := readBounded(*bearerFile, maxTokenFile)
 			if err != nil {
 				return fmt.Errorf("--key-release-bearer-file: %w", err)
 			}

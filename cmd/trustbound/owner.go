@@ -128,7 +128,7 @@ func cmdManifest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		var token []byte
 		if *bootstrap != "" {
-			if token, err = os.ReadFile(*bootstrap); err != nil {
+			if token, err = readBounded(*bootstrap, maxTokenFile); err != nil {
 				return err
 			}
 		}
@@ -228,16 +228,11 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	hc, err := of.httpClient()
-	if err != nil {
-		return err
-	}
-	c = agent.NewClient(c.BaseURL(), hc) // one keep-alive pool for challenges and pages
 	// The trail is read page by page and written as it comes: one JSON
 	// array, indented as printJSON writes it, never held whole.
 	bw := bufio.NewWriter(stdout)
 	n := 0
-	err = auditPages(ctx, c, hc, o, *limit, func(r api.AuditRecord) error {
+	err = c.AuditEachLimit(ctx, o, *limit, func(r api.AuditRecord) error {
 		b, err := json.MarshalIndent(r, "  ", "  ")
 		if err != nil {
 			return err

@@ -120,13 +120,9 @@ func policyDryRun(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	case *tokenTTL <= 0:
 		return usageErr("--token-ttl must be positive")
 	}
-	now := time.Now()
-	if *at != "" {
-		t, err := time.Parse(time.RFC3339, *at)
-		if err != nil {
-			return usageErr("--at: %v", err)
-		}
-		now = t
+	now, err := atTime(*at)
+	if err != nil {
+		return err
 	}
 	m, raw, err := manifest.Load(*manifestFile)
 	if err != nil {

@@ -238,7 +238,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var keyReleaseBearer []byte
 	if *keyReleaseBearerFile != "" {
-		b, err := os.ReadFile(*keyReleaseBearerFile)
+		b, err := readBounded(*keyReleaseBearerFile, maxTokenFile)
 		if err != nil {
 			return fmt.Errorf("--key-release-bearer-file: %w", err)
 		}

@@ -55,13 +55,9 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *coll != "" && *noColl {
 		return usageErr("--collateral and --no-collateral exclude each other")
 	}
-	now := time.Now()
-	if *at != "" {
-		t, err := time.Parse(time.RFC3339, *at)
-		if err != nil {
-			return usageErr("--at: %v", err)
-		}
-		now = t
+	now, err := atTime(*at)
+	if err != nil {
+		return err
 	}
 	var wantNonce []byte
 	if *nonce != "" {
@@ -223,6 +219,21 @@ func evidenceFromFiles(paths []string) (*attest.Evidence, error) {
 		return e, nil
 	}
 	return &attest.Evidence{Format: attest.FormatSNPReport, Data: report, Certs: orderSNPCerts(certs)}, nil
+}
+
+// maxTokenFile bounds a file holding a bearer or bootstrap token.
+const maxTokenFile = 4 << 10
+
+// atTime is the time of an --at flag (RFC 3339), or now when it is empty.
+func atTime(at string) (time.Time, error) {
+	if at == "" {
+		return time.Now(), nil
+	}
+	t, err := time.Parse(time.RFC3339, at)
+	if err != nil {
+		return time.Time{}, usageErr("--at: %v", err)
+	}
+	return t, nil
 }
 
 // readBounded reads a file of at most limit bytes.

@@ -88,11 +88,9 @@ func cmdVerifyCoordinator(ctx context.Context, args []string, stdout, stderr io.
 	} else if !*allowSim {
 		return usageErr("--measurement is required (or --allow-simulated, to accept the simulated coordinator TEE)")
 	}
-	now := time.Now()
-	if *at != "" {
-		if now, err = time.Parse(time.RFC3339, *at); err != nil {
-			return usageErr("--at: %v", err)
-		}
+	now, err := atTime(*at)
+	if err != nil {
+		return err
 	}
 	reg, err := offlineRegistry(*coll, false, *cacheDir, now)
 	if err != nil {
