@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -76,23 +75,11 @@ type akvReleaseRequest struct {
 	Enc    string `json:"enc,omitempty"`
 }
 
-// akvError is Key Vault's error body.
-type akvError struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
 // akvFail writes a Key Vault error. Messages are error texts, which never
 // carry secret values.
 func (c *Coordinator) akvFail(w http.ResponseWriter, r *http.Request, status int, code string, err error) {
 	c.log.Warn("key release refused", "path", r.URL.Path, "status", status, "code", code, "err", err)
-	var body akvError
-	body.Error.Code, body.Error.Message = code, err.Error()
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body)
+	writeAzureError(w, "application/json; charset=utf-8", status, code, err)
 }
 
 // akvChallenge is Key Vault's authentication challenge, in the form
@@ -127,7 +114,7 @@ func (c *Coordinator) handleAKVRelease(w http.ResponseWriter, r *http.Request) {
 	if !c.akvAuthorized(w, r) {
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, api.MaxBody))
+	body, err := readLimited(w, r, api.MaxBody)
 	if err != nil {
 		c.akvFail(w, r, http.StatusBadRequest, "BadParameter", fmt.Errorf("unreadable request (at most %d bytes): %w", api.MaxBody, err))
 		return

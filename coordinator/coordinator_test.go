@@ -11,7 +11,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +19,6 @@ import (
 	"github.com/trustbound/trustbound/agent"
 	"github.com/trustbound/trustbound/api"
 	"github.com/trustbound/trustbound/attest"
-	"github.com/trustbound/trustbound/attest/formats"
 	"github.com/trustbound/trustbound/attest/simtee"
 	"github.com/trustbound/trustbound/coordinator"
 	"github.com/trustbound/trustbound/internal/coordtest"
@@ -489,14 +487,7 @@ func TestAuditRecordsReleasesWithoutValues(t *testing.T) {
 }
 
 func TestFirstManifestNeedsTheBootstrapToken(t *testing.T) {
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "store.db"), store.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	key := make([]byte, keybroker.DataKeySize)
-	sealer, _ := keybroker.NewSealer(key)
-	reg, _ := formats.Registry(formats.Config{})
+	st, sealer, reg := coordtest.State(t)
 	if _, err := coordinator.New(context.Background(), coordinator.Config{Store: st, Sealer: sealer, Verifiers: reg}); err == nil {
 		t.Fatal("a coordinator without a bootstrap token was built")
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -161,13 +160,8 @@ func (c *Coordinator) handleDryRun(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ms := c.manifestInForce()
-	if ms == nil {
-		c.problem(w, r, http.StatusConflict, "No manifest", errors.New("no manifest is set"))
-		return
-	}
-	if _, err := c.ownerAuthority(r, body, ms.parsed.Owners); err != nil {
-		c.problem(w, r, http.StatusUnauthorized, "Owner signature required", err)
+	ms, _, ok := c.ownerSigned(w, r, body, http.StatusConflict)
+	if !ok {
 		return
 	}
 	var req api.DryRunRequest

@@ -98,6 +98,25 @@ func (c *Coordinator) problem(w http.ResponseWriter, r *http.Request, status int
 	_ = json.NewEncoder(w).Encode(p)
 }
 
+// azureError is the error body of Azure's REST services, Key Vault's
+// (akvFail) and Azure Attestation's (maaRefuse) alike.
+type azureError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// writeAzureError writes an azureError of code and err's text, with the
+// Content-Type the surface answers with.
+func writeAzureError(w http.ResponseWriter, contentType string, status int, code string, err error) {
+	var body azureError
+	body.Error.Code, body.Error.Message = code, err.Error()
+	w.Header().Set("Content-Type", contentType)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
 func slug(s string) string {
 	b := []byte(s)
 	for i, ch := range b {
@@ -126,7 +145,7 @@ func (c *Coordinator) readBody(w http.ResponseWriter, r *http.Request) ([]byte, 
 // readBodyUpTo reads at most limit bytes; on failure it writes the
 // refusal and returns false.
 func (c *Coordinator) readBodyUpTo(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
-	b, err := readAllSized(http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
+	b, err := readLimited(w, r, limit)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -137,6 +156,13 @@ func (c *Coordinator) readBodyUpTo(w http.ResponseWriter, r *http.Request, limit
 		return nil, false
 	}
 	return b, true
+}
+
+// readLimited reads the request body, at most limit bytes (beyond, the
+// error is an *http.MaxBytesError), and writes nothing: the surfaces
+// that answer in their own error format (AKV, MAA) refuse themselves.
+func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	return readAllSized(http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
 }
 
 // maxPresize bounds the buffer readAllSized allocates on the word of a
@@ -232,19 +258,20 @@ func (c *Coordinator) attestWorkload(w http.ResponseWriter, r *http.Request, req
 		c.problem(w, r, status, title, err)
 		return nil, nil, nil, false
 	}
-	c.recordAttested(wl.Name, at.resp)
+	c.recordAttested(wl.Name, at.resp.Simulated, c.now())
+	c.log.Info("attested", "workload", wl.Name, "tee", at.resp.Claims.TEE, "simulated", at.resp.Simulated)
 	return ms, wl, at, true
 }
 
-// recordAttested notes a successful attestation in the status.
-func (c *Coordinator) recordAttested(workload string, resp *api.AttestResponse) {
+// recordAttested notes in the status a successful attestation, at now,
+// of workload (on /v1/attest and /kbs/v0/attest alike).
+func (c *Coordinator) recordAttested(workload string, simulated bool, now time.Time) {
 	c.record(workload, func(rec *workloadRecord) {
 		rec.attested++
 		rec.lastVerdict = "affirming"
-		rec.lastAttested = c.now().UTC()
-		rec.simulated = resp.Simulated
+		rec.lastAttested = now.UTC()
+		rec.simulated = simulated
 	})
-	c.log.Info("attested", "workload", workload, "tee", resp.Claims.TEE, "simulated", resp.Simulated)
 }
 
 // handleAttestRelease is /v1/attest and /v1/release in one request: the
@@ -502,16 +529,26 @@ func (c *Coordinator) ownerAuthority(r *http.Request, body []byte, owners []mani
 // ownerOnly checks that a request without a body carries the authority of
 // an owner of the manifest in force, writing the refusal if not.
 func (c *Coordinator) ownerOnly(w http.ResponseWriter, r *http.Request) (*manifestState, bool) {
+	ms, _, ok := c.ownerSigned(w, r, nil, http.StatusNotFound)
+	return ms, ok
+}
+
+// ownerSigned checks that the request, of body, carries the authority of
+// an owner of the manifest in force, and returns that state and owner. If
+// not it writes the refusal: noManifest when no manifest is set, 401 when
+// the signature is not an owner's.
+func (c *Coordinator) ownerSigned(w http.ResponseWriter, r *http.Request, body []byte, noManifest int) (*manifestState, string, bool) {
 	ms := c.manifestInForce()
 	if ms == nil {
-		c.problem(w, r, http.StatusNotFound, "No manifest", errors.New("no manifest is set"))
-		return nil, false
+		c.problem(w, r, noManifest, "No manifest", errors.New("no manifest is set"))
+		return nil, "", false
 	}
-	if _, err := c.ownerAuthority(r, nil, ms.parsed.Owners); err != nil {
+	owner, err := c.ownerAuthority(r, body, ms.parsed.Owners)
+	if err != nil {
 		c.problem(w, r, http.StatusUnauthorized, "Owner signature required", err)
-		return nil, false
+		return nil, "", false
 	}
-	return ms, true
+	return ms, owner, true
 }
 
 func (c *Coordinator) handleGetManifest(w http.ResponseWriter, r *http.Request) {
@@ -581,14 +618,8 @@ func (c *Coordinator) handleSetSecret(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ms := c.manifestInForce()
-	if ms == nil {
-		c.problem(w, r, http.StatusConflict, "No manifest", errors.New("no manifest is set"))
-		return
-	}
-	owner, err := c.ownerAuthority(r, body, ms.parsed.Owners)
-	if err != nil {
-		c.problem(w, r, http.StatusUnauthorized, "Owner signature required", err)
+	ms, owner, ok := c.ownerSigned(w, r, body, http.StatusConflict)
+	if !ok {
 		return
 	}
 	name := r.PathValue("name")

@@ -226,10 +226,7 @@ func (c *Coordinator) handleKBSAuth(w http.ResponseWriter, r *http.Request) {
 		c.problem(w, r, http.StatusServiceUnavailable, "Challenge unavailable", err)
 		return
 	}
-	ttl := c.cfg.NonceTTL
-	if c.cfg.TokenTTL > ttl {
-		ttl = c.cfg.TokenTTL
-	}
+	ttl := max(c.cfg.NonceTTL, c.cfg.TokenTTL)
 	sess := &kbsSession{id: base64.RawURLEncoding.EncodeToString(id), tee: req.TEE, nonce: nonce, expires: c.now().Add(ttl)}
 	c.kbs.add(sess, c.now())
 	http.SetCookie(w, &http.Cookie{Name: kbsCookie, Value: sess.id, Path: "/kbs/v0", MaxAge: int(ttl / time.Second), HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
@@ -267,12 +264,7 @@ func (c *Coordinator) handleKBSAttest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.kbs.attested(sess.id, *done)
-	c.record(done.workload, func(rec *workloadRecord) {
-		rec.attested++
-		rec.lastVerdict = "affirming"
-		rec.lastAttested = now.UTC()
-		rec.simulated = done.simulated
-	})
+	c.recordAttested(done.workload, done.simulated, now)
 	c.log.Info("kbs attested", "workload", done.workload, "tee", sess.tee, "simulated", done.simulated)
 	writeJSON(w, map[string]string{"token": done.token})
 }
@@ -494,8 +486,7 @@ func (c *Coordinator) handleKBSResource(w http.ResponseWriter, r *http.Request) 
 		c.problem(w, r, http.StatusNotFound, "Unknown resource", fmt.Errorf("secret %q is not in the manifest", name))
 		return
 	}
-	granted := ms.parsed.SecretsFor(g.workload)
-	if !slices.ContainsFunc(granted, func(s manifest.Secret) bool { return s.Name == name }) {
+	if !slices.Contains(ms.parsed.Secrets[i].GrantedTo, g.workload) {
 		c.problem(w, r, http.StatusForbidden, "Secret not granted", fmt.Errorf("secret %q is not granted to workload %q", name, g.workload))
 		return
 	}

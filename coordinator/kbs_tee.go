@@ -270,6 +270,3 @@ func KBSSNPReportABI(js []byte) ([]byte, error) {
 	}
 	return b, nil
 }
-
-// KBSEvidence is kbsEvidence, for tests.
-func KBSEvidence(tee string, data []byte) (*attest.Evidence, error) { return kbsEvidence(tee, data) }

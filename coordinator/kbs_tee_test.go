@@ -145,7 +145,12 @@ func TestKBSSNPSampleConverts(t *testing.T) {
 			Measurement []int `json:"measurement"`
 		} `json:"attestation_report"`
 	}
-	_ = json.Unmarshal(raw, &doc)
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.R.Measurement) != 48 || len(doc.R.ReportData) != 64 {
+		t.Fatalf("the JSON's measurement (%d bytes) or report data (%d bytes) is not of an SNP report", len(doc.R.Measurement), len(doc.R.ReportData))
+	}
 	for i, b := range doc.R.Measurement {
 		if cl.GetMeasurement()[i] != byte(b) {
 			t.Fatal("measurement differs from the JSON's")

@@ -103,6 +103,21 @@ func (g *kbsGuest) attest(nonce, bindNonce string) (int, []byte) {
 	})
 }
 
+// token attests under a fresh challenge and returns the token issued.
+func (g *kbsGuest) token() string {
+	g.t.Helper()
+	nonce := g.auth()
+	st, out := g.attest(nonce, nonce)
+	if st != http.StatusOK {
+		g.t.Fatalf("attest: %d %s", st, out)
+	}
+	var resp struct{ Token string }
+	if err := json.Unmarshal(out, &resp); err != nil || resp.Token == "" {
+		g.t.Fatalf("no token in the attest answer (%v): %s", err, out)
+	}
+	return resp.Token
+}
+
 func (g *kbsGuest) open(jwe []byte) []byte {
 	g.t.Helper()
 	obj, err := jose.ParseEncryptedJSON(string(jwe), []jose.KeyAlgorithm{jose.RSA_OAEP_256}, []jose.ContentEncryption{jose.A256GCM})
@@ -215,19 +230,13 @@ func TestKBSRefusals(t *testing.T) {
 	})
 	t.Run("expired token", func(t *testing.T) {
 		g := newKBSGuest(t, h, ledgerCVM)
-		nonce := g.auth()
-		st, out := g.attest(nonce, nonce)
-		if st != http.StatusOK {
-			t.Fatalf("%d %s", st, out)
-		}
-		var tok struct{ Token string }
-		_ = json.Unmarshal(out, &tok)
+		tok := g.token()
 		bare := newKBSGuest(t, h, ledgerCVM)
-		if st, out := bare.do("GET", "/kbs/v0/resource/default/disk-key/latest", nil, "Authorization", "Bearer "+tok.Token); st != http.StatusOK {
+		if st, out := bare.do("GET", "/kbs/v0/resource/default/disk-key/latest", nil, "Authorization", "Bearer "+tok); st != http.StatusOK {
 			t.Fatalf("bearer: %d %s", st, out)
 		}
 		h.clock.advance(24 * time.Hour) // past the token and session TTL
-		if st, _ := bare.do("GET", "/kbs/v0/resource/default/disk-key/latest", nil, "Authorization", "Bearer "+tok.Token); st != http.StatusUnauthorized {
+		if st, _ := bare.do("GET", "/kbs/v0/resource/default/disk-key/latest", nil, "Authorization", "Bearer "+tok); st != http.StatusUnauthorized {
 			t.Fatalf("expired bearer: %d", st)
 		}
 		if st, _ := g.do("GET", "/kbs/v0/resource/default/disk-key/latest", nil); st != http.StatusUnauthorized {
@@ -237,16 +246,9 @@ func TestKBSRefusals(t *testing.T) {
 
 	t.Run("token from another issuer", func(t *testing.T) {
 		other := kbsHarness(t) // another coordinator: its own token keys
-		og := newKBSGuest(t, other, ledgerCVM)
-		nonce := og.auth()
-		st, out := og.attest(nonce, nonce)
-		if st != http.StatusOK {
-			t.Fatalf("%d %s", st, out)
-		}
-		var tok struct{ Token string }
-		_ = json.Unmarshal(out, &tok)
+		tok := newKBSGuest(t, other, ledgerCVM).token()
 		bare := newKBSGuest(t, h, ledgerCVM)
-		if st, _ := bare.do("GET", "/kbs/v0/resource/default/disk-key/latest", nil, "Authorization", "Bearer "+tok.Token); st != http.StatusUnauthorized {
+		if st, _ := bare.do("GET", "/kbs/v0/resource/default/disk-key/latest", nil, "Authorization", "Bearer "+tok); st != http.StatusUnauthorized {
 			t.Fatalf("another coordinator's token: %d", st)
 		}
 	})

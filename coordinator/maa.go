@@ -196,11 +196,3 @@ func maaBinding(c *attest.Claims, runtime, initTime []byte) error {
 	}
 	return nil
 }
-
-// maaError is Azure Attestation's error body.
-type maaError struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}

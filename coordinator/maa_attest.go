@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"slices"
@@ -101,11 +100,7 @@ const (
 // never carry secret values.
 func (c *Coordinator) maaRefuse(w http.ResponseWriter, r *http.Request, f *maaFailure) {
 	c.log.Warn("request refused", "method", r.Method, "path", r.URL.Path, "status", f.status, "reason", f.code, "err", f.err)
-	var body maaError
-	body.Error.Code, body.Error.Message = f.code, f.err.Error()
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(f.status)
-	_ = json.NewEncoder(w).Encode(body)
+	writeAzureError(w, "application/json", f.status, f.code, f.err)
 }
 
 // maaPrelude checks the path's attestation type and the query (only
@@ -121,7 +116,7 @@ func (c *Coordinator) maaPrelude(w http.ResponseWriter, r *http.Request) (kind s
 			return "", nil, maaFail(http.StatusBadRequest, maaInvalidParameter, fmt.Errorf("unknown query parameter %q (only api-version is accepted)", name))
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, api.MaxBody))
+	body, err := readLimited(w, r, api.MaxBody)
 	if err != nil {
 		if tooLarge := new(http.MaxBytesError); errors.As(err, &tooLarge) {
 			return "", nil, maaFail(http.StatusRequestEntityTooLarge, maaRequestTooLarge, fmt.Errorf("the body may be at most %d bytes", api.MaxBody))
@@ -326,17 +321,16 @@ func (c *Coordinator) maaAttest(r *http.Request, kind string, body []byte) (stri
 		// issued claim that would replace one of the evidence's.
 		return "", maaFail(http.StatusBadRequest, maaPolicyEvaluation, fmt.Errorf("policy %s: %w", decided.id, err))
 	}
+	// The token's Azure claims: extra less x-ms-ver and x-ms-policy-hash,
+	// which tc carries as fields, plus the policy's issued claims and the
+	// init-time document.
 	delete(extra, "x-ms-ver")
 	delete(extra, "x-ms-policy-hash")
-	delete(extra, "x-ms-request-nonce")
 	if len(issued) > 0 {
 		extra["x-ms-policy"] = issued
 	}
 	if initTimeDoc != nil {
 		extra["x-ms-inittime"] = json.RawMessage(initTimeDoc)
-	}
-	if req.Nonce != "" && !nonceBound {
-		extra["x-ms-request-nonce"] = req.Nonce
 	}
 	if err := maaAddClaims(tc.Azure, extra, compliance); err != nil {
 		return "", maaFail(http.StatusBadRequest, maaPolicyEvaluation, fmt.Errorf("policy %s: %w", decided.id, err))

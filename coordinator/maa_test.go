@@ -206,23 +206,6 @@ func unsecuredJWS(payload any) string {
 	return b64([]byte(`{"alg":"none"}`)) + "." + b64(b) + "."
 }
 
-func jwsPayload(t *testing.T, tok string) map[string]any {
-	t.Helper()
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a compact JWS: %q", tok)
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 const (
 	sgxTestdata = "../attest/sgx/testdata/"
 	// maaSampleSigner is MRSIGNER of the MAA SGX samples, and of the
@@ -594,7 +577,7 @@ func TestMAADraftPolicy(t *testing.T) {
 	if string(hdr) != `{"alg":"none","typ":"JWT"}` || !strings.HasSuffix(r.token, ".") {
 		t.Errorf("draft token header %s", hdr)
 	}
-	c := jwsPayload(t, r.token)
+	c := jwtPart(t, r.token, 1)
 	if c["draft"] != true || c["x-ms-policy-hash"] != policy.AttestationPolicyHash(draft) || c["x-ms-request-nonce"] != "d" || c["nonce"] != nil || c["iss"] != maaIssuer {
 		t.Errorf("draft claims %v", c)
 	}
@@ -721,7 +704,7 @@ func TestMAAPolicies(t *testing.T) {
 func policyOf(t *testing.T, body map[string]any) string {
 	t.Helper()
 	jws, _ := body["x-ms-policy"].(string)
-	p, _ := jwsPayload(t, jws)["AttestationPolicy"].(string)
+	p, _ := jwtPart(t, jws, 1)["AttestationPolicy"].(string)
 	text, err := base64.RawURLEncoding.DecodeString(p)
 	if err != nil {
 		t.Fatal(err)

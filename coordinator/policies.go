@@ -185,14 +185,8 @@ func (c *Coordinator) handleSetPolicy(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ms := c.manifestInForce()
-	if ms == nil {
-		c.problem(w, r, http.StatusConflict, "No manifest", errors.New("no manifest is set; its owners set policies"))
-		return
-	}
-	owner, err := c.ownerAuthority(r, body, ms.parsed.Owners)
-	if err != nil {
-		c.problem(w, r, http.StatusUnauthorized, "Owner signature required", err)
+	_, owner, ok := c.ownerSigned(w, r, body, http.StatusConflict)
+	if !ok {
 		return
 	}
 	rec, err := c.setPolicy(r.Context(), r.PathValue("name"), "", string(body), owner)

@@ -59,8 +59,6 @@ type selfEvidence struct {
 	body    []byte
 }
 
-func (c *Coordinator) selfEvidenceCache() *selfEvidence { return &c.self }
-
 // selfRuntimeData returns the runtime data document of the coordinator's
 // evidence as of now.
 func (c *Coordinator) selfRuntimeData() ([]byte, error) {
@@ -84,7 +82,7 @@ func (c *Coordinator) SelfEvidence(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	cache := c.selfEvidenceCache()
+	cache := &c.self
 	cache.mu.Lock()
 	defer cache.mu.Unlock()
 	if cache.body != nil && string(cache.runtime) == string(rt) {
