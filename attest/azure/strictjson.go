@@ -1,9 +1,7 @@
 package azure
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -11,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/trustbound/trustbound/attest"
+	"github.com/trustbound/trustbound/internal/strictjson"
 )
 
 // encoding/json alone is not strict enough for evidence: it matches field
@@ -21,102 +20,11 @@ import (
 
 // checkJSON reports whether data is exactly one JSON value with no
 // duplicate object keys at any depth (keys compared after unescaping).
-func checkJSON(data []byte) error {
-	_, err := scanJSON(data)
-	return err
-}
+func checkJSON(data []byte) error { return strictjson.Check(data, 0) }
 
 // scanJSON is checkJSON that also returns the members of data when it is
-// an object (nil otherwise): each value's exact bytes, as a
-// map[string]json.RawMessage would hold them. It is json.Valid and then
-// one pass over the bytes that decodes no value: a token-by-token decoder,
-// or decoding the same document again for each level, costs more than the
-// rest of the parse.
-func scanJSON(data []byte) (map[string]json.RawMessage, error) {
-	if !json.Valid(data) {
-		// The decoder says where and why.
-		var v any
-		if err := json.Unmarshal(data, &v); err != nil {
-			return nil, err
-		}
-		return nil, errors.New("not one JSON value")
-	}
-	var (
-		stack    []keySet
-		members  map[string]json.RawMessage
-		key      string // the top-level member being read
-		valStart int
-	)
-	endMember := func(i int) {
-		members[key] = bytes.TrimSpace(data[valStart:i])
-	}
-	for i := 0; i < len(data); i++ {
-		switch data[i] {
-		case '{':
-			if len(stack) == 0 {
-				members = map[string]json.RawMessage{}
-			}
-			stack = append(stack, keySet{object: true, wantKey: true})
-		case '[':
-			stack = append(stack, keySet{})
-		case '}', ']':
-			if len(stack) == 1 && members != nil && valStart > 0 {
-				endMember(i)
-			}
-			stack = stack[:len(stack)-1]
-		case ':':
-			if len(stack) == 1 {
-				valStart = i + 1
-			}
-		case ',':
-			top := len(stack) - 1
-			if stack[top].object {
-				stack[top].wantKey = true
-			}
-			if top == 0 && members != nil {
-				endMember(i)
-			}
-		case '"':
-			start, escaped := i, false
-			for i++; data[i] != '"'; i++ { // data is valid: the string ends
-				if data[i] == '\\' {
-					escaped = true
-					i++ // the escaped character, a quote included
-				}
-			}
-			n := len(stack)
-			if n == 0 || !stack[n-1].object || !stack[n-1].wantKey {
-				continue // a value, not a key
-			}
-			ks := &stack[n-1]
-			ks.wantKey = false
-			k := string(data[start+1 : i])
-			if escaped || !utf8.ValidString(k) {
-				if err := json.Unmarshal(data[start:i+1], &k); err != nil {
-					return nil, err
-				}
-			}
-			if ks.keys == nil {
-				ks.keys = map[string]bool{}
-			}
-			if ks.keys[k] {
-				return nil, fmt.Errorf("duplicate key %q", k)
-			}
-			ks.keys[k] = true
-			if n == 1 {
-				key = k
-			}
-		}
-	}
-	return members, nil
-}
-
-// keySet is one open object (or array) of checkJSON.
-type keySet struct {
-	object  bool
-	wantKey bool // the next string of this object is a key
-	keys    map[string]bool
-}
+// an object (nil otherwise), each value's exact bytes.
+func scanJSON(data []byte) (map[string]json.RawMessage, error) { return strictjson.Members(data, 0) }
 
 // object decodes a JSON object (already checked by checkJSON) into its
 // members, requiring every key in required and allowing only those and

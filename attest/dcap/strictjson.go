@@ -1,15 +1,14 @@
 package dcap
 
 import (
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/trustbound/trustbound/internal/strictjson"
 )
 
 // Intel's collateral is JSON; encoding/json alone matches keys
@@ -23,62 +22,7 @@ const maxJSONDepth = 16
 
 // checkJSON reports whether data is exactly one JSON value, nested at most
 // maxJSONDepth deep, with no duplicate object keys.
-func checkJSON(data []byte) error {
-	if !json.Valid(data) {
-		return errors.New("not valid JSON")
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := checkValue(dec, 0); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("data after the JSON value")
-	}
-	return nil
-}
-
-func checkValue(dec *json.Decoder, depth int) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	switch tok {
-	case json.Delim('{'), json.Delim('['):
-		if depth == maxJSONDepth {
-			return fmt.Errorf("nested deeper than %d", maxJSONDepth)
-		}
-	}
-	switch tok {
-	case json.Delim('{'):
-		seen := map[string]bool{}
-		for dec.More() {
-			k, err := dec.Token()
-			if err != nil {
-				return err
-			}
-			key, _ := k.(string)
-			if seen[key] {
-				return fmt.Errorf("duplicate key %q", key)
-			}
-			seen[key] = true
-			if err := checkValue(dec, depth+1); err != nil {
-				return err
-			}
-		}
-		_, err = dec.Token()
-		return err
-	case json.Delim('['):
-		for dec.More() {
-			if err := checkValue(dec, depth+1); err != nil {
-				return err
-			}
-		}
-		_, err = dec.Token()
-		return err
-	}
-	return nil
-}
+func checkJSON(data []byte) error { return strictjson.Check(data, maxJSONDepth) }
 
 // fields is a JSON object's members, read by exact key.
 type fields struct {
