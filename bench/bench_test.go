@@ -62,6 +62,27 @@ func TestRunQuick(t *testing.T) {
 	if rt == nil || len(rt.Levels) != 3 || len(rt.SeparateLevels) != 3 || rt.VerifyMs <= 0 || rt.ClientCPUMs <= 0 || rt.SeparateClientCPUMs <= 0 {
 		t.Fatalf("round trips: %+v", rt)
 	}
+	// The floor: every step measured, the sums and ceilings as defined.
+	if f := rt.Floor; f == nil {
+		t.Error("no floor")
+	} else {
+		for name, ms := range map[string]float64{"seal": f.SealMs, "certificate": f.CertificateMs, "token": f.TokenMs,
+			"record": f.RecordMs, "record (wall)": f.RecordWallMs, "report signature": f.ReportSignMs} {
+			if ms <= 0 {
+				t.Errorf("floor: %s %v ms", name, ms)
+			}
+		}
+		if f.VerifyMs != rt.VerifyMs || f.ClientMs != rt.ClientCPUMs || f.ReportSignMs >= f.ClientMs {
+			t.Errorf("floor: verify %v (round trips %v), clients %v (round trips %v), report signature %v", f.VerifyMs, rt.VerifyMs, f.ClientMs, rt.ClientCPUMs, f.ReportSignMs)
+		}
+		sum := f.VerifyMs + f.SealMs + f.CertificateMs + f.TokenMs + f.RecordMs
+		if math.Abs(f.CoordinatorMs-sum) > 1e-9 || math.Abs(f.MaxCoordinatorPct-100*f.VerifyMs/sum) > 1e-9 ||
+			math.Abs(f.MaxPctOfVerifyBound-100*f.VerifyMs/(sum+f.ClientMs)) > 1e-9 ||
+			math.Abs(f.MinimalMaxPct-100*f.VerifyMs/(f.VerifyMs+f.SealMs+f.ReportSignMs)) > 1e-9 ||
+			!(f.MaxPctOfVerifyBound < f.MaxCoordinatorPct && f.MaxCoordinatorPct < f.MinimalMaxCoordinatorPct && f.MinimalMaxCoordinatorPct < 100) {
+			t.Errorf("floor sums: %+v", f)
+		}
+	}
 	if !rt.CoordinatorCPUExact || rt.CoordinatorCPUMethod != methodChild {
 		t.Errorf("coordinator CPU: exact %v, %q", rt.CoordinatorCPUExact, rt.CoordinatorCPUMethod)
 	}
@@ -92,6 +113,21 @@ func TestRunQuick(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log("\n" + txt.String())
+	if !strings.Contains(txt.String(), "floor, each step alone") {
+		t.Error("the text report has no floor")
+	}
+	ceilings := 0
+	for _, tg := range r.Targets {
+		if strings.Contains(tg.Name, "ceiling") {
+			ceilings++
+			if !strings.Contains(tg.Measured, "% / ") {
+				t.Errorf("ceiling target %q measured %q", tg.Name, tg.Measured)
+			}
+		}
+	}
+	if ceilings != 2 {
+		t.Errorf("%d ceiling targets, want 2", ceilings)
+	}
 	dir := t.TempDir()
 	if err := r.WriteFiles(dir); err != nil {
 		t.Fatal(err)

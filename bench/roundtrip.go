@@ -298,6 +298,9 @@ type RoundTrips struct {
 	// (attest, then release with the token; each secret sealed on its own).
 	SeparateClientCPUMs float64           `json:"separateClientCpuMs"`
 	SeparateLevels      []RoundTripResult `json:"separateLevels"`
+	// Floor is what a combined round trip cannot do without, each step
+	// measured alone, and the most of the verification bound it allows.
+	Floor *Floor `json:"floor"`
 }
 
 // Ways the coordinator's CPU is known.
@@ -363,6 +366,9 @@ func runRoundTrips(ctx context.Context, dir string, t timing, levels []int, perL
 	}
 	if out.ClientCPUMs, err = clientCPU(func() error { _, err := id.OpenAttestRelease(both, time.Now()); return err }); err != nil {
 		return nil, err
+	}
+	if out.Floor, err = runFloor(ctx, t, dir, sim, rd, both, out.VerifyMs, out.ClientCPUMs); err != nil {
+		return nil, fmt.Errorf("floor: %w", err)
 	}
 	modes := []struct {
 		levels    *[]RoundTripResult

@@ -22,6 +22,20 @@ var (
 // measure runs op until t says, and returns the median nanoseconds per
 // call over the repetitions. The first error stops it.
 func (t timing) measure(op func() error) (float64, error) {
+	return t.measureBy(func() time.Duration { return time.Duration(time.Now().UnixNano()) }, op)
+}
+
+// measureCPU is measure in this process's CPU time (user + system)
+// instead of elapsed time: for an op that waits, such as an fsync, what
+// it costs the machine rather than how long it takes. Nothing else of
+// the process may run meanwhile.
+func (t timing) measureCPU(op func() error) (float64, error) {
+	return t.measureBy(cpuTime, op)
+}
+
+// measureBy is measure with clock as the clock of the repetitions; the
+// warm-up and the calibration are in elapsed time.
+func (t timing) measureBy(clock func() time.Duration, op func() error) (float64, error) {
 	// Warm-up, which also calibrates how many calls fill a repetition.
 	n, start := 0, time.Now()
 	for {
@@ -37,13 +51,13 @@ func (t timing) measure(op func() error) (float64, error) {
 	iters := max(1, int(float64(t.minRep)/per))
 	samples := make([]float64, 0, t.reps)
 	for range t.reps {
-		start := time.Now()
+		start := clock()
 		for range iters {
 			if err := op(); err != nil {
 				return 0, err
 			}
 		}
-		samples = append(samples, float64(time.Since(start))/float64(iters))
+		samples = append(samples, float64(clock()-start)/float64(iters))
 	}
 	return median(samples), nil
 }
