@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -41,12 +43,57 @@ type BoltOptions struct {
 	LockTimeout time.Duration
 }
 
+// maxBatch bounds how many Applies share one transaction, so that one
+// transaction (and the pages it dirties) stays small.
+const maxBatch = 128
+
 // Bolt is the embedded Store: one bbolt file, held under an exclusive file
-// lock while open. Reads run concurrently; Applies run one at a time and
-// are durable (fsync) when they return.
+// lock while open. Reads run concurrently. Writes are group-committed: an
+// Apply that finds no commit running commits at once; Applies that arrive
+// while one runs queue up and then share one transaction and one fsync
+// (at most maxBatch of them), each still taking its own revision and
+// seeing the writes of those queued before it, exactly as if they had run
+// one after the other. An Apply is durable (fsynced) when it returns.
 type Bolt struct {
 	db   *bolt.DB
 	path string
+
+	mu sync.Mutex
+	// idle is signalled (on mu) when committing turns false.
+	idle *sync.Cond
+	// queue holds the Applies not yet taken into a transaction, in arrival
+	// order; committing is set while one caller (the leader) commits.
+	// committing false implies queue is empty.
+	queue      []*applyReq
+	committing bool
+	closed     bool
+
+	// hooks is for tests only and nil in production.
+	hooks *boltHooks
+}
+
+// applyReq is one Apply waiting in the queue. The leader that commits it
+// sets rev and err, or sets lead to hand it the next batch, and then closes
+// done.
+type applyReq struct {
+	ctx  context.Context
+	ops  []Op
+	rev  int64
+	err  error
+	lead bool
+	done chan struct{}
+}
+
+// boltHooks lets tests force and observe batches; every field is optional.
+type boltHooks struct {
+	// queued runs under Bolt.mu when an Apply joins the queue, with the
+	// queue's new length.
+	queued func(n int)
+	// beforeTx runs in the committing goroutine just before it starts a
+	// write transaction for n Applies.
+	beforeTx func(n int)
+	// committed runs after a write transaction for n Applies committed.
+	committed func(n int)
 }
 
 var _ Store = (*Bolt)(nil)
@@ -79,7 +126,9 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 		_ = db.Close() // the open error is the one that matters
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	return &Bolt{db: db, path: path}, nil
+	b := &Bolt{db: db, path: path}
+	b.idle = sync.NewCond(&b.mu)
+	return b, nil
 }
 
 // initFile lays out a new file, or checks that an existing one is a
@@ -239,6 +288,12 @@ func prefixEnd(p []byte) []byte {
 
 // Apply implements Store. As in an etcd transaction, every compare runs
 // before any write.
+//
+// Applies are group-committed (see Bolt): the caller that finds no commit
+// running becomes the leader and commits its batch at once; the others wait,
+// and when a commit ends the first of them leads the next batch. A request
+// whose ctx is done by the time its batch starts is dropped with ctx's error
+// and writes nothing.
 func (b *Bolt) Apply(ctx context.Context, ops ...Op) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("store: apply: %w", err)
@@ -246,59 +301,209 @@ func (b *Bolt) Apply(ctx context.Context, ops ...Op) (int64, error) {
 	if err := checkOps(ops); err != nil {
 		return 0, fmt.Errorf("store: apply: %w", err)
 	}
-	var rev int64
+	r := &applyReq{ctx: ctx, ops: ops, done: make(chan struct{})}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return 0, fmt.Errorf("store: apply: %s: %w", b.path, bolterrors.ErrDatabaseNotOpen)
+	}
+	b.queue = append(b.queue, r)
+	if b.hooks != nil && b.hooks.queued != nil {
+		b.hooks.queued(len(b.queue))
+	}
+	if b.committing {
+		b.mu.Unlock()
+		<-r.done
+		if !r.lead {
+			return r.rev, r.err
+		}
+		b.mu.Lock()
+	}
+	b.committing = true
+	b.lead(r)
+	return r.rev, r.err
+}
+
+// lead commits one batch from the head of the queue, which holds self, and
+// hands the next batch to the first Apply still queued. It is called with
+// b.mu held and committing set, and returns with b.mu released.
+func (b *Bolt) lead(self *applyReq) {
+	n := min(len(b.queue), maxBatch)
+	batch := slices.Clone(b.queue[:n])
+	b.queue = slices.Delete(b.queue, 0, n)
+	b.mu.Unlock()
+
+	// A panic in the commit (bbolt panics on some corruptions) must not
+	// leave committing set, or every later Apply and Close would wait for
+	// ever: the batch is failed, leadership handed on, and the panic goes
+	// on up the leader's stack as it did before group commit.
+	if p := b.commitRecovered(batch); p != nil {
+		defer panic(p)
+	}
+
+	b.mu.Lock()
+	var next *applyReq
+	if len(b.queue) > 0 {
+		next = b.queue[0]
+		next.lead = true
+	} else {
+		b.committing = false
+		b.idle.Broadcast()
+	}
+	b.mu.Unlock()
+	for _, r := range batch {
+		if r != self {
+			close(r.done)
+		}
+	}
+	if next != nil {
+		close(next.done)
+	}
+}
+
+// commitRecovered is commit that returns what it panicked with, if it
+// did, after failing every request of batch that has no outcome yet.
+func (b *Bolt) commitRecovered(batch []*applyReq) (p any) {
+	defer func() {
+		if p = recover(); p != nil {
+			for _, r := range batch {
+				if r.err == nil && r.rev == 0 {
+					r.err = fmt.Errorf("store: apply: %s: the commit failed: %v", b.path, p)
+				}
+			}
+		}
+	}()
+	b.commit(batch)
+	return nil
+}
+
+// commit runs batch in one transaction and sets each request's outcome. If
+// that transaction fails for any reason but a refused compare, it retries
+// each request alone, in order, so that one bad request cannot fail the
+// others' writes.
+func (b *Bolt) commit(batch []*applyReq) {
+	live := make([]*applyReq, 0, len(batch))
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = fmt.Errorf("store: apply: %w", err)
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) > 1 && b.update(live) == nil {
+		return
+	}
+	for _, r := range live {
+		_ = b.update([]*applyReq{r}) // sets r's outcome
+	}
+}
+
+// errNothingWritten rolls back a transaction in which every request was
+// refused, so that no empty transaction is fsynced.
+var errNothingWritten = errors.New("nothing written")
+
+// update applies reqs in order in one write transaction: each takes the
+// next revision and sees the writes of those before it. A request whose
+// compares fail gets its error and writes nothing. Any other failure rolls
+// the whole transaction back and is returned, and, for a lone request, is
+// its outcome too; otherwise every request's outcome is set.
+func (b *Bolt) update(reqs []*applyReq) error {
+	if b.hooks != nil && b.hooks.beforeTx != nil {
+		b.hooks.beforeTx(len(reqs))
+	}
+	revs := make([]int64, len(reqs))
+	refused := make([]error, len(reqs))
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		meta, kvs := tx.Bucket(bucketMeta), tx.Bucket(bucketKV)
 		cur, err := storeRevision(meta)
 		if err != nil {
 			return err
 		}
-		for _, op := range ops {
-			var have int64
-			if raw := kvs.Get([]byte(op.Key)); raw != nil {
-				if have, err = entryRevision(op.Key, raw); err != nil {
-					return err
-				}
-				if have > cur {
-					return fmt.Errorf("corrupt store: %q is at revision %d, past the store's %d", op.Key, have, cur)
-				}
+		wrote := false
+		for i, r := range reqs {
+			if refused[i], err = applyOps(kvs, cur, r.ops); err != nil {
+				return err
 			}
-			if op.Expect != Any && op.Expect != have {
-				return conflict(op.Key, have, op.Expect)
-			}
-			if op.Delete && have == 0 {
-				return fmt.Errorf("%w: cannot delete %q", ErrNotFound, op.Key)
+			if refused[i] == nil {
+				cur++
+				revs[i] = cur
+				wrote = true
 			}
 		}
-		next := cur + 1
-		for _, op := range ops {
-			if op.Check {
-				continue
-			}
-			if op.Delete {
-				err = kvs.Delete([]byte(op.Key))
-			} else {
-				err = kvs.Put([]byte(op.Key), encodeEntry(next, op.Value))
-			}
-			if err != nil {
-				return fmt.Errorf("%q: %w", op.Key, err)
-			}
+		if !wrote {
+			return errNothingWritten
 		}
-		if err := meta.Put(keyRevision, encodeRevision(next)); err != nil {
-			return err
-		}
-		rev = next
-		return nil
+		return meta.Put(keyRevision, encodeRevision(cur))
 	})
-	if err != nil {
-		return 0, fmt.Errorf("store: apply: %w", err)
+	if err != nil && err != errNothingWritten {
+		if len(reqs) == 1 {
+			reqs[0].rev, reqs[0].err = 0, fmt.Errorf("store: apply: %w", err)
+		}
+		return err
 	}
-	return rev, nil
+	for i, r := range reqs {
+		if refused[i] != nil {
+			r.rev, r.err = 0, fmt.Errorf("store: apply: %w", refused[i])
+		} else {
+			r.rev, r.err = revs[i], nil
+		}
+	}
+	if err == nil && b.hooks != nil && b.hooks.committed != nil {
+		b.hooks.committed(len(reqs))
+	}
+	return nil
 }
 
-// Close implements Store. It waits for transactions in flight and releases
+// applyOps checks ops against kvs at store revision cur and, if every
+// compare holds, writes them at revision cur+1. refused is the compare that
+// failed (ErrConflict, or ErrNotFound for a delete of an absent key), in
+// which case nothing was written; err is any other failure, after which the
+// transaction must be rolled back.
+func applyOps(kvs *bolt.Bucket, cur int64, ops []Op) (refused, err error) {
+	for _, op := range ops {
+		var have int64
+		if raw := kvs.Get([]byte(op.Key)); raw != nil {
+			if have, err = entryRevision(op.Key, raw); err != nil {
+				return nil, err
+			}
+			if have > cur {
+				return nil, fmt.Errorf("corrupt store: %q is at revision %d, past the store's %d", op.Key, have, cur)
+			}
+		}
+		if op.Expect != Any && op.Expect != have {
+			return conflict(op.Key, have, op.Expect), nil
+		}
+		if op.Delete && have == 0 {
+			return fmt.Errorf("%w: cannot delete %q", ErrNotFound, op.Key), nil
+		}
+	}
+	next := cur + 1
+	for _, op := range ops {
+		if op.Check {
+			continue
+		}
+		if op.Delete {
+			err = kvs.Delete([]byte(op.Key))
+		} else {
+			err = kvs.Put([]byte(op.Key), encodeEntry(next, op.Value))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", op.Key, err)
+		}
+	}
+	return nil, nil
+}
+
+// Close implements Store. It refuses new Applies, waits for those already
+// queued or committing and for other transactions in flight, and releases
 // the file lock; calling it again does nothing.
 func (b *Bolt) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	for b.committing {
+		b.idle.Wait()
+	}
+	b.mu.Unlock()
 	if err := b.db.Close(); err != nil {
 		return fmt.Errorf("store: close %s: %w", b.path, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -205,4 +206,26 @@ func BenchmarkBoltGet(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// BenchmarkBoltApplyParallel is BenchmarkBoltApply with 4×GOMAXPROCS
+// writers, each on its own keys: the load under which group commit shares
+// one transaction and one fsync between writers.
+func BenchmarkBoltApplyParallel(b *testing.B) {
+	s := openBolt(b, filepath.Join(b.TempDir(), "trustbound.db"))
+	defer s.Close()
+	var writer atomic.Int64
+	b.SetParallelism(4)
+	b.RunParallel(func(pb *testing.PB) {
+		w := writer.Add(1)
+		value := make([]byte, 256)
+		i := 0
+		for pb.Next() {
+			if _, err := store.Put(b.Context(), s, fmt.Sprintf("bench/%02d/%04d", w, i%1024), value, store.Any); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
 }
