@@ -89,8 +89,8 @@ type boltHooks struct {
 	// queued runs under Bolt.mu when an Apply joins the queue, with the
 	// queue's new length.
 	queued func(n int)
-	// beforeTx runs in the committing goroutine just before it starts a
-	// write transaction for n Applies.
+	// beforeTx runs at the start of each write transaction, inside it
+	// (a panic there is one in the transaction), for n Applies.
 	beforeTx func(n int)
 	// committed runs after a write transaction for n Applies committed.
 	committed func(n int)
@@ -326,21 +326,28 @@ func (b *Bolt) Apply(ctx context.Context, ops ...Op) (int64, error) {
 
 // lead commits one batch from the head of the queue, which holds self, and
 // hands the next batch to the first Apply still queued. It is called with
-// b.mu held and committing set, and returns with b.mu released.
+// b.mu held and committing set, and returns with b.mu released. The
+// hand-off is deferred so that it happens whatever commit does: a leader
+// that left committing set would make every later Apply and Close wait for
+// ever.
 func (b *Bolt) lead(self *applyReq) {
 	n := min(len(b.queue), maxBatch)
 	batch := slices.Clone(b.queue[:n])
 	b.queue = slices.Delete(b.queue, 0, n)
 	b.mu.Unlock()
+	defer b.handOff(batch, self)
+	b.commit(batch)
+}
 
-	// A panic in the commit (bbolt panics on some corruptions) must not
-	// leave committing set, or every later Apply and Close would wait for
-	// ever: the batch is failed, leadership handed on, and the panic goes
-	// on up the leader's stack as it did before group commit.
-	if p := b.commitRecovered(batch); p != nil {
-		defer panic(p)
+// handOff ends a leader's turn: every request of batch but self learns its
+// outcome (one without any, which only a bug in this file could leave, is
+// failed), and the first Apply still queued leads next.
+func (b *Bolt) handOff(batch []*applyReq, self *applyReq) {
+	for _, r := range batch {
+		if r.err == nil && r.rev == 0 {
+			r.err = fmt.Errorf("store: apply: %s: the write was not carried out", b.path)
+		}
 	}
-
 	b.mu.Lock()
 	var next *applyReq
 	if len(b.queue) > 0 {
@@ -361,26 +368,15 @@ func (b *Bolt) lead(self *applyReq) {
 	}
 }
 
-// commitRecovered is commit that returns what it panicked with, if it
-// did, after failing every request of batch that has no outcome yet.
-func (b *Bolt) commitRecovered(batch []*applyReq) (p any) {
-	defer func() {
-		if p = recover(); p != nil {
-			for _, r := range batch {
-				if r.err == nil && r.rev == 0 {
-					r.err = fmt.Errorf("store: apply: %s: the commit failed: %v", b.path, p)
-				}
-			}
-		}
-	}()
-	b.commit(batch)
-	return nil
-}
-
 // commit runs batch in one transaction and sets each request's outcome. If
-// that transaction fails for any reason but a refused compare, it retries
-// each request alone, in order, so that one bad request cannot fail the
-// others' writes.
+// the transaction is refused by what a request does in it (anything but a
+// refused compare: a write bbolt refuses, a corrupt entry, a panic), it is
+// rolled back and each request is retried alone, in order, so that one bad
+// request cannot fail the others' writes. If bbolt fails to begin or to
+// commit the transaction, every request of it fails and none is retried:
+// after a failed commit the file may hold some of the batch (bbolt writes
+// its meta page before the last fdatasync), and a retry could write a
+// request twice.
 func (b *Bolt) commit(batch []*applyReq) {
 	live := make([]*applyReq, 0, len(batch))
 	for _, r := range batch {
@@ -390,11 +386,13 @@ func (b *Bolt) commit(batch []*applyReq) {
 		}
 		live = append(live, r)
 	}
-	if len(live) > 1 && b.update(live) == nil {
-		return
+	if len(live) > 1 {
+		if retry := b.update(live); !retry {
+			return
+		}
 	}
 	for _, r := range live {
-		_ = b.update([]*applyReq{r}) // sets r's outcome
+		b.update([]*applyReq{r}) // a lone request's outcome is set either way
 	}
 }
 
@@ -404,16 +402,28 @@ var errNothingWritten = errors.New("nothing written")
 
 // update applies reqs in order in one write transaction: each takes the
 // next revision and sees the writes of those before it. A request whose
-// compares fail gets its error and writes nothing. Any other failure rolls
-// the whole transaction back and is returned, and, for a lone request, is
-// its outcome too; otherwise every request's outcome is set.
-func (b *Bolt) update(reqs []*applyReq) error {
-	if b.hooks != nil && b.hooks.beforeTx != nil {
-		b.hooks.beforeTx(len(reqs))
-	}
+// compares fail gets its error and writes nothing. If the transaction is
+// refused by what a request does in it, it is rolled back and update
+// reports retry for a batch, or fails the lone request. If bbolt cannot
+// begin or commit it, every request fails. Otherwise every request's
+// outcome is set.
+func (b *Bolt) update(reqs []*applyReq) (retry bool) {
 	revs := make([]int64, len(reqs))
 	refused := make([]error, len(reqs))
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	var inner error // why the transaction function refused the transaction
+	err := b.db.Update(func(tx *bolt.Tx) (err error) {
+		// bbolt panics on some corruptions; it rolls the transaction back.
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("panic: %v", p)
+			}
+			if err != nil && err != errNothingWritten {
+				inner = err
+			}
+		}()
+		if b.hooks != nil && b.hooks.beforeTx != nil {
+			b.hooks.beforeTx(len(reqs))
+		}
 		meta, kvs := tx.Bucket(bucketMeta), tx.Bucket(bucketKV)
 		cur, err := storeRevision(meta)
 		if err != nil {
@@ -435,11 +445,17 @@ func (b *Bolt) update(reqs []*applyReq) error {
 		}
 		return meta.Put(keyRevision, encodeRevision(cur))
 	})
-	if err != nil && err != errNothingWritten {
-		if len(reqs) == 1 {
-			reqs[0].rev, reqs[0].err = 0, fmt.Errorf("store: apply: %w", err)
+	switch {
+	case err != nil && inner != nil && len(reqs) > 1:
+		return true
+	case err != nil && inner != nil:
+		reqs[0].rev, reqs[0].err = 0, fmt.Errorf("store: apply: %w", inner)
+		return false
+	case err != nil && err != errNothingWritten:
+		for _, r := range reqs {
+			r.rev, r.err = 0, fmt.Errorf("store: apply: %s: the transaction of %d writes failed: %w", b.path, len(reqs), err)
 		}
-		return err
+		return false
 	}
 	for i, r := range reqs {
 		if refused[i] != nil {
@@ -451,7 +467,7 @@ func (b *Bolt) update(reqs []*applyReq) error {
 	if err == nil && b.hooks != nil && b.hooks.committed != nil {
 		b.hooks.committed(len(reqs))
 	}
-	return nil
+	return false
 }
 
 // applyOps checks ops against kvs at store revision cur and, if every

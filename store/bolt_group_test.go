@@ -447,9 +447,10 @@ func TestBoltGroupCommitConcurrent(t *testing.T) {
 	}
 }
 
-// TestBoltGroupCommitPanic: a commit that panics fails its batch, goes on
-// up the leader's stack, and leaves the store usable: the next Apply
-// commits and Close returns.
+// TestBoltGroupCommitPanic: a transaction that panics (bbolt panics on
+// some corruptions) fails its lone request with an error naming the panic,
+// is rolled back, and leaves the store usable: the request queued behind
+// it leads the next batch, a later Apply commits and Close returns.
 func TestBoltGroupCommitPanic(t *testing.T) {
 	b, err := OpenBolt(filepath.Join(t.TempDir(), "s.db"), BoltOptions{})
 	if err != nil {
@@ -468,10 +469,10 @@ func TestBoltGroupCommitPanic(t *testing.T) {
 			}
 		},
 	}
-	leader := make(chan any, 1)
+	leader := make(chan error, 1)
 	go func() {
-		defer func() { leader <- recover() }()
-		_, _ = b.Apply(t.Context(), Op{Key: "first", Value: []byte("1"), Expect: Any})
+		_, err := b.Apply(t.Context(), Op{Key: "first", Value: []byte("1"), Expect: Any})
+		leader <- err
 	}()
 	<-queued
 	follower := make(chan error, 1)
@@ -481,8 +482,8 @@ func TestBoltGroupCommitPanic(t *testing.T) {
 	}()
 	<-queued
 	close(release)
-	if p := <-leader; p != "injected commit failure" {
-		t.Fatalf("leader recovered %v, want the injected panic", p)
+	if err := <-leader; err == nil || !strings.Contains(err.Error(), "panic: injected commit failure") {
+		t.Fatalf("leader's Apply = %v, want the injected panic as an error", err)
 	}
 	// The follower was queued behind the panicking leader, so it led the next batch alone.
 	select {
@@ -502,4 +503,136 @@ func TestBoltGroupCommitPanic(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestBoltGroupCommitPanicInBatch: a panic in a shared transaction is one
+// request's doing as far as the store can tell, so the batch is retried
+// alone and the others commit.
+func TestBoltGroupCommitPanicInBatch(t *testing.T) {
+	b, bt := newGroupBolt(t, filepath.Join(t.TempDir(), "s.db"))
+	inner := b.hooks.beforeTx
+	b.hooks.beforeTx = func(n int) {
+		inner(n)
+		if n > 1 {
+			panic("injected panic in the shared transaction")
+		}
+	}
+	out := runBatch(t, b, bt, []request{put("x", "1", 0), put("y", "2", 0), put("z", "3", 0)})
+	for i, o := range out {
+		if o.err != nil || o.rev != int64(i)+2 {
+			t.Errorf("request %d = %d, %v; want %d, nil", i, o.rev, o.err, i+2)
+		}
+	}
+	wantTxs(t, bt, []int{1, 3, 1, 1, 1}, []int{1, 1, 1, 1})
+	wantKV(t, b, "z", "3", 4)
+}
+
+// TestBoltGroupCommitPanicAfterLeaderCommitted: a batch of two (a, then a
+// request whose key bbolt refuses) is rolled back and retried alone; a
+// commits; the retry of the other panics. The panic must not come out of
+// a's Apply: a's write is committed, so a's caller must get its revision,
+// not a panic it can only take for a failure. (Before group commit a's
+// Apply never ran another request's transaction.)
+func TestBoltGroupCommitPanicAfterLeaderCommitted(t *testing.T) {
+	b, err := OpenBolt(filepath.Join(t.TempDir(), "s.db"), BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	queued := make(chan int, 16)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var sizes []int
+	b.hooks = &boltHooks{
+		queued: func(n int) { queued <- n },
+		beforeTx: func(n int) {
+			mu.Lock()
+			sizes = append(sizes, n)
+			call := len(sizes)
+			mu.Unlock()
+			switch call {
+			case 1: // the blocker, alone: hold it until a and bad are queued
+				<-release
+			case 4: // blocker, batch [a bad], a alone, then bad alone
+				panic("injected commit failure")
+			}
+		},
+	}
+	blocker := make(chan error, 1)
+	go func() {
+		_, err := b.Apply(t.Context(), Op{Key: "blocker", Value: []byte("b"), Expect: Any})
+		blocker <- err
+	}()
+	<-queued
+	type result struct {
+		rev int64
+		err error
+		p   any
+	}
+	a := make(chan result, 1)
+	go func() {
+		var r result
+		defer func() { r.p = recover(); a <- r }()
+		r.rev, r.err = b.Apply(t.Context(), Op{Key: "a", Value: []byte("a"), Expect: 0})
+	}()
+	if n := <-queued; n != 1 { // the blocker has left the queue
+		close(release)
+		t.Fatalf("a queued at %d, want 1", n)
+	}
+	bad := make(chan error, 1)
+	go func() {
+		_, err := b.Apply(t.Context(), Op{Key: strings.Repeat("h", bolt.MaxKeySize+1), Value: []byte("h"), Expect: Any})
+		bad <- err
+	}()
+	if n := <-queued; n != 2 {
+		close(release)
+		t.Fatalf("bad queued at %d, want 2", n)
+	}
+	close(release)
+	if err := <-blocker; err != nil {
+		t.Fatalf("blocker: %v", err)
+	}
+	ra := <-a
+	if err := <-bad; err == nil {
+		t.Errorf("the request whose commit panicked returned no error")
+	}
+	mu.Lock()
+	got := slices.Clone(sizes)
+	mu.Unlock()
+	if !slices.Equal(got, []int{1, 2, 1, 1}) {
+		t.Fatalf("transactions %v, want [1 2 1 1]", got)
+	}
+	kv, gerr := b.Get(t.Context(), "a")
+	if gerr != nil || kv.Revision != 2 {
+		t.Fatalf("Get(a) = %+v, %v; want it committed at 2", kv, gerr)
+	}
+	if ra.p != nil || ra.err != nil || ra.rev != 2 {
+		t.Fatalf("a's Apply = %d, %v, panic %v; want 2, nil, no panic: a's write is committed at revision %d", ra.rev, ra.err, ra.p, kv.Revision)
+	}
+}
+
+// TestBoltGroupCommitTransactionFailureNotRetried: when bbolt itself fails
+// the transaction (here: it cannot begin one, the file having been closed
+// under the store), every request of the batch fails with that error and
+// none is retried alone — after a failed commit the file may hold part of
+// the batch, and a retry could write a request twice.
+func TestBoltGroupCommitTransactionFailureNotRetried(t *testing.T) {
+	b, bt := newGroupBolt(t, filepath.Join(t.TempDir(), "s.db"))
+	first := true
+	b.hooks.committed = func(n int) {
+		if first { // the blocker's commit: take the file away before the batch
+			first = false
+			if err := b.db.Close(); err != nil {
+				t.Errorf("closing the bbolt file: %v", err)
+			}
+		}
+	}
+	out := runBatch(t, b, bt, []request{put("x", "1", 0), put("y", "2", Any), put("z", "3", 0)})
+	for i, o := range out {
+		if o.rev != 0 || !errors.Is(o.err, bolterrors.ErrDatabaseNotOpen) || !strings.Contains(o.err.Error(), "the transaction of 3 writes failed") {
+			t.Errorf("request %d = %d, %v; want the batch's transaction error, not a retry's", i, o.rev, o.err)
+		}
+	}
+	// Only the blocker's transaction ever ran its function.
+	wantTxs(t, bt, []int{1}, nil)
 }
