@@ -24,12 +24,15 @@ const auditPrefix = "audit/"
 
 // auditTrail orders a broker's audit records.
 //
-// A release takes the positions of its records and records them under
-// mu, with time parts that strictly grow whatever the clock does (a
-// coarse clock, a clock set back, a restart with the clock behind the
-// last stored record), so positions grow in the order records are
+// A release takes the positions of its records and queues them for the
+// store under mu, with time parts that strictly grow whatever the clock
+// does (a coarse clock, a clock set back, a restart with the clock behind
+// the last stored record), so positions grow in the order records are
 // committed and a reader paging through the trail never finds a record
-// appear behind its cursor. The first record after the broker is made
+// appear behind its cursor. With a store.Queuer (store.Bolt) the release
+// waits for its commit outside mu, so that the records of concurrent
+// releases share commits (group commit); with another store it commits
+// under mu. The first record after the broker is made
 // reads the last stored position (store.Store.Last) to continue after it.
 // This assumes the broker is its store's only writer of audit records, as
 // a coordinator's broker is (bbolt locks its file to one process).
@@ -56,7 +59,12 @@ func auditKey(ts int64, tokenID, secret string) string {
 func (b *Broker) record(ctx context.Context, now time.Time, tokenID string, names []string, entries [][]byte, conditions []store.Op) error {
 	t := &b.trail
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			t.mu.Unlock()
+		}
+	}()
 	if !t.loaded {
 		stored, err := lastPosition(ctx, b.st)
 		if err != nil {
@@ -65,18 +73,27 @@ func (b *Broker) record(ctx context.Context, now time.Time, tokenID string, name
 		t.last, t.loaded = max(t.last, stored), true
 	}
 	last := t.last
-	keys := make([]string, len(entries))
 	ops := make([]store.Op, 0, len(entries)+len(conditions))
 	for i, entry := range entries {
 		last = max(now.UnixNano(), last+1)
-		keys[i] = auditKey(last, tokenID, names[i])
-		ops = append(ops, store.Op{Key: keys[i], Value: entry, Expect: 0})
+		ops = append(ops, store.Op{Key: auditKey(last, tokenID, names[i]), Value: entry, Expect: 0})
 	}
 	ops = append(ops, conditions...)
-	if _, err := b.st.Apply(ctx, ops...); err != nil {
+	var err error
+	if q, ok := b.st.(store.Queuer); ok {
+		// Queued in position order; the positions are taken even if the
+		// write fails (a gap in the trail is harmless, going back is not).
+		wait := q.Queue(ctx, ops...)
+		t.last = last
+		t.mu.Unlock()
+		locked = false
+		_, err = wait()
+	} else if _, err = b.st.Apply(ctx, ops...); err == nil {
+		t.last = last
+	}
+	if err != nil {
 		return fmt.Errorf("keybroker: recording the release: %w", err)
 	}
-	t.last = last
 	return nil
 }
 

@@ -386,3 +386,68 @@ func TestReleaseAllNoSecrets(t *testing.T) {
 		t.Fatalf("%d secrets, context %+v", len(out), rc)
 	}
 }
+
+// onlyStore hides a store's Queuer, so the broker commits each record
+// under its lock.
+type onlyStore struct{ store.Store }
+
+// Concurrent releases: every record is stored, and records commit in the
+// order of their positions (a store revision never goes down along the
+// trail), so a reader paging through it never finds a record appear behind
+// its cursor — with the records queued for group commit (store.Bolt) and
+// committed under the trail's lock (any other store).
+func TestAuditConcurrentReleasesCommitInPositionOrder(t *testing.T) {
+	for name, wrap := range map[string]func(store.Store) store.Store{
+		"queued":       func(s store.Store) store.Store { return s },
+		"under a lock": func(s store.Store) store.Store { return onlyStore{s} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			_, st := newBroker(t)
+			b := New(wrap(st), newSealer(t))
+			if _, ok := b.st.(store.Queuer); ok != (name == "queued") {
+				t.Fatalf("broker's store is a Queuer: %v", ok)
+			}
+			_, wire, err := NewTEEKey()
+			if err != nil {
+				t.Fatal(err)
+			}
+			const workers, each = 16, 8
+			errs := make(chan error, workers)
+			for w := range workers {
+				go func() {
+					for i := range each {
+						_, _, err := b.ReleaseAll(ctx, ReleaseRequest{
+							Record:  Release{Workload: "w", TokenID: fmt.Sprintf("tok-%d-%d", w, i)},
+							Secrets: []manifest.Secret{{Name: "a", Type: manifest.Symmetric}, {Name: "b", Type: manifest.Symmetric}},
+							To:      wire, Now: t0,
+						})
+						if err != nil {
+							errs <- err
+							return
+						}
+					}
+					errs <- nil
+				}()
+			}
+			for range workers {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			kvs, err := st.List(ctx, auditPrefix)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(kvs) != workers*each*2 {
+				t.Fatalf("%d audit records, want %d", len(kvs), workers*each*2)
+			}
+			for i := 1; i < len(kvs); i++ {
+				if kvs[i].Revision < kvs[i-1].Revision {
+					t.Fatalf("record %s (revision %d) sorts after %s but committed before it (revision %d)",
+						kvs[i].Key, kvs[i].Revision, kvs[i-1].Key, kvs[i-1].Revision)
+				}
+			}
+		})
+	}
+}

@@ -96,7 +96,10 @@ type boltHooks struct {
 	committed func(n int)
 }
 
-var _ Store = (*Bolt)(nil)
+var (
+	_ Store  = (*Bolt)(nil)
+	_ Queuer = (*Bolt)(nil)
+)
 
 // OpenBolt opens the store file at path, creating it with mode 0600 if it
 // does not exist; its parent directory must exist. It fails with ErrLocked
@@ -295,33 +298,51 @@ func prefixEnd(p []byte) []byte {
 // whose ctx is done by the time its batch starts is dropped with ctx's error
 // and writes nothing.
 func (b *Bolt) Apply(ctx context.Context, ops ...Op) (int64, error) {
+	return b.Queue(ctx, ops...)()
+}
+
+// Queue implements Queuer: it queues ops as one Apply and returns at once;
+// wait returns the Apply's outcome once it is durable. Queued Applies
+// commit in the order they were queued. wait must be called (exactly
+// once): the first Apply queued while no commit runs leads the next batch
+// from its wait, and the Applies queued after it wait for that.
+func (b *Bolt) Queue(ctx context.Context, ops ...Op) (wait func() (int64, error)) {
+	fail := func(err error) func() (int64, error) {
+		return func() (int64, error) { return 0, fmt.Errorf("store: apply: %w", err) }
+	}
 	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("store: apply: %w", err)
+		return fail(err)
 	}
 	if err := checkOps(ops); err != nil {
-		return 0, fmt.Errorf("store: apply: %w", err)
+		return fail(err)
 	}
 	r := &applyReq{ctx: ctx, ops: ops, done: make(chan struct{})}
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.closed {
-		b.mu.Unlock()
-		return 0, fmt.Errorf("store: apply: %s: %w", b.path, bolterrors.ErrDatabaseNotOpen)
+		return fail(fmt.Errorf("%s: %w", b.path, bolterrors.ErrDatabaseNotOpen))
 	}
 	b.queue = append(b.queue, r)
 	if b.hooks != nil && b.hooks.queued != nil {
 		b.hooks.queued(len(b.queue))
 	}
-	if b.committing {
-		b.mu.Unlock()
-		<-r.done
-		if !r.lead {
+	if !b.committing {
+		// The queue was empty: r leads, from its wait.
+		b.committing = true
+		return func() (int64, error) {
+			b.mu.Lock()
+			b.lead(r)
 			return r.rev, r.err
 		}
-		b.mu.Lock()
 	}
-	b.committing = true
-	b.lead(r)
-	return r.rev, r.err
+	return func() (int64, error) {
+		<-r.done
+		if r.lead {
+			b.mu.Lock()
+			b.lead(r)
+		}
+		return r.rev, r.err
+	}
 }
 
 // lead commits one batch from the head of the queue, which holds self, and

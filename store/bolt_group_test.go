@@ -636,3 +636,49 @@ func TestBoltGroupCommitTransactionFailureNotRetried(t *testing.T) {
 	// Only the blocker's transaction ever ran its function.
 	wantTxs(t, bt, []int{1}, nil)
 }
+
+// TestBoltQueue: Applies queued before the first one's wait is called
+// commit together, in queue order, from that wait; a Queue that cannot be
+// carried out answers its error from wait.
+func TestBoltQueue(t *testing.T) {
+	b, err := OpenBolt(filepath.Join(t.TempDir(), "s.db"), BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	b.hooks = &boltHooks{beforeTx: func(n int) { sizes = append(sizes, n) }}
+	first := b.Queue(t.Context(), Op{Key: "audit/1", Value: []byte("one")})
+	second := b.Queue(t.Context(), Op{Key: "audit/2", Value: []byte("two")})
+	third := b.Queue(t.Context(), Op{Key: "audit/1", Value: []byte("again")}) // create-only: refused
+	invalid := b.Queue(t.Context(), Op{Key: ""})
+	type outcome struct {
+		rev int64
+		err error
+	}
+	later := make(chan outcome, 2)
+	for _, w := range []func() (int64, error){second, third} {
+		go func() { rev, err := w(); later <- outcome{rev, err} }()
+	}
+	if rev, err := first(); err != nil || rev != 1 {
+		t.Fatalf("first = %d, %v; want 1", rev, err)
+	}
+	got := []outcome{<-later, <-later}
+	slices.SortFunc(got, func(a, b outcome) int { return int(a.rev - b.rev) })
+	if got[0].rev != 0 || !errors.Is(got[0].err, ErrConflict) || got[1].rev != 2 || got[1].err != nil {
+		t.Fatalf("second and third = %+v; want one at revision 2 and one conflict", got)
+	}
+	if _, err := invalid(); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("invalid Queue: %v, want ErrInvalid", err)
+	}
+	if !slices.Equal(sizes, []int{3}) {
+		t.Fatalf("transactions %v, want one of 3", sizes)
+	}
+	wantKV(t, b, "audit/1", "one", 1)
+	wantKV(t, b, "audit/2", "two", 2)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Queue(t.Context(), Op{Key: "late", Value: []byte("x")})(); !errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
+		t.Fatalf("Queue after Close: %v", err)
+	}
+}

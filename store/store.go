@@ -84,6 +84,20 @@ type Store interface {
 	Close() error
 }
 
+// Queuer is implemented by a Store whose Applies commit in the order they
+// are queued, and which can queue one without waiting for it: a caller that
+// must make its writes visible in some order (the audit trail, in the
+// order of its keys, for readers that page through it) queues them in that
+// order under its own lock and waits for them outside it, so that its
+// writes can share commits.
+type Queuer interface {
+	// Queue queues ops as one Apply (same contract) and returns at once;
+	// wait, which must be called exactly once, returns the Apply's outcome
+	// once it is durable. An Apply queued later never becomes visible
+	// before one queued earlier.
+	Queue(ctx context.Context, ops ...Op) (wait func() (int64, error))
+}
+
 // Put writes one key if its revision is expect (Any, 0 for absent, or a
 // revision) and returns the new store revision.
 func Put(ctx context.Context, s Store, key string, value []byte, expect int64) (int64, error) {
