@@ -7,7 +7,9 @@ import (
 	"encoding/base64"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/trustbound/trustbound/api"
@@ -24,7 +26,11 @@ import (
 // nothing of TLS, HTTP, JSON, appraisal, garbage collection or
 // scheduling. Its sums bound what any implementation of the same round
 // trip could reach on these cores, so the round-trip figures can be read
-// against it.
+// against it. Where the floor simplifies, it leaves work out, never adds
+// it, so its ceilings are if anything too high: it does not count reading
+// and unsealing the secrets at rest, parsing the identity key, the
+// kernel's own threads' share of an fsync, or (in the minimal ceiling)
+// the client's HPKE open.
 type Floor struct {
 	// VerifyMs is the warm verification (RoundTrips.VerifyMs).
 	VerifyMs float64 `json:"verifyMs"`
@@ -36,10 +42,17 @@ type Floor struct {
 	CertificateMs float64 `json:"certificateMs"`
 	// TokenMs: the attestation token of the same size signed (ES256).
 	TokenMs float64 `json:"tokenMs"`
-	// RecordMs: one audit record of the same size committed to a bbolt
-	// store with fdatasync, one writer at a time, in CPU time (the
-	// elapsed time, which includes waiting for the disk, is RecordWallMs).
+	// RecordMs: a release's audit write as the keybroker makes it (two
+	// records of the same size and the manifest check, one Apply)
+	// committed to a bbolt store with fdatasync, in CPU time per release
+	// with floorWriters releases writing at once, so group commit shares
+	// commits between them as it can at c=16 — the least a durable
+	// record costs. RecordSoloMs is the same one writer at a time, and
+	// RecordWallMs that one's elapsed time, mostly waiting for the disk.
+	// The CPU the kernel spends on other threads for an fsync (the
+	// journal) is not counted: these figures are lower bounds.
 	RecordMs     float64 `json:"recordMs"`
+	RecordSoloMs float64 `json:"recordSoloMs"`
 	RecordWallMs float64 `json:"recordWallMs"`
 	// CoordinatorMs is the sum of the above: the coordinator's floor.
 	CoordinatorMs float64 `json:"coordinatorMs"`
@@ -69,6 +82,10 @@ type Floor struct {
 // floorAuditValue is the size of a release's audit record (a JSON
 // keybroker record: workload, secret, version, digests, token id, time).
 const floorAuditValue = 320
+
+// floorWriters is how many releases write their audit records at once in
+// RecordMs: the round trips' c=16.
+const floorWriters = 16
 
 // runFloor measures the floor's steps. rd is the runtime data of a round
 // trip and ar the answer the coordinator gave to it
@@ -151,19 +168,30 @@ func runFloor(ctx context.Context, t timing, dir string, sim attest.Attester, rd
 		return nil, err
 	}
 	defer st.Close()
+	manifestRev, err := store.Put(ctx, st, "manifest", []byte("m"), 0)
+	if err != nil {
+		return nil, err
+	}
 	value := bytes.Repeat([]byte{'r'}, floorAuditValue)
-	n := 0
+	var n atomic.Int64
 	record := func() error {
-		n++
-		_, err := store.Put(context.Background(), st, fmt.Sprintf("audit/%016d", n), value, 0)
+		i := n.Add(1)
+		_, err := st.Apply(ctx,
+			store.Op{Key: fmt.Sprintf("audit/%016d-a", i), Value: value},
+			store.Op{Key: fmt.Sprintf("audit/%016d-b", i), Value: value},
+			store.Op{Key: "manifest", Expect: manifestRev, Check: true})
 		return err
 	}
+	runtime.GC() // the garbage of the round trips before is not the record's
 	ns, err := t.measureCPU(record)
 	if err != nil {
 		return nil, fmt.Errorf("record: %w", err)
 	}
-	f.RecordMs = ns / 1e6
+	f.RecordSoloMs = ns / 1e6
 	if f.RecordWallMs, err = msOf(t, record); err != nil {
+		return nil, fmt.Errorf("record: %w", err)
+	}
+	if f.RecordMs, err = parallelCPUMs(t, floorWriters, f.RecordWallMs, record); err != nil {
 		return nil, fmt.Errorf("record: %w", err)
 	}
 
@@ -174,6 +202,38 @@ func runFloor(ctx context.Context, t timing, dir string, sim attest.Attester, rd
 	f.MinimalMaxPct = 100 * f.VerifyMs / (minimal + f.ReportSignMs)
 	f.MinimalMaxCoordinatorPct = 100 * f.VerifyMs / minimal
 	return f, nil
+}
+
+// parallelCPUMs is this process's CPU time per call of op with writers
+// goroutines calling it at once, in milliseconds: the median of t.reps
+// repetitions, each long enough (by wallMs, op's elapsed time alone) to
+// take about t.minRep.
+func parallelCPUMs(t timing, writers int, wallMs float64, op func() error) (float64, error) {
+	per := max(1, int(float64(t.minRep)/(wallMs*1e6)))
+	samples := make([]float64, 0, t.reps)
+	for range t.reps {
+		runtime.GC()
+		errs := make(chan error, writers)
+		start := cpuTime()
+		for range writers {
+			go func() {
+				for range per {
+					if err := op(); err != nil {
+						errs <- err
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range writers {
+			if err := <-errs; err != nil {
+				return 0, err
+			}
+		}
+		samples = append(samples, float64(cpuTime()-start)/1e6/float64(writers*per))
+	}
+	return median(samples), nil
 }
 
 // msOf is t.measure in milliseconds.
@@ -202,6 +262,6 @@ func tokenClaims(raw string) (*token.Claims, error) {
 
 // floorNote is the floor in one line, for the text report.
 func (f *Floor) floorNote() string {
-	return fmt.Sprintf("verify %.3f + seal %.3f + certificate %.3f + token %.3f + durable record %.3f = coordinator %.3f ms; clients' crypto %.3f ms (of it the report signature %.3f ms)",
-		f.VerifyMs, f.SealMs, f.CertificateMs, f.TokenMs, f.RecordMs, f.CoordinatorMs, f.ClientMs, f.ReportSignMs)
+	return fmt.Sprintf("verify %.3f + seal %.3f + certificate %.3f + token %.3f + durable record %.3f (%.3f one writer at a time) = coordinator %.3f ms; clients' crypto %.3f ms (of it the report signature %.3f ms)",
+		f.VerifyMs, f.SealMs, f.CertificateMs, f.TokenMs, f.RecordMs, f.RecordSoloMs, f.CoordinatorMs, f.ClientMs, f.ReportSignMs)
 }

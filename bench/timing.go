@@ -25,10 +25,11 @@ func (t timing) measure(op func() error) (float64, error) {
 	return t.measureBy(func() time.Duration { return time.Duration(time.Now().UnixNano()) }, op)
 }
 
-// measureCPU is measure in this process's CPU time (user + system)
-// instead of elapsed time: for an op that waits, such as an fsync, what
-// it costs the machine rather than how long it takes. Nothing else of
-// the process may run meanwhile.
+// measureCPU is measure in this process's CPU time (user + system, all
+// its threads) instead of elapsed time: for an op that waits, such as an
+// fsync, what it costs this process rather than how long it takes.
+// Nothing else of the process should run meanwhile (run the collector
+// first); work the kernel does on its own threads is not counted.
 func (t timing) measureCPU(op func() error) (float64, error) {
 	return t.measureBy(cpuTime, op)
 }
