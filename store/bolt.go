@@ -304,8 +304,9 @@ func (b *Bolt) Apply(ctx context.Context, ops ...Op) (int64, error) {
 // Queue implements Queuer: it queues ops as one Apply and returns at once;
 // wait returns the Apply's outcome once it is durable. Queued Applies
 // commit in the order they were queued. wait must be called (exactly
-// once): the first Apply queued while no commit runs leads the next batch
-// from its wait, and the Applies queued after it wait for that.
+// once, without blocking in between: see Queuer): the first Apply queued
+// while no commit runs leads the next batch from its wait, and every
+// Apply queued after it waits for that.
 func (b *Bolt) Queue(ctx context.Context, ops ...Op) (wait func() (int64, error)) {
 	fail := func(err error) func() (int64, error) {
 		return func() (int64, error) { return 0, fmt.Errorf("store: apply: %w", err) }
@@ -426,13 +427,14 @@ var errNothingWritten = errors.New("nothing written")
 // compares fail gets its error and writes nothing. If the transaction is
 // refused by what a request does in it, it is rolled back and update
 // reports retry for a batch, or fails the lone request. If bbolt cannot
-// begin or commit it, every request fails. Otherwise every request's
-// outcome is set.
+// begin or commit it — including a panic in its commit, where most of its
+// corruption panics are raised — every request fails. Otherwise every
+// request's outcome is set.
 func (b *Bolt) update(reqs []*applyReq) (retry bool) {
 	revs := make([]int64, len(reqs))
 	refused := make([]error, len(reqs))
 	var inner error // why the transaction function refused the transaction
-	err := b.db.Update(func(tx *bolt.Tx) (err error) {
+	err := b.transact(reqs, func(tx *bolt.Tx) (err error) {
 		// bbolt panics on some corruptions; it rolls the transaction back.
 		defer func() {
 			if p := recover(); p != nil {
@@ -485,10 +487,26 @@ func (b *Bolt) update(reqs []*applyReq) (retry bool) {
 			r.rev, r.err = revs[i], nil
 		}
 	}
-	if err == nil && b.hooks != nil && b.hooks.committed != nil {
-		b.hooks.committed(len(reqs))
-	}
 	return false
+}
+
+// transact runs fn in a bbolt write transaction for reqs, with a panic
+// anywhere in it (fn's own are fn's to recover) returned as an error: a
+// panic must not come out of the leader's Apply, whose own write may
+// already be committed.
+func (b *Bolt) transact(reqs []*applyReq, fn func(*bolt.Tx) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	if err := b.db.Update(fn); err != nil {
+		return err
+	}
+	if b.hooks != nil && b.hooks.committed != nil {
+		b.hooks.committed(len(reqs)) // after the commit, where tests stand in for a panic in it
+	}
+	return nil
 }
 
 // applyOps checks ops against kvs at store revision cur and, if every

@@ -682,3 +682,51 @@ func TestBoltQueue(t *testing.T) {
 		t.Fatalf("Queue after Close: %v", err)
 	}
 }
+
+// TestBoltGroupCommitPanicInCommit: a panic in a transaction after its
+// function returned — bbolt raises most of its corruption panics there, in
+// Tx.Commit (spill, freelist "page already freed") — fails that
+// transaction's requests and comes out of no Apply: here it happens in the
+// lone retry of a later request, after the leader's own write committed.
+// The committed hook stands in for the commit-phase panic.
+func TestBoltGroupCommitPanicInCommit(t *testing.T) {
+	b, err := OpenBolt(filepath.Join(t.TempDir(), "s.db"), BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	commits := 0
+	b.hooks = &boltHooks{committed: func(n int) {
+		commits++
+		if commits == 2 { // a alone, then c alone
+			panic("stand-in for a panic in bbolt's Tx.Commit")
+		}
+	}}
+	a := b.Queue(t.Context(), Op{Key: "a", Value: []byte("a"), Expect: 0})
+	bad := b.Queue(t.Context(), Op{Key: strings.Repeat("h", bolt.MaxKeySize+1), Value: []byte("h"), Expect: Any})
+	c := b.Queue(t.Context(), Op{Key: "c", Value: []byte("c"), Expect: 0})
+	errs := make([]chan error, 2)
+	for i, w := range []func() (int64, error){bad, c} {
+		errs[i] = make(chan error, 1)
+		go func() { _, err := w(); errs[i] <- err }()
+	}
+	var rev int64
+	var p any
+	func() {
+		defer func() { p = recover() }()
+		rev, err = a()
+	}()
+	if err := <-errs[0]; err == nil || strings.Contains(err.Error(), "panic") {
+		t.Errorf("the too-long key: %v, want its own refusal", err)
+	}
+	if err := <-errs[1]; err == nil || !strings.Contains(err.Error(), "the transaction of 1 writes failed: panic: stand-in") {
+		t.Errorf("c, whose commit panicked: %v, want the panic as its transaction's error", err)
+	}
+	kv, gerr := b.Get(t.Context(), "a")
+	if gerr != nil || kv.Revision != 1 {
+		t.Fatalf("Get(a) = %+v, %v; want it committed at 1", kv, gerr)
+	}
+	if p != nil || err != nil || rev != 1 {
+		t.Fatalf("a's wait = %d, %v, panic %v; want 1, nil, no panic: a's write is committed", rev, err, p)
+	}
+}

@@ -94,7 +94,10 @@ type Queuer interface {
 	// Queue queues ops as one Apply (same contract) and returns at once;
 	// wait, which must be called exactly once, returns the Apply's outcome
 	// once it is durable. An Apply queued later never becomes visible
-	// before one queued earlier.
+	// before one queued earlier. Every writer of the store may wait for a
+	// queued Apply, so between Queue and wait the caller must not block:
+	// no other call on the store (Apply, another Queue's wait, Close), no
+	// lock another writer may hold while it writes.
 	Queue(ctx context.Context, ops ...Op) (wait func() (int64, error))
 }
 
