@@ -180,7 +180,7 @@ func targets(r *Results) []Target {
 			}
 		}
 		errs := 0
-		for _, l := range slices.Concat(rt.Levels, rt.SeparateLevels) {
+		for _, l := range slices.Concat(rt.Levels, rt.SeparateLevels, rt.AttestOnlyLevels) {
 			errs += l.Errors
 		}
 		out = append(out, Target{"round-trip errors", "0", fmt.Sprint(errs), errs == 0})
@@ -237,6 +237,7 @@ func (r *Results) WriteText(w io.Writer) error {
 		}{
 			{"combined route (POST /v1/attest-release: one request, secrets under one HPKE context)", rt.ClientCPUMs, rt.Levels},
 			{"separate requests (POST /v1/attest, then /v1/release with the token; the agent's fallback for an older coordinator)", rt.SeparateClientCPUMs, rt.SeparateLevels},
+			{"attest only, the like-for-like baseline (POST /v1/attest: verification, appraisal, token; nothing released)", rt.AttestOnlyClientCPUMs, rt.AttestOnlyLevels},
 		}
 		if f := rt.Floor; f != nil {
 			fmt.Fprintf(&b, "floor, each step alone (no TLS, HTTP, JSON, appraisal or GC): %s\n", f.floorNote())
@@ -257,13 +258,17 @@ func (r *Results) WriteText(w io.Writer) error {
 			if rt.CoordinatorCPUExact {
 				cols += "CPU/op (clients)\t"
 			}
-			fmt.Fprintf(tw, "%sCPU/op (%s)\tcoordinator CPU/verify\t%% of verify bound\t%% (coordinator alone)\n", cols, est)
+			fmt.Fprintf(tw, "%sCPU/op (%s)\tcoordinator CPU/verify\t%% of verify bound\t%% (coordinator alone)\t%% of attest-only ops/s\n", cols, est)
 			for _, l := range t.levels {
 				clients := ""
 				if rt.CoordinatorCPUExact {
 					clients = fmt.Sprintf("%.2f ms\t", l.ClientCPUPerOpMs)
 				}
-				fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.2f ms\t%.2f ms\t%.2f ms\t%s%.2f ms\t%.1f×\t%.0f%%\t%.0f%%\n", l.Concurrency, l.Ops, l.Errors, l.OpsPerSec, l.P50Ms, l.P99Ms, l.CPUPerOpMs, clients, l.ServerCPUPerOpMs, l.CPUOverVerify, l.PctOfVerifyBound, l.CoordinatorPctOfVerifyBound)
+				ofBase := "—"
+				if l.PctOfAttestOnly > 0 {
+					ofBase = fmt.Sprintf("%.0f%%", l.PctOfAttestOnly)
+				}
+				fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.2f ms\t%.2f ms\t%.2f ms\t%s%.2f ms\t%.1f×\t%.0f%%\t%.0f%%\t%s\n", l.Concurrency, l.Ops, l.Errors, l.OpsPerSec, l.P50Ms, l.P99Ms, l.CPUPerOpMs, clients, l.ServerCPUPerOpMs, l.CPUOverVerify, l.PctOfVerifyBound, l.CoordinatorPctOfVerifyBound, ofBase)
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -307,7 +312,7 @@ func (r *Results) Charts() map[string]*Chart {
 	if rt == nil || len(rt.Levels) == 0 {
 		return nil
 	}
-	var c, ops, p50, p99, bound []float64
+	var c, ops, p50, p99, bound, attestOnly []float64
 	for _, l := range rt.Levels {
 		c = append(c, float64(l.Concurrency))
 		ops = append(ops, l.OpsPerSec)
@@ -315,9 +320,17 @@ func (r *Results) Charts() map[string]*Chart {
 		p99 = append(p99, l.P99Ms)
 		bound = append(bound, float64(rt.Cores)/(rt.VerifyMs/1e3))
 	}
+	series := []Series{{Name: "attest and release", Color: "#1f77b4", X: c, Y: ops}}
+	if len(rt.AttestOnlyLevels) == len(rt.Levels) {
+		for _, l := range rt.AttestOnlyLevels {
+			attestOnly = append(attestOnly, l.OpsPerSec)
+		}
+		series = append(series, Series{Name: "attest only (same path, nothing released)", Color: "#ff7f0e", X: c, Y: attestOnly})
+	}
+	series = append(series, Series{Name: "verification alone allows", Color: "#999999", X: c, Y: bound})
 	return map[string]*Chart{
 		"throughput.svg": {Title: "Attest-and-release throughput", XLabel: "concurrent clients", YLabel: "round trips per second", LogX: true,
-			Series: []Series{{Name: "measured", Color: "#1f77b4", X: c, Y: ops}, {Name: "verification alone allows", Color: "#999999", X: c, Y: bound}}},
+			Series: series},
 		"latency.svg": {Title: "Attest-and-release latency", XLabel: "concurrent clients", YLabel: "milliseconds", LogX: true,
 			Series: []Series{{Name: "p50", Color: "#2ca02c", X: c, Y: p50}, {Name: "p99", Color: "#d62728", X: c, Y: p99}}},
 	}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -59,8 +60,21 @@ func TestRunQuick(t *testing.T) {
 		}
 	}
 	rt := r.RoundTrips
-	if rt == nil || len(rt.Levels) != 3 || len(rt.SeparateLevels) != 3 || rt.VerifyMs <= 0 || rt.ClientCPUMs <= 0 || rt.SeparateClientCPUMs <= 0 {
+	if rt == nil || len(rt.Levels) != 3 || len(rt.SeparateLevels) != 3 || len(rt.AttestOnlyLevels) != 3 || rt.VerifyMs <= 0 ||
+		rt.ClientCPUMs <= 0 || rt.SeparateClientCPUMs <= 0 || rt.AttestOnlyClientCPUMs <= 0 {
 		t.Fatalf("round trips: %+v", rt)
+	}
+	// The release routes against the attest-only baseline, level by level.
+	for i := range rt.AttestOnlyLevels {
+		base := rt.AttestOnlyLevels[i]
+		if base.PctOfAttestOnly != 0 || base.Errors != 0 {
+			t.Errorf("attest-only c=%d: %+v", base.Concurrency, base)
+		}
+		for _, l := range []RoundTripResult{rt.Levels[i], rt.SeparateLevels[i]} {
+			if l.Concurrency != base.Concurrency || math.Abs(l.PctOfAttestOnly-100*l.OpsPerSec/base.OpsPerSec) > 1e-9 {
+				t.Errorf("c=%d: %v%% of attest-only, ops/s %v against %v", l.Concurrency, l.PctOfAttestOnly, l.OpsPerSec, base.OpsPerSec)
+			}
+		}
 	}
 	// The floor: every step measured, the sums and ceilings as defined.
 	if f := rt.Floor; f == nil {
@@ -86,7 +100,7 @@ func TestRunQuick(t *testing.T) {
 	if !rt.CoordinatorCPUExact || rt.CoordinatorCPUMethod != methodChild {
 		t.Errorf("coordinator CPU: exact %v, %q", rt.CoordinatorCPUExact, rt.CoordinatorCPUMethod)
 	}
-	for _, l := range append(rt.Levels, rt.SeparateLevels...) {
+	for _, l := range slices.Concat(rt.Levels, rt.SeparateLevels, rt.AttestOnlyLevels) {
 		if l.Errors != 0 || l.Ops < 16 || l.OpsPerSec <= 0 || l.P99Ms < l.P50Ms || l.CPUPerOpMs <= 0 {
 			t.Errorf("c=%d: %+v", l.Concurrency, l)
 		}

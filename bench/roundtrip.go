@@ -232,6 +232,25 @@ func roundTripCombined(ctx context.Context, client *agent.Client, id *agent.Iden
 	return ar, nil
 }
 
+// roundTripAttestOnly is the same workload's path without the release:
+// challenge, evidence, POST /v1/attest (verification, appraisal, token).
+// It is the like-for-like baseline of the attest-and-release routes: the
+// same clients, TLS connections, HTTP and JSON, and nothing released.
+func roundTripAttestOnly(ctx context.Context, client *agent.Client, id *agent.Identity, sim attest.Attester, w string) error {
+	req, err := id.Evidence(ctx, client, sim, w)
+	if err != nil {
+		return err
+	}
+	ar, err := client.Attest(ctx, req)
+	if err != nil {
+		return fmt.Errorf("attest: %w", err)
+	}
+	if ar.Token == "" {
+		return errors.New("attest: no token")
+	}
+	return nil
+}
+
 // RoundTripResult is attest-and-release round trips at one concurrency.
 type RoundTripResult struct {
 	Concurrency int     `json:"concurrency"`
@@ -272,6 +291,11 @@ type RoundTripResult struct {
 	// alone (its cores not shared with the clients): verification cost ÷
 	// ServerCPUPerOpMs.
 	CoordinatorPctOfVerifyBound float64 `json:"coordinatorPctOfVerifyBound"`
+	// PctOfAttestOnly is OpsPerSec ÷ the attest-only round trips' at the
+	// same concurrency (RoundTrips.AttestOnlyLevels): what releasing costs
+	// in throughput, against a baseline over the same HTTPS path. 0 for
+	// the attest-only levels themselves.
+	PctOfAttestOnly float64 `json:"pctOfAttestOnly,omitempty"`
 }
 
 // RoundTrips is the round-trip section.
@@ -298,6 +322,12 @@ type RoundTrips struct {
 	// (attest, then release with the token; each secret sealed on its own).
 	SeparateClientCPUMs float64           `json:"separateClientCpuMs"`
 	SeparateLevels      []RoundTripResult `json:"separateLevels"`
+	// AttestOnlyClientCPUMs and AttestOnlyLevels are the like-for-like
+	// baseline: the same round trip without the release (challenge, then
+	// POST /v1/attest: verification, appraisal and token); its clients'
+	// own crypto is the report signature alone.
+	AttestOnlyClientCPUMs float64           `json:"attestOnlyClientCpuMs"`
+	AttestOnlyLevels      []RoundTripResult `json:"attestOnlyLevels"`
 	// Floor is what a combined round trip cannot do without, each step
 	// measured alone, and the most of the verification bound it allows.
 	Floor *Floor `json:"floor"`
@@ -367,6 +397,9 @@ func runRoundTrips(ctx context.Context, dir string, t timing, levels []int, perL
 	if out.ClientCPUMs, err = clientCPU(func() error { _, err := id.OpenAttestRelease(both, time.Now()); return err }); err != nil {
 		return nil, err
 	}
+	if out.AttestOnlyClientCPUMs, err = clientCPU(func() error { return nil }); err != nil {
+		return nil, err
+	}
 	if out.Floor, err = runFloor(ctx, t, dir, sim, rd, both, out.VerifyMs, out.ClientCPUMs); err != nil {
 		return nil, fmt.Errorf("floor: %w", err)
 	}
@@ -382,6 +415,9 @@ func runRoundTrips(ctx context.Context, dir string, t timing, levels []int, perL
 		{&out.SeparateLevels, out.SeparateClientCPUMs, func(ctx context.Context, id *agent.Identity) error {
 			_, err := roundTrip(ctx, tb.client, id, sim, w.Name)
 			return err
+		}},
+		{&out.AttestOnlyLevels, out.AttestOnlyClientCPUMs, func(ctx context.Context, id *agent.Identity) error {
+			return roundTripAttestOnly(ctx, tb.client, id, sim, w.Name)
 		}},
 	}
 	for _, m := range modes {
@@ -399,6 +435,13 @@ func runRoundTrips(ctx context.Context, dir string, t timing, levels []int, perL
 				r.CoordinatorPctOfVerifyBound = 100 * out.VerifyMs / r.ServerCPUPerOpMs
 			}
 			*m.levels = append(*m.levels, r)
+		}
+	}
+	for _, levels := range [][]RoundTripResult{out.Levels, out.SeparateLevels} {
+		for i := range levels {
+			if base := out.AttestOnlyLevels[i]; base.Concurrency == levels[i].Concurrency && base.OpsPerSec > 0 {
+				levels[i].PctOfAttestOnly = 100 * levels[i].OpsPerSec / base.OpsPerSec
+			}
 		}
 	}
 	return out, nil
