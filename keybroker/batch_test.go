@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -449,5 +450,66 @@ func TestAuditConcurrentReleasesCommitInPositionOrder(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// gatedQueuer passes Queue through to a store.Queuer, but the first
+// queued release waits for its commit only once a second release has
+// queued its records.
+type gatedQueuer struct {
+	store.Store
+	q      store.Queuer
+	n      atomic.Int32
+	second chan struct{}
+}
+
+func (g *gatedQueuer) Queue(ctx context.Context, ops ...store.Op) func() (int64, error) {
+	wait := g.q.Queue(ctx, ops...)
+	switch g.n.Add(1) {
+	case 1:
+		return func() (int64, error) {
+			select {
+			case <-g.second:
+				return wait()
+			case <-time.After(20 * time.Second):
+				_, _ = wait()
+				return 0, errors.New("no other release queued its records while the first waited for its commit")
+			}
+		}
+	case 2:
+		close(g.second)
+	}
+	return wait
+}
+
+// A release waits for its audit commit outside the trail's lock, so that
+// another release can queue its records meanwhile and share the commit.
+func TestAuditReleasesQueueWhileOneWaits(t *testing.T) {
+	ctx := context.Background()
+	_, st := newBroker(t)
+	g := &gatedQueuer{Store: st, q: st.(store.Queuer), second: make(chan struct{})}
+	b := New(g, newSealer(t))
+	_, wire, err := NewTEEKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for i := range 2 {
+		go func() {
+			_, _, err := b.ReleaseAll(ctx, ReleaseRequest{
+				Record:  Release{Workload: "w", TokenID: fmt.Sprintf("tok-%d", i)},
+				Secrets: []manifest.Secret{{Name: "a", Type: manifest.Symmetric}},
+				To:      wire, Now: t0,
+			})
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if kvs, err := st.List(ctx, auditPrefix); err != nil || len(kvs) != 2 {
+		t.Fatalf("audit trail: %d records, %v", len(kvs), err)
 	}
 }
