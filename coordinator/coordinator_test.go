@@ -327,6 +327,45 @@ func TestRefusals(t *testing.T) {
 			wantProblem(t, err, http.StatusForbidden, "signature")
 		}
 	})
+	// A name the manifest does not hold is answered as such only to
+	// evidence that verifies and binds a fresh nonce, on both routes.
+	t.Run("unknown workload", func(t *testing.T) {
+		h := newHarness(t, nil)
+		sim := tee(h.workload("ledger-vm"))
+		const name = "no-such-workload"
+		routes := map[string]func(*api.AttestRequest) error{
+			"attest": func(req *api.AttestRequest) error { _, err := h.client.Attest(ctx, req); return err },
+			"attest-release": func(req *api.AttestRequest) error {
+				_, err := h.client.AttestRelease(ctx, &api.AttestReleaseRequest{Workload: req.Workload, Evidence: req.Evidence})
+				return err
+			},
+		}
+		for route, call := range routes {
+			id, _ := agent.NewIdentity()
+			evidence := func() *api.AttestRequest {
+				req, err := id.Evidence(ctx, h.client, sim, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return req
+			}
+			tampered := evidence()
+			tampered.Evidence.Data[0x90] ^= 1
+			if err := call(tampered); err == nil {
+				t.Fatalf("%s: tampered evidence for an unknown workload accepted", route)
+			} else {
+				wantProblem(t, err, http.StatusForbidden, "signature")
+			}
+			stale := evidence()
+			h.clock.advance(2*time.Minute + time.Second)
+			wantProblem(t, call(stale), http.StatusUnauthorized, "expired")
+			genuine := evidence()
+			err := call(genuine)
+			wantProblem(t, err, http.StatusNotFound, "not in the manifest")
+			// The nonce was used up on the way.
+			wantProblem(t, call(genuine), http.StatusUnauthorized, "already used")
+		}
+	})
 	t.Run("manifest change without owner authority", func(t *testing.T) {
 		h := newHarness(t, nil)
 		m2 := *h.m

@@ -249,6 +249,13 @@ func (c *Coordinator) attestWorkload(w http.ResponseWriter, r *http.Request, req
 	}
 	wl, ok := ms.parsed.Workload(req.Workload)
 	if !ok {
+		// Which names the manifest holds is answered only to evidence
+		// that verifies and binds a fresh nonce: a caller without a TEE
+		// cannot list the workloads by trying names.
+		if _, _, status, title, err := c.verifyEvidence(r, ms, req, c.now()); err != nil {
+			c.problem(w, r, status, title, err)
+			return nil, nil, nil, false
+		}
 		c.problem(w, r, http.StatusNotFound, "Unknown workload", fmt.Errorf("workload %q is not in the manifest", req.Workload))
 		return nil, nil, nil, false
 	}
@@ -306,21 +313,22 @@ type attested struct {
 	to     hpke.PublicKey
 }
 
-// attest is the trust path for one request: nonce, verification, binding,
-// appraisal, token. It returns the HTTP status and title of a refusal.
-func (c *Coordinator) attest(r *http.Request, ms *manifestState, wl *manifest.Workload, req *api.AttestRequest) (*attested, int, string, error) {
-	now := c.now()
+// verifyEvidence is the part of the trust path that needs no workload
+// of the manifest: runtime data read, its nonce used up, the evidence
+// verified and bound to it. It returns the HTTP status and title of a
+// refusal.
+func (c *Coordinator) verifyEvidence(r *http.Request, ms *manifestState, req *api.AttestRequest, now time.Time) (*attest.Claims, *api.RuntimeData, int, string, error) {
 	rd, err := api.ParseRuntimeData(req.Evidence.RuntimeData)
 	if err != nil {
-		return nil, http.StatusBadRequest, "Malformed runtime data", err
+		return nil, nil, http.StatusBadRequest, "Malformed runtime data", err
 	}
-	if rd.Workload != wl.Name {
-		return nil, http.StatusBadRequest, "Malformed runtime data", fmt.Errorf("runtime data names workload %q, request names %q", rd.Workload, wl.Name)
+	if rd.Workload != req.Workload {
+		return nil, nil, http.StatusBadRequest, "Malformed runtime data", fmt.Errorf("runtime data names workload %q, request names %q", rd.Workload, req.Workload)
 	}
 	// The nonce is used up before anything else, so a failed attempt
 	// cannot be retried with it.
 	if err := c.nonces.consume(rd.Nonce, now); err != nil {
-		return nil, http.StatusUnauthorized, "Stale or replayed nonce", err
+		return nil, nil, http.StatusUnauthorized, "Stale or replayed nonce", err
 	}
 	claims, err := c.cfg.Verifiers.Verify(r.Context(), &req.Evidence, attest.Options{Now: now, AllowSimulated: ms.parsed.AllowSimulated})
 	if err != nil {
@@ -328,10 +336,22 @@ func (c *Coordinator) attest(r *http.Request, ms *manifestState, wl *manifest.Wo
 		if errors.Is(err, attest.ErrMalformed) || errors.Is(err, attest.ErrUnknownFormat) {
 			status = http.StatusBadRequest
 		}
-		return nil, status, "Evidence refused", err
+		return nil, nil, status, "Evidence refused", err
 	}
 	if err := attest.BindsNative(claims.ReportData, req.Evidence.RuntimeData); err != nil {
-		return nil, http.StatusForbidden, "Evidence refused", err
+		return nil, nil, http.StatusForbidden, "Evidence refused", err
+	}
+	return claims, rd, 0, "", nil
+}
+
+// attest is the trust path for one request: nonce, verification, binding
+// (verifyEvidence), appraisal, token. It returns the HTTP status and title
+// of a refusal.
+func (c *Coordinator) attest(r *http.Request, ms *manifestState, wl *manifest.Workload, req *api.AttestRequest) (*attested, int, string, error) {
+	now := c.now()
+	claims, rd, status, title, err := c.verifyEvidence(r, ms, req, now)
+	if err != nil {
+		return nil, status, title, err
 	}
 	idKey, ok := rd.Key(api.KeyIdentity)
 	if !ok {
