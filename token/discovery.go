@@ -28,14 +28,26 @@ var certNotAfter = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
 // with a self-signed certificate for the key.
 func (i *Issuer) JWKS(now time.Time) ([]byte, error) {
 	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}
+	published := map[string]bool{}
 	for _, k := range i.ring.Published(now) {
 		cert, err := i.certificate(k)
 		if err != nil {
 			return nil, err
 		}
+		published[k.ID] = true
 		set.Keys = append(set.Keys, jose.JSONWebKey{Key: k.Public(), KeyID: k.ID, Algorithm: k.Algorithm, Use: "sig",
 			Certificates: []*x509.Certificate{cert}})
 	}
+	// The certificates of keys no longer published are not kept: a
+	// long-running issuer rotating its keys would otherwise hold one per
+	// rotation for ever.
+	i.mu.Lock()
+	for kid := range i.certs {
+		if !published[kid] {
+			delete(i.certs, kid)
+		}
+	}
+	i.mu.Unlock()
 	return json.Marshal(set)
 }
 

@@ -12,6 +12,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -795,5 +797,55 @@ func TestSignerCacheDropsRotatedKeys(t *testing.T) {
 	}
 	if got := kids(); len(got) != 1 || got[b.ID] != 1 {
 		t.Fatalf("signers after signing with a rotated-out key: %v", got)
+	}
+}
+
+// The JWKS keeps the certificates of published keys only: after a key
+// is rotated out and retired, its certificate is dropped.
+func TestJWKSDropsRetiredKeysCertificates(t *testing.T) {
+	a := testKey(t, ES256, 0, t0)
+	ring, err := NewKeyring(10*time.Minute, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := NewIssuer(Config{Issuer: testIssuer, Keyring: ring, TTL: 5 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := func() []string {
+		iss.mu.Lock()
+		defer iss.mu.Unlock()
+		return slices.Sorted(maps.Keys(iss.certs))
+	}
+	jwks := func(now time.Time) []string {
+		raw, err := iss.JWKS(now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var set jose.JSONWebKeySet
+		if err := json.Unmarshal(raw, &set); err != nil {
+			t.Fatal(err)
+		}
+		var kids []string
+		for _, k := range set.Keys {
+			if len(k.Certificates) != 1 {
+				t.Fatalf("key %s has %d certificates", k.KeyID, len(k.Certificates))
+			}
+			kids = append(kids, k.KeyID)
+		}
+		slices.Sort(kids)
+		return kids
+	}
+	b := testKey(t, ES256, 1, t0.Add(time.Minute))
+	if err := ring.Rotate(t0.Add(time.Minute), b); err != nil {
+		t.Fatal(err)
+	}
+	both := slices.Sorted(slices.Values([]string{a.ID, b.ID}))
+	if got := jwks(t0.Add(2 * time.Minute)); !slices.Equal(got, both) || !slices.Equal(kept(), both) {
+		t.Fatalf("while a is still published: JWKS %v, certificates kept %v; want %v", got, kept(), both)
+	}
+	// a retires 10 minutes after the rotation.
+	if got := jwks(t0.Add(12 * time.Minute)); !slices.Equal(got, []string{b.ID}) || !slices.Equal(kept(), []string{b.ID}) {
+		t.Fatalf("after a retired: JWKS %v, certificates kept %v; want only %s", got, kept(), b.ID)
 	}
 }
