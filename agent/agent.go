@@ -12,7 +12,6 @@ import (
 	"crypto/hpke"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -20,13 +19,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/trustbound/trustbound/api"
 	"github.com/trustbound/trustbound/attest"
 	"github.com/trustbound/trustbound/identity"
 	"github.com/trustbound/trustbound/keybroker"
+	"github.com/trustbound/trustbound/token"
 )
 
 // Identity is the key material a workload generates inside its TEE: a
@@ -208,13 +207,9 @@ func tokenID(raw string) (string, error) {
 	if len(raw) > maxTokenSize {
 		return "", fmt.Errorf("token: %d bytes, more than %d", len(raw), maxTokenSize)
 	}
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		return "", fmt.Errorf("token: %d dot-separated parts, want 3 (a compact JWS)", len(parts))
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	payload, err := token.Payload(raw)
 	if err != nil {
-		return "", fmt.Errorf("token: payload: %w", err)
+		return "", fmt.Errorf("token: %w", err)
 	}
 	var c struct {
 		ID *string `json:"jti"`

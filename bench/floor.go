@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"encoding/base64"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -245,13 +244,9 @@ func msOf(t timing, op func() error) (float64, error) {
 // tokenClaims reads the claims of a token the coordinator issued, without
 // checking its signature (the floor only re-signs claims of its size).
 func tokenClaims(raw string) (*token.Claims, error) {
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		return nil, fmt.Errorf("token has %d parts, want 3", len(parts))
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	payload, err := token.Payload(raw)
 	if err != nil {
-		return nil, fmt.Errorf("token payload: %w", err)
+		return nil, fmt.Errorf("token: %w", err)
 	}
 	var c token.Claims
 	if err := c.UnmarshalJSON(payload); err != nil {

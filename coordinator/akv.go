@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/rsa"
 	"crypto/subtle"
@@ -273,15 +274,11 @@ func (c *Coordinator) akvReleasePolicy(r *http.Request, name, raw, iss string) (
 // verifiedPayload decodes the payload of a compact JWS that was verified
 // already, numbers as json.Number.
 func verifiedPayload(raw string) (map[string]any, error) {
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		return nil, errors.New("target token is not a compact JWS")
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	b, err := token.Payload(raw)
 	if err != nil {
-		return nil, fmt.Errorf("target token payload: %w", err)
+		return nil, fmt.Errorf("target token: %w", err)
 	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var claims map[string]any
 	if err := dec.Decode(&claims); err != nil {

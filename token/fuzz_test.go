@@ -1,6 +1,8 @@
 package token
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -114,6 +116,31 @@ func FuzzParseRuntime(f *testing.F) {
 		}
 		if _, err := rt.JWKs(); err != nil {
 			t.Fatalf("accepted runtime has unreadable keys: %v", err)
+		}
+	})
+}
+
+// FuzzPayload: Payload reads untrusted strings; what it returns for a
+// string of three parts is exactly the middle part decoded, and it refuses
+// every other shape.
+func FuzzPayload(f *testing.F) {
+	f.Add("eyJhbGciOiJFUzI1NiJ9.eyJqdGkiOiJ4In0.c2ln")
+	f.Add("a.b")
+	f.Add("..")
+	f.Add("a.!!.c")
+	f.Add("a.eyJ4IjoxfQ.b.c")
+	f.Fuzz(func(t *testing.T, raw string) {
+		got, err := Payload(raw)
+		parts := strings.Split(raw, ".")
+		if len(parts) != 3 {
+			if err == nil {
+				t.Fatalf("Payload(%q) of %d parts accepted", raw, len(parts))
+			}
+			return
+		}
+		want, werr := base64.RawURLEncoding.DecodeString(parts[1])
+		if (err == nil) != (werr == nil) || (err == nil && !bytes.Equal(got, want)) || (err != nil && got != nil) {
+			t.Fatalf("Payload(%q) = %q, %v; want %q, %v", raw, got, err, want, werr)
 		}
 	})
 }

@@ -9,6 +9,7 @@ package token
 import (
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -252,6 +253,22 @@ var ErrInvalid = errors.New("invalid attestation token")
 // acceptedAlgorithms are the only JWS algorithms Verify parses: "none",
 // HMAC and every other algorithm are refused before any key is looked at.
 var acceptedAlgorithms = []jose.SignatureAlgorithm{jose.ES256, jose.RS256}
+
+// Payload returns the decoded payload of a compact JWS without checking its
+// signature: for a token verified already, or one whose content is bound
+// some other way (the agent's own answer, whose HPKE context binds the
+// token id). Errors say what is malformed; they wrap nothing.
+func Payload(raw string) ([]byte, error) {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("%d dot-separated parts, want 3 (a compact JWS)", len(parts))
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, fmt.Errorf("payload: %w", err)
+	}
+	return payload, nil
+}
 
 // Verify checks, at now, that raw is a compact JWS signed by a published
 // key of the keyring found by its kid, with the header algorithm that key

@@ -849,3 +849,19 @@ func TestJWKSDropsRetiredKeysCertificates(t *testing.T) {
 		t.Fatalf("after a retired: JWKS %v, certificates kept %v; want only %s", got, kept(), b.ID)
 	}
 }
+
+func TestPayload(t *testing.T) {
+	if got, err := Payload("eyJhbGciOiJFUzI1NiJ9.eyJqdGkiOiJ4In0.c2ln"); err != nil || string(got) != `{"jti":"x"}` {
+		t.Fatalf("Payload = %q, %v", got, err)
+	}
+	for raw, want := range map[string]string{
+		"token-1":              "1 dot-separated parts, want 3 (a compact JWS)",
+		"a.b.c.d":              "4 dot-separated parts",
+		"a.eyJ=.c":             "payload: illegal base64",
+		"eyJhbGciOiJFUzI1NiJ9": "1 dot-separated parts",
+	} {
+		if got, err := Payload(raw); err == nil || !strings.Contains(err.Error(), want) || got != nil {
+			t.Errorf("Payload(%q) = %q, %v; want an error containing %q", raw, got, err, want)
+		}
+	}
+}
