@@ -57,18 +57,28 @@ func auditKey(ts int64, tokenID, secret string) string {
 // record writes the audit entries of one release (entries[i] for secret
 // names[i]) at fresh positions, in one Apply with conditions.
 func (b *Broker) record(ctx context.Context, now time.Time, tokenID string, names []string, entries [][]byte, conditions []store.Op) error {
+	wait, err := b.queueRecord(ctx, now, tokenID, names, entries, conditions)
+	if err == nil {
+		_, err = wait()
+	}
+	if err != nil {
+		return fmt.Errorf("keybroker: recording the release: %w", err)
+	}
+	return nil
+}
+
+// queueRecord takes the positions of a release's entries and, under the
+// trail's lock, queues their Apply (store.Queuer) or, with another store,
+// carries it out; wait is the Apply's outcome, to be waited for outside
+// the lock.
+func (b *Broker) queueRecord(ctx context.Context, now time.Time, tokenID string, names []string, entries [][]byte, conditions []store.Op) (wait func() (int64, error), err error) {
 	t := &b.trail
 	t.mu.Lock()
-	locked := true
-	defer func() {
-		if locked {
-			t.mu.Unlock()
-		}
-	}()
+	defer t.mu.Unlock()
 	if !t.loaded {
 		stored, err := lastPosition(ctx, b.st)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		t.last, t.loaded = max(t.last, stored), true
 	}
@@ -79,22 +89,17 @@ func (b *Broker) record(ctx context.Context, now time.Time, tokenID string, name
 		ops = append(ops, store.Op{Key: auditKey(last, tokenID, names[i]), Value: entry, Expect: 0})
 	}
 	ops = append(ops, conditions...)
-	var err error
 	if q, ok := b.st.(store.Queuer); ok {
 		// Queued in position order; the positions are taken even if the
 		// write fails (a gap in the trail is harmless, going back is not).
-		wait := q.Queue(ctx, ops...)
 		t.last = last
-		t.mu.Unlock()
-		locked = false
-		_, err = wait()
-	} else if _, err = b.st.Apply(ctx, ops...); err == nil {
+		return q.Queue(ctx, ops...), nil
+	}
+	rev, err := b.st.Apply(ctx, ops...)
+	if err == nil {
 		t.last = last
 	}
-	if err != nil {
-		return fmt.Errorf("keybroker: recording the release: %w", err)
-	}
-	return nil
+	return func() (int64, error) { return rev, err }, nil
 }
 
 // lastPosition returns the time part of the last stored audit position, 0
