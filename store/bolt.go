@@ -434,7 +434,7 @@ func (b *Bolt) update(reqs []*applyReq) (retry bool) {
 	revs := make([]int64, len(reqs))
 	refused := make([]error, len(reqs))
 	var inner error // why the transaction function refused the transaction
-	err := b.transact(reqs, func(tx *bolt.Tx) (err error) {
+	err := b.transact(len(reqs), func(tx *bolt.Tx) (err error) {
 		// bbolt panics on some corruptions; it rolls the transaction back.
 		defer func() {
 			if p := recover(); p != nil {
@@ -490,11 +490,11 @@ func (b *Bolt) update(reqs []*applyReq) (retry bool) {
 	return false
 }
 
-// transact runs fn in a bbolt write transaction for reqs, with a panic
+// transact runs fn in a bbolt write transaction for n Applies, with a panic
 // anywhere in it (fn's own are fn's to recover) returned as an error: a
 // panic must not come out of the leader's Apply, whose own write may
 // already be committed.
-func (b *Bolt) transact(reqs []*applyReq, fn func(*bolt.Tx) error) (err error) {
+func (b *Bolt) transact(n int, fn func(*bolt.Tx) error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic: %v", p)
@@ -504,7 +504,7 @@ func (b *Bolt) transact(reqs []*applyReq, fn func(*bolt.Tx) error) (err error) {
 		return err
 	}
 	if b.hooks != nil && b.hooks.committed != nil {
-		b.hooks.committed(len(reqs)) // after the commit, where tests stand in for a panic in it
+		b.hooks.committed(n) // after the commit, where tests stand in for a panic in it
 	}
 	return nil
 }
