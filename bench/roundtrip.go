@@ -400,7 +400,7 @@ func runRoundTrips(ctx context.Context, dir string, t timing, levels []int, perL
 	if out.AttestOnlyClientCPUMs, err = clientCPU(func() error { return nil }); err != nil {
 		return nil, err
 	}
-	if out.Floor, err = runFloor(ctx, t, dir, sim, rd, both, out.VerifyMs, out.ClientCPUMs); err != nil {
+	if out.Floor, err = runFloor(ctx, t, dir, rd, both, out.VerifyMs, out.ClientCPUMs, out.AttestOnlyClientCPUMs); err != nil {
 		return nil, fmt.Errorf("floor: %w", err)
 	}
 	modes := []struct {

@@ -22,7 +22,8 @@ var (
 // measure runs op until t says, and returns the median nanoseconds per
 // call over the repetitions. The first error stops it.
 func (t timing) measure(op func() error) (float64, error) {
-	return t.measureBy(func() time.Duration { return time.Duration(time.Now().UnixNano()) }, op)
+	base := time.Now()
+	return t.measureBy(func() time.Duration { return time.Since(base) }, op)
 }
 
 // measureCPU is measure in this process's CPU time (user + system, all
